@@ -1,0 +1,174 @@
+//! Typed node configuration: what the server binary hands to [`crate::Node`].
+//!
+//! The binary owns parsing (file / env / flags, Centrifugo key names); this module only holds
+//! the validated result, with Centrifugo 2.x defaults, so the core never sees raw config maps.
+
+use std::time::Duration;
+
+/// Options a channel gets from the top level or from its namespace (no inheritance between them,
+/// as in Centrifugo 2.x).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelOptions {
+    pub publish: bool,
+    pub subscribe_to_publish: bool,
+    pub anonymous: bool,
+    pub presence: bool,
+    pub presence_disable_for_client: bool,
+    pub join_leave: bool,
+    pub history_size: usize,
+    /// Seconds; history disappears this long after the channel's last publication.
+    pub history_lifetime: u64,
+    pub history_recover: bool,
+    pub history_disable_for_client: bool,
+    pub server_side: bool,
+    pub proxy_subscribe: bool,
+    pub proxy_publish: bool,
+}
+
+impl ChannelOptions {
+    /// History is kept only when both size and lifetime are set.
+    pub fn history_enabled(&self) -> bool {
+        self.history_size > 0 && self.history_lifetime > 0
+    }
+}
+
+/// A named namespace (`ns:channel`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub name: String,
+    pub options: ChannelOptions,
+}
+
+/// Everything the core needs to run a node. `Default` gives Centrifugo 2.x defaults.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Node name shown in `info`.
+    pub name: String,
+    /// Version string sent in connect/refresh results.
+    pub version: String,
+
+    /// HMAC secret for connection and subscription JWTs (`token_hmac_secret_key`, legacy `secret`).
+    pub token_hmac_secret_key: String,
+    /// `client_insecure`: no token needed, `exp` ignored, anyone may subscribe and publish.
+    pub client_insecure: bool,
+    /// `client_anonymous`: connect without a token as user `""`.
+    pub client_anonymous: bool,
+
+    pub channel_private_prefix: String,
+    pub channel_namespace_boundary: String,
+    pub channel_user_boundary: String,
+    pub channel_user_separator: String,
+    pub channel_max_length: usize,
+
+    pub client_channel_limit: usize,
+    pub client_user_connection_limit: usize,
+    /// Bytes queued to one connection before it is closed as slow (3008).
+    pub client_queue_max_size: usize,
+    /// Largest inbound WebSocket message (`client_request_max_size` /
+    /// `websocket_message_size_limit`).
+    pub client_request_max_size: usize,
+
+    pub client_expired_close_delay: Duration,
+    pub client_expired_sub_close_delay: Duration,
+    pub client_stale_close_delay: Duration,
+    pub client_presence_ping_interval: Duration,
+    pub client_presence_expire_interval: Duration,
+    pub client_channel_position_check_delay: Duration,
+    /// WebSocket ping interval (v1: control ping frames; v2: application ping `{}`).
+    pub client_ping_interval: Duration,
+    /// v2 only: how long to wait for the client's pong after a ping.
+    pub client_pong_timeout: Duration,
+    pub client_message_write_timeout: Duration,
+
+    /// `v3_use_offset`: v1 connections see `offset` instead of `seq`/`gen`.
+    pub v3_use_offset: bool,
+
+    pub user_subscribe_to_personal: bool,
+    pub user_personal_channel_namespace: String,
+    pub user_personal_single_connection: bool,
+
+    /// Top-level channel options (channels without a namespace).
+    pub channel_options: ChannelOptions,
+    pub namespaces: Vec<Namespace>,
+
+    /// How long memory-engine stream metadata (offset, epoch) outlives its history; 0 = forever.
+    pub memory_history_meta_ttl: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            name: "rotor".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            token_hmac_secret_key: String::new(),
+            client_insecure: false,
+            client_anonymous: false,
+            channel_private_prefix: "$".to_string(),
+            channel_namespace_boundary: ":".to_string(),
+            channel_user_boundary: "#".to_string(),
+            channel_user_separator: ",".to_string(),
+            channel_max_length: 255,
+            client_channel_limit: 128,
+            client_user_connection_limit: 0,
+            client_queue_max_size: 10 * 1024 * 1024,
+            client_request_max_size: 65536,
+            client_expired_close_delay: Duration::from_secs(25),
+            client_expired_sub_close_delay: Duration::from_secs(25),
+            client_stale_close_delay: Duration::from_secs(25),
+            client_presence_ping_interval: Duration::from_secs(25),
+            client_presence_expire_interval: Duration::from_secs(60),
+            client_channel_position_check_delay: Duration::from_secs(40),
+            client_ping_interval: Duration::from_secs(25),
+            client_pong_timeout: Duration::from_secs(8),
+            client_message_write_timeout: Duration::from_secs(1),
+            v3_use_offset: false,
+            user_subscribe_to_personal: false,
+            user_personal_channel_namespace: String::new(),
+            user_personal_single_connection: false,
+            channel_options: ChannelOptions::default(),
+            namespaces: Vec::new(),
+            memory_history_meta_ttl: Duration::ZERO,
+        }
+    }
+}
+
+/// A configuration the node cannot run with.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("invalid namespace name {0:?}: must match ^[-a-zA-Z0-9_.]{{2,}}$")]
+    BadNamespaceName(String),
+    #[error("namespace {0:?} is defined twice")]
+    DuplicateNamespace(String),
+    #[error("{0}: history_recover needs history_size and history_lifetime set")]
+    RecoverWithoutHistory(String),
+}
+
+impl NodeConfig {
+    /// Checks what Centrifugo checks at start-up; the error names the namespace at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_options("top-level channel options", &self.channel_options)?;
+        let mut seen = std::collections::HashSet::new();
+        for ns in &self.namespaces {
+            let ok = ns.name.len() >= 2
+                && ns
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !ok {
+                return Err(ConfigError::BadNamespaceName(ns.name.clone()));
+            }
+            if !seen.insert(ns.name.as_str()) {
+                return Err(ConfigError::DuplicateNamespace(ns.name.clone()));
+            }
+            check_options(&format!("namespace {:?}", ns.name), &ns.options)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_options(what: &str, o: &ChannelOptions) -> Result<(), ConfigError> {
+    if o.history_recover && !o.history_enabled() {
+        return Err(ConfigError::RecoverWithoutHistory(what.to_string()));
+    }
+    Ok(())
+}

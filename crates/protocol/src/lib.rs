@@ -1,0 +1,33 @@
+//! Rotor's wire protocol: the client commands, replies and pushes of both Centrifugo client
+//! protocol generations, their JSON codecs, and the error/disconnect code tables.
+//!
+//! Pure: no I/O, no clocks, no async. Decoding never panics on any input; an undecodable
+//! command is a [`command::DecodeError`] that the session turns into a bad-request close.
+
+pub mod api;
+pub mod codes;
+pub mod command;
+pub mod json;
+pub mod reply;
+pub mod types;
+
+pub use codes::{Disconnect, DisconnectKind, ErrorCode, UnsubscribeCode};
+pub use command::{Command, CommandKind, DecodeError};
+pub use reply::{Push, ReplyBody, ReplyOutcome};
+pub use types::{ClientInfo, PositionFormat, Publication};
+
+/// Client protocol generation of a connection, fixed by its first command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Generation {
+    /// Centrifugo 2.x, centrifuge-js 2.x: numeric `method`, `params`, `result`.
+    V1,
+    /// Centrifugo 4+, centrifuge-js 5.x: named command and result fields.
+    V2,
+}
+
+/// Wire encoding of a connection. Only JSON exists today; Protobuf is the next variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Encoding {
+    #[default]
+    Json,
+}

@@ -1,0 +1,102 @@
+//! Results of commands and server pushes, generation-independent; [`crate::json`] encodes them.
+
+use bytes::Bytes;
+
+use crate::codes::{ErrorCode, UnsubscribeCode};
+use crate::types::{ClientInfo, Publication};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectResult {
+    pub client: String,
+    pub version: String,
+    pub expires: bool,
+    pub ttl: u32,
+    pub data: Option<Bytes>,
+    /// Server-side subscriptions made at connect, by channel.
+    pub subs: Vec<(String, SubscribeResult)>,
+    /// v2: ping interval in seconds the client should expect.
+    pub ping: u32,
+    /// v2: the client must answer pings.
+    pub pong: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscribeResult {
+    pub expires: bool,
+    pub ttl: u32,
+    pub recoverable: bool,
+    pub epoch: String,
+    /// Stream top position (sent when `recoverable`).
+    pub offset: u64,
+    /// Ascending by offset; the v1 seq/gen encoding reverses them.
+    pub publications: Vec<Publication>,
+    pub recovered: bool,
+    /// v2: the client asked to recover (echoed so it knows the outcome applies).
+    pub was_recovering: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryResult {
+    /// In the order they are to be sent.
+    pub publications: Vec<Publication>,
+    pub epoch: String,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RefreshResult {
+    pub client: String,
+    pub version: String,
+    pub expires: bool,
+    pub ttl: u32,
+}
+
+/// A successful command result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyBody {
+    Connect(ConnectResult),
+    Subscribe(SubscribeResult),
+    Unsubscribe,
+    Publish,
+    Presence(Vec<ClientInfo>),
+    PresenceStats { num_clients: u32, num_users: u32 },
+    History(HistoryResult),
+    Ping,
+    Rpc(Option<Bytes>),
+    Refresh(RefreshResult),
+    SubRefresh { expires: bool, ttl: u32 },
+}
+
+/// A reply: the command's id and its outcome.
+pub type ReplyOutcome = Result<ReplyBody, ErrorCode>;
+
+/// An asynchronous message to a client, not tied to a command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Push<'a> {
+    Publication {
+        channel: &'a str,
+        publication: &'a Publication,
+    },
+    Join {
+        channel: &'a str,
+        info: &'a ClientInfo,
+    },
+    Leave {
+        channel: &'a str,
+        info: &'a ClientInfo,
+    },
+    /// Server-side unsubscribe (API `unsubscribe`, or an expired/insufficient v2 subscription).
+    Unsubscribe {
+        channel: &'a str,
+        code: UnsubscribeCode,
+    },
+    /// Asynchronous message to one client (`send` from the server).
+    Message { data: &'a [u8] },
+    /// Server-side subscribe at runtime.
+    Subscribe {
+        channel: &'a str,
+        recoverable: bool,
+        epoch: &'a str,
+        offset: u64,
+    },
+}

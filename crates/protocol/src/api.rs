@@ -194,8 +194,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let c = decode_legacy_api_command(br#"{"id":3,"method":5,"params":{"channel":"c"}}"#)
-            .unwrap();
+        let c =
+            decode_legacy_api_command(br#"{"id":3,"method":5,"params":{"channel":"c"}}"#).unwrap();
         assert_eq!(c.id, 3);
         assert!(matches!(c.command, Some(ApiCommand::PresenceStats(_))));
     }

@@ -239,7 +239,9 @@ pub fn decode_json_command(
     generation: Option<Generation>,
 ) -> Result<(Generation, Command), DecodeError> {
     if trim_ascii(bytes).first() != Some(&b'{') {
-        return Err(DecodeError::Malformed("a command must be a JSON object".into()));
+        return Err(DecodeError::Malformed(
+            "a command must be a JSON object".into(),
+        ));
     }
     let env: Envelope<'_> =
         serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
@@ -407,7 +409,8 @@ mod tests {
     fn v1_method_names_and_numbers() {
         let (_, c) = d(r#"{"id":2,"method":"SUB_REFRESH","params":{"channel":"$a","token":"t"}}"#);
         assert!(matches!(c.kind, CommandKind::SubRefresh(ref r) if r.channel == "$a"));
-        let (_, c) = d(r#"{"id":3,"method":1,"params":{"channel":"x","recover":true,"seq":5,"gen":1}}"#);
+        let (_, c) =
+            d(r#"{"id":3,"method":1,"params":{"channel":"x","recover":true,"seq":5,"gen":1}}"#);
         match c.kind {
             CommandKind::Subscribe(s) => assert_eq!(s.position_offset(), (1 << 32) | 5),
             k => panic!("{k:?}"),
@@ -422,7 +425,9 @@ mod tests {
     fn v2_named_command_and_unknown_fields() {
         let (g, c) = d(r#"{"id":2,"subscribe":{"channel":"chat","flag":1,"join_leave":true}}"#);
         assert_eq!(g, Generation::V2);
-        assert!(matches!(c.kind, CommandKind::Subscribe(ref s) if s.join_leave && s.channel == "chat"));
+        assert!(
+            matches!(c.kind, CommandKind::Subscribe(ref s) if s.join_leave && s.channel == "chat")
+        );
         let (_, c) = decode_json_command(b"{}", Some(Generation::V2)).unwrap();
         assert_eq!(c.kind, CommandKind::Pong);
     }
@@ -439,14 +444,22 @@ mod tests {
     #[test]
     fn forced_generation_wins_over_shape() {
         // A v2-looking command on a v1 connection is a v1 connect without params.
-        let (g, c) = decode_json_command(br#"{"id":1,"connect":{}}"#, Some(Generation::V1)).unwrap();
+        let (g, c) =
+            decode_json_command(br#"{"id":1,"connect":{}}"#, Some(Generation::V1)).unwrap();
         assert_eq!(g, Generation::V1);
         assert!(matches!(c.kind, CommandKind::Connect(_)));
     }
 
     #[test]
     fn malformed_inputs_are_errors() {
-        for s in ["", "{", "[]", "null", r#"{"id":-1}"#, r#"{"id":1,"params":{"token":5}}"#] {
+        for s in [
+            "",
+            "{",
+            "[]",
+            "null",
+            r#"{"id":-1}"#,
+            r#"{"id":1,"params":{"token":5}}"#,
+        ] {
             assert!(decode_json_command(s.as_bytes(), None).is_err(), "{s}");
         }
     }

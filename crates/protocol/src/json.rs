@@ -561,7 +561,13 @@ mod tests {
             "{\"result\":{\"type\":1,\"channel\":\"c\",\"data\":{\"info\":{\"user\":\"42\",\"client\":\"u\",\"chan_info\":{\"r\":1}}}}}\n"
         );
         assert_eq!(
-            push(V1, Push::Unsubscribe { channel: "c", code: UnsubscribeCode::SERVER }),
+            push(
+                V1,
+                Push::Unsubscribe {
+                    channel: "c",
+                    code: UnsubscribeCode::SERVER
+                }
+            ),
             "{\"result\":{\"type\":3,\"channel\":\"c\",\"data\":{}}}\n"
         );
         assert_eq!(

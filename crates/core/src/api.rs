@@ -1,0 +1,281 @@
+//! Server API operations (HTTP today, gRPC later): what the backend may do to channels and
+//! connections. Transport shapes are the server's business; these return typed results.
+
+use bytes::Bytes;
+use rotor_protocol::{ClientInfo, DisconnectKind, UnsubscribeCode};
+
+use crate::engine::{HistoryFilter, HistoryPage, PresenceStats, PublishOptions, StreamPosition};
+use crate::node::Node;
+
+/// A server API error (its own code set, distinct from client errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("api error {code}")]
+pub struct ApiError {
+    pub code: u32,
+}
+
+impl ApiError {
+    pub const INTERNAL: Self = Self { code: 100 };
+    pub const UNKNOWN_CHANNEL: Self = Self { code: 102 };
+    pub const METHOD_NOT_FOUND: Self = Self { code: 104 };
+    pub const BAD_REQUEST: Self = Self { code: 107 };
+    pub const NOT_AVAILABLE: Self = Self { code: 108 };
+
+    /// The message text: `/api` (2.x) and `/api/<method>` word some codes differently.
+    pub fn message(&self, legacy: bool) -> &'static str {
+        match self.code {
+            100 => "internal server error",
+            102 if legacy => "namespace not found",
+            102 => "unknown channel",
+            104 if legacy => "method not found",
+            104 => "not found",
+            106 => "limit exceeded",
+            107 => "bad request",
+            108 => "not available",
+            _ => "error",
+        }
+    }
+}
+
+/// What `info` reports about this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub uid: String,
+    pub name: String,
+    pub version: String,
+    pub num_clients: u64,
+    pub num_users: u64,
+    pub num_channels: u64,
+    pub uptime_secs: u64,
+}
+
+impl Node {
+    fn api_options(&self, channel: &str) -> Result<crate::config::ChannelOptions, ApiError> {
+        if channel.is_empty() {
+            return Err(ApiError::BAD_REQUEST);
+        }
+        self.rules()
+            .options(channel)
+            .cloned()
+            .ok_or(ApiError::UNKNOWN_CHANNEL)
+    }
+
+    /// Publishes server data (no publisher info) and returns the stream position.
+    pub async fn api_publish(
+        &self,
+        channel: &str,
+        data: Option<Bytes>,
+        skip_history: bool,
+    ) -> Result<StreamPosition, ApiError> {
+        let data = data.ok_or(ApiError::BAD_REQUEST)?;
+        let opts = self.api_options(channel)?;
+        let popts = if skip_history {
+            PublishOptions::default()
+        } else {
+            PublishOptions {
+                history_size: opts.history_size,
+                history_lifetime: opts.history_lifetime,
+            }
+        };
+        self.broker()
+            .publish(channel, data, None, popts)
+            .await
+            .map_err(|e| {
+                tracing::error!(channel, error = %e, "api publish failed");
+                ApiError::INTERNAL
+            })
+    }
+
+    /// Publishes the same data to several channels; one result per channel, in order.
+    pub async fn api_broadcast(
+        &self,
+        channels: &[String],
+        data: Option<Bytes>,
+        skip_history: bool,
+    ) -> Result<Vec<Result<StreamPosition, ApiError>>, ApiError> {
+        let data = data.ok_or(ApiError::BAD_REQUEST)?;
+        if channels.is_empty() || channels.iter().any(|c| c.is_empty()) {
+            return Err(ApiError::BAD_REQUEST);
+        }
+        let mut out = Vec::with_capacity(channels.len());
+        for ch in channels {
+            out.push(self.api_publish(ch, Some(data.clone()), skip_history).await);
+        }
+        Ok(out)
+    }
+
+    /// Unsubscribes a user's connections (or one of them) from `channel` (all channels when
+    /// empty); each gets an unsubscribe push.
+    pub async fn api_unsubscribe(
+        &self,
+        user: &str,
+        channel: &str,
+        client: &str,
+    ) -> Result<(), ApiError> {
+        if user.is_empty() {
+            return Err(ApiError::BAD_REQUEST);
+        }
+        if !channel.is_empty() {
+            self.api_options(channel)?;
+        }
+        for conn in self.hub().user_connections(user) {
+            if !client.is_empty() && conn.id() != client {
+                continue;
+            }
+            let removed: Vec<_> = {
+                let mut st = conn.state.lock();
+                let channels: Vec<String> = if channel.is_empty() {
+                    st.subs.keys().cloned().collect()
+                } else {
+                    vec![channel.to_string()]
+                };
+                let mut removed = Vec::new();
+                for ch in channels {
+                    if let Some(sub) = st.subs.remove(&ch) {
+                        let info = ClientInfo {
+                            user: st.user.clone(),
+                            client: conn.id().to_string(),
+                            conn_info: st.conn_info.clone(),
+                            chan_info: sub.chan_info.clone(),
+                        };
+                        removed.push((ch, sub, info));
+                    }
+                }
+                removed
+            };
+            for (ch, sub, info) in removed {
+                conn.push_unsubscribe(&ch, UnsubscribeCode::SERVER);
+                self.drop_subscription(&conn, &ch, &sub, &info).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes a user's connections (or one of them) with `force disconnect`.
+    pub fn api_disconnect(&self, user: &str, client: &str) -> Result<(), ApiError> {
+        if user.is_empty() {
+            return Err(ApiError::BAD_REQUEST);
+        }
+        for conn in self.hub().user_connections(user) {
+            if client.is_empty() || conn.id() == client {
+                conn.disconnect(DisconnectKind::ForceDisconnect);
+                conn.cancel.cancel();
+            }
+        }
+        Ok(())
+    }
+
+    fn presence_options(&self, channel: &str) -> Result<(), ApiError> {
+        if !self.api_options(channel)?.presence {
+            return Err(ApiError::NOT_AVAILABLE);
+        }
+        Ok(())
+    }
+
+    pub async fn api_presence(&self, channel: &str) -> Result<Vec<ClientInfo>, ApiError> {
+        self.presence_options(channel)?;
+        let mut list = self
+            .presence()
+            .presence(channel)
+            .await
+            .map_err(|_| ApiError::INTERNAL)?;
+        list.sort_by(|a, b| a.client.cmp(&b.client));
+        Ok(list)
+    }
+
+    pub async fn api_presence_stats(&self, channel: &str) -> Result<PresenceStats, ApiError> {
+        self.presence_options(channel)?;
+        self.presence()
+            .presence_stats(channel)
+            .await
+            .map_err(|_| ApiError::INTERNAL)
+    }
+
+    fn history_options(&self, channel: &str) -> Result<(), ApiError> {
+        if !self.api_options(channel)?.history_enabled() {
+            return Err(ApiError::NOT_AVAILABLE);
+        }
+        Ok(())
+    }
+
+    pub async fn api_history(
+        &self,
+        channel: &str,
+        filter: HistoryFilter,
+    ) -> Result<HistoryPage, ApiError> {
+        self.history_options(channel)?;
+        self.broker()
+            .history(channel, filter)
+            .await
+            .map_err(|_| ApiError::INTERNAL)
+    }
+
+    pub async fn api_history_remove(&self, channel: &str) -> Result<(), ApiError> {
+        self.history_options(channel)?;
+        self.broker()
+            .remove_history(channel)
+            .await
+            .map_err(|_| ApiError::INTERNAL)
+    }
+
+    /// Active channels with their subscriber counts (this node; the Redis engine will merge
+    /// all nodes).
+    pub fn api_channels(&self, pattern: &str) -> Vec<(String, usize)> {
+        let mut list = self.hub().channels();
+        if !pattern.is_empty() {
+            list.retain(|(c, _)| glob_match(pattern, c));
+        }
+        list.sort();
+        list
+    }
+
+    pub fn api_info(&self) -> NodeInfo {
+        NodeInfo {
+            uid: self.uid().to_string(),
+            name: self.config().name.clone(),
+            version: self.config().version.clone(),
+            num_clients: self.hub().num_clients() as u64,
+            num_users: self.hub().num_users() as u64,
+            num_channels: self.hub().channels().len() as u64,
+            uptime_secs: self.uptime().as_secs(),
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob_match(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let mut rest = s;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else if let Some(pos) = rest.find(part) {
+            rest = &rest[pos + part.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("chat:*", "chat:1"));
+        assert!(!glob_match("chat:*", "news"));
+        assert!(glob_match("*", "x"));
+        assert!(glob_match("a*c", "abbc"));
+        assert!(glob_match("news", "news"));
+    }
+}

@@ -1,0 +1,143 @@
+//! publish, presence, presence_stats and history from a client.
+
+use std::sync::Arc;
+
+use rotor_protocol::command::{ChannelRequest, HistoryRequest, PublishRequest};
+use rotor_protocol::reply::HistoryResult;
+use rotor_protocol::{DisconnectKind, ErrorCode, Generation, ReplyBody};
+
+use super::{CmdResult, Session};
+use crate::config::ChannelOptions;
+use crate::engine::{HistoryFilter, PublishOptions, StreamPosition};
+
+impl Session {
+    /// Channel options for a command that needs a channel: empty → bad request, unknown
+    /// namespace → 102.
+    fn channel_options(&self, channel: &str) -> Result<ChannelOptions, super::CmdError> {
+        if channel.is_empty() {
+            return Err(DisconnectKind::BadRequest.into());
+        }
+        self.node
+            .rules()
+            .options(channel)
+            .cloned()
+            .ok_or(ErrorCode::UNKNOWN_CHANNEL.into())
+    }
+
+    fn is_subscribed(&self, channel: &str) -> bool {
+        self.shared.state.lock().subs.contains_key(channel)
+    }
+
+    pub(super) async fn publish(&mut self, req: PublishRequest) -> CmdResult {
+        let Some(data) = req.data else {
+            return Err(DisconnectKind::BadRequest.into());
+        };
+        let opts = self.channel_options(&req.channel)?;
+        let cfg = self.node.config();
+        if !opts.publish && !cfg.client_insecure {
+            return Err(ErrorCode::PERMISSION_DENIED.into());
+        }
+        let info = {
+            let st = self.shared.state.lock();
+            if opts.subscribe_to_publish && !st.subs.contains_key(&req.channel) {
+                return Err(ErrorCode::PERMISSION_DENIED.into());
+            }
+            self.shared.info_in(&st, &req.channel)
+        };
+        if opts.proxy_publish {
+            return Err(ErrorCode::NOT_AVAILABLE.into());
+        }
+        let popts = PublishOptions {
+            history_size: opts.history_size,
+            history_lifetime: opts.history_lifetime,
+        };
+        match self
+            .node
+            .broker()
+            .publish(&req.channel, data, Some(Arc::new(info)), popts)
+            .await
+        {
+            Ok(_) => Ok(Some(ReplyBody::Publish)),
+            Err(e) => {
+                tracing::error!(channel = %req.channel, error = %e, "publish failed");
+                Err(ErrorCode::INTERNAL.into())
+            }
+        }
+    }
+
+    fn presence_allowed(&self, channel: &str) -> Result<(), super::CmdError> {
+        let opts = self.channel_options(channel)?;
+        if !opts.presence || opts.presence_disable_for_client {
+            return Err(ErrorCode::NOT_AVAILABLE.into());
+        }
+        if !self.is_subscribed(channel) {
+            return Err(ErrorCode::PERMISSION_DENIED.into());
+        }
+        Ok(())
+    }
+
+    pub(super) async fn presence(&mut self, req: ChannelRequest) -> CmdResult {
+        self.presence_allowed(&req.channel)?;
+        match self.node.presence().presence(&req.channel).await {
+            Ok(mut list) => {
+                list.sort_by(|a, b| a.client.cmp(&b.client));
+                Ok(Some(ReplyBody::Presence(list)))
+            }
+            Err(_) => Err(ErrorCode::INTERNAL.into()),
+        }
+    }
+
+    pub(super) async fn presence_stats(&mut self, req: ChannelRequest) -> CmdResult {
+        self.presence_allowed(&req.channel)?;
+        match self.node.presence().presence_stats(&req.channel).await {
+            Ok(s) => Ok(Some(ReplyBody::PresenceStats {
+                num_clients: s.num_clients,
+                num_users: s.num_users,
+            })),
+            Err(_) => Err(ErrorCode::INTERNAL.into()),
+        }
+    }
+
+    pub(super) async fn history(&mut self, req: HistoryRequest) -> CmdResult {
+        let opts = self.channel_options(&req.channel)?;
+        if !opts.history_enabled() || opts.history_disable_for_client {
+            return Err(ErrorCode::NOT_AVAILABLE.into());
+        }
+        if !self.is_subscribed(&req.channel) {
+            return Err(ErrorCode::PERMISSION_DENIED.into());
+        }
+        let filter = match self.shared.generation() {
+            // 2.x history has no paging: everything, oldest first.
+            Generation::V1 => HistoryFilter::default(),
+            Generation::V2 => history_filter(req.limit, req.since, req.reverse),
+        };
+        match self.node.broker().history(&req.channel, filter).await {
+            Ok(page) => Ok(Some(ReplyBody::History(HistoryResult {
+                publications: page.publications,
+                epoch: page.position.epoch,
+                offset: page.position.offset,
+            }))),
+            Err(_) => Err(ErrorCode::INTERNAL.into()),
+        }
+    }
+}
+
+/// Current-generation history options: limit absent/0 = only the top, negative = all.
+pub(crate) fn history_filter(
+    limit: i64,
+    since: Option<rotor_protocol::command::StreamPosition>,
+    reverse: bool,
+) -> HistoryFilter {
+    HistoryFilter {
+        since: since.map(|s| StreamPosition {
+            offset: s.offset,
+            epoch: s.epoch,
+        }),
+        limit: if limit < 0 {
+            None
+        } else {
+            Some(usize::try_from(limit).unwrap_or(usize::MAX))
+        },
+        reverse,
+    }
+}

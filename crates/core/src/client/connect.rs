@@ -1,0 +1,177 @@
+//! The connect and refresh commands: credentials, expiry, server-side subscriptions.
+
+use std::time::Instant;
+
+use rotor_protocol::command::{ConnectRequest, RefreshRequest, SubscribeRequest};
+use rotor_protocol::reply::{ConnectResult, RefreshResult};
+use rotor_protocol::{DisconnectKind, ErrorCode, Generation, ReplyBody};
+
+use super::{CmdResult, Session};
+use crate::auth::{ConnectClaims, TokenError};
+use crate::node::unix_now;
+
+impl Session {
+    pub(super) async fn connect(&mut self, req: ConnectRequest) -> CmdResult {
+        let node = self.node.clone();
+        let cfg = node.config();
+        let generation = self.shared.generation();
+        let now = unix_now();
+        let claims = if req.token.is_empty() {
+            if !(cfg.client_anonymous || cfg.client_insecure) {
+                // No credentials and no anonymous access.
+                return Err(DisconnectKind::BadRequest.into());
+            }
+            ConnectClaims::default()
+        } else {
+            match node
+                .verifier()
+                .verify_connect(&req.token, now, !cfg.client_insecure)
+            {
+                Ok(c) => c,
+                Err(TokenError::Expired) => return Err(ErrorCode::TOKEN_EXPIRED.into()),
+                Err(TokenError::Invalid(e)) => {
+                    tracing::debug!(client = %self.shared.id(), error = %e, "invalid connection token");
+                    return Err(DisconnectKind::InvalidToken.into());
+                }
+            }
+        };
+        if generation == Generation::V2 && claims.has_channel_claim {
+            // A subscription token used as a connection token.
+            return Err(DisconnectKind::InvalidToken.into());
+        }
+        let exp = if cfg.client_insecure {
+            None
+        } else {
+            claims.exp
+        };
+        let ttl = match exp {
+            Some(e) if e <= now => return Err(ErrorCode::EXPIRED.into()),
+            Some(e) => u32::try_from(e - now).unwrap_or(u32::MAX),
+            None => 0,
+        };
+        let limit = cfg.client_user_connection_limit;
+        if limit > 0
+            && !claims.user.is_empty()
+            && node.hub().user_connection_count(&claims.user) >= limit
+        {
+            return Err(DisconnectKind::ConnectionLimit.into());
+        }
+
+        // Server-side subscriptions: the token's channels and the personal channel.
+        let mut server_channels = claims.channels.clone();
+        if cfg.user_subscribe_to_personal && !claims.user.is_empty() {
+            let personal = if cfg.user_personal_channel_namespace.is_empty() {
+                format!("{}{}", cfg.channel_user_boundary, claims.user)
+            } else {
+                format!(
+                    "{}{}{}{}",
+                    cfg.user_personal_channel_namespace,
+                    cfg.channel_namespace_boundary,
+                    cfg.channel_user_boundary,
+                    claims.user
+                )
+            };
+            if !server_channels.contains(&personal) {
+                server_channels.push(personal);
+            }
+        }
+        for ch in &server_channels {
+            if node.rules().options(ch).is_none() {
+                return Err(ErrorCode::UNKNOWN_CHANNEL.into());
+            }
+        }
+
+        {
+            let mut st = self.shared.state.lock();
+            st.connected = true;
+            st.user = claims.user.clone();
+            st.conn_info = claims.info.clone();
+            st.exp = exp;
+            let now_i = Instant::now();
+            st.last_seen = now_i;
+            st.next_presence = Some(now_i + cfg.client_presence_ping_interval);
+            if generation == Generation::V2 && !cfg.client_ping_interval.is_zero() {
+                // First ping at a random point in [P/2, P] so pings of many clients spread out.
+                let p = cfg.client_ping_interval;
+                let jitter = rand::random_range(0..=p.as_millis() as u64 / 2);
+                st.next_ping = Some(now_i + p / 2 + std::time::Duration::from_millis(jitter));
+            } else if !cfg.client_ping_interval.is_zero() {
+                st.next_ping = Some(now_i + cfg.client_ping_interval);
+            }
+        }
+        node.hub().add_client(&self.shared, &claims.user);
+
+        let mut subs = Vec::new();
+        for ch in server_channels {
+            let recover = req.subs.get(&ch).cloned().unwrap_or_default();
+            let sub_req = SubscribeRequest {
+                channel: ch.clone(),
+                ..recover
+            };
+            match self.subscribe_server_side(sub_req).await {
+                Ok(r) => subs.push((ch, r)),
+                Err(e) => {
+                    tracing::warn!(client = %self.shared.id(), channel = %ch, error = ?e, "server-side subscribe failed");
+                }
+            }
+        }
+
+        let ping_secs = if generation == Generation::V2 {
+            cfg.client_ping_interval.as_secs() as u32
+        } else {
+            0
+        };
+        Ok(Some(ReplyBody::Connect(ConnectResult {
+            client: self.shared.id().to_string(),
+            version: cfg.version.clone(),
+            expires: exp.is_some(),
+            ttl,
+            data: None,
+            subs,
+            ping: ping_secs,
+            pong: ping_secs > 0,
+        })))
+    }
+
+    pub(super) async fn refresh(&mut self, req: RefreshRequest) -> CmdResult {
+        if req.token.is_empty() {
+            return Err(DisconnectKind::BadRequest.into());
+        }
+        let cfg = self.node.config();
+        let now = unix_now();
+        let claims =
+            match self
+                .node
+                .verifier()
+                .verify_connect(&req.token, now, !cfg.client_insecure)
+            {
+                Ok(c) => c,
+                Err(TokenError::Expired) => return Err(DisconnectKind::Expired.into()),
+                Err(TokenError::Invalid(_)) => return Err(DisconnectKind::InvalidToken.into()),
+            };
+        let mut st = self.shared.state.lock();
+        if claims.user != st.user {
+            return Err(DisconnectKind::InvalidToken.into());
+        }
+        let exp = if cfg.client_insecure {
+            None
+        } else {
+            claims.exp
+        };
+        let ttl = match exp {
+            Some(e) if e <= now => return Err(ErrorCode::EXPIRED.into()),
+            Some(e) => u32::try_from(e - now).unwrap_or(u32::MAX),
+            None => 0,
+        };
+        st.exp = exp;
+        if claims.info.is_some() {
+            st.conn_info = claims.info;
+        }
+        Ok(Some(ReplyBody::Refresh(RefreshResult {
+            client: self.shared.id().to_string(),
+            version: cfg.version.clone(),
+            expires: exp.is_some(),
+            ttl,
+        })))
+    }
+}

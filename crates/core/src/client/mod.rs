@@ -1,0 +1,442 @@
+//! One connection: its shared state (reachable from the hub's fan-out, timers and the server
+//! API) and the [`Session`] that the transport drives with inbound frames.
+//!
+//! Commands of one connection run one at a time in the transport's reader task. State lives
+//! behind a short, never-awaited lock; engine calls happen outside it. The replies to the
+//! commands of one frame are merged and queued together, except where a subscription's buffered
+//! publications must follow its reply.
+
+mod commands;
+mod connect;
+mod subscribe;
+mod tick;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rotor_protocol::command::{decode_json_command, split_json_frame};
+use rotor_protocol::{
+    ClientInfo, CommandKind, DisconnectKind, ErrorCode, Generation, Publication, Push, ReplyBody,
+    UnsubscribeCode,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::PreparedPush;
+use crate::node::Node;
+use crate::writer::{CloseFrame, WriterQueue};
+
+pub(crate) use tick::TickWork;
+
+/// How a command fails: an error reply, or the end of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmdError {
+    Error(ErrorCode),
+    Disconnect(DisconnectKind),
+}
+
+impl From<ErrorCode> for CmdError {
+    fn from(e: ErrorCode) -> Self {
+        CmdError::Error(e)
+    }
+}
+
+impl From<DisconnectKind> for CmdError {
+    fn from(d: DisconnectKind) -> Self {
+        CmdError::Disconnect(d)
+    }
+}
+
+pub(crate) type CmdResult = Result<Option<ReplyBody>, CmdError>;
+
+/// Where a subscription stands.
+#[derive(Debug)]
+pub(crate) enum SubStatus {
+    /// Added to the hub, reply not sent yet: live publications wait here so none is lost or
+    /// delivered before the reply.
+    Subscribing(Vec<Publication>),
+    Subscribed,
+}
+
+/// One channel subscription of a connection.
+#[derive(Debug)]
+pub(crate) struct SubState {
+    pub status: SubStatus,
+    pub chan_info: Option<Bytes>,
+    /// Unix seconds; `None` = never expires.
+    pub expire_at: Option<i64>,
+    /// This connection receives join/leave pushes (v2 asks for them; v1 gets them when on).
+    pub push_join_leave: bool,
+    /// The channel's options say to publish join/leave for this subscriber.
+    pub emit_join_leave: bool,
+    pub presence: bool,
+    /// Live publications must arrive without gaps (history_recover channels).
+    pub recoverable: bool,
+    /// Last offset delivered (recoverable subscriptions).
+    pub offset: u64,
+}
+
+/// Mutable per-connection state.
+#[derive(Debug)]
+pub(crate) struct ClientState {
+    pub connected: bool,
+    pub closed: bool,
+    pub user: String,
+    pub conn_info: Option<Bytes>,
+    /// Connection expiry, unix seconds.
+    pub exp: Option<i64>,
+    pub subs: HashMap<String, SubState>,
+    /// Subscriptions dropped from inside the fan-out, to be cleaned up by the next tick.
+    pub pending_cleanup: Vec<(String, SubState)>,
+    pub last_seen: Instant,
+    pub next_ping: Option<Instant>,
+    pub pong_deadline: Option<Instant>,
+    pub next_presence: Option<Instant>,
+}
+
+/// The part of a connection that others reach: hub fan-out, timers, server API.
+pub struct ClientShared {
+    id: Arc<str>,
+    generation: OnceLock<Generation>,
+    pub(crate) state: Mutex<ClientState>,
+    /// Outbound messages; the transport's writer task drains it.
+    pub queue: WriterQueue,
+    /// Cancelled when the connection must stop reading (closed by the server or the peer).
+    pub cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for ClientShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientShared")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl ClientShared {
+    fn new(queue_max: usize, forced: Option<Generation>) -> Self {
+        let generation = OnceLock::new();
+        if let Some(g) = forced {
+            let _ = generation.set(g);
+        }
+        Self {
+            id: Arc::from(uuid::Uuid::new_v4().to_string()),
+            generation,
+            state: Mutex::new(ClientState {
+                connected: false,
+                closed: false,
+                user: String::new(),
+                conn_info: None,
+                exp: None,
+                subs: HashMap::new(),
+                pending_cleanup: Vec::new(),
+                last_seen: Instant::now(),
+                next_ping: None,
+                pong_deadline: None,
+                next_presence: None,
+            }),
+            queue: WriterQueue::new(queue_max),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// The server-generated client ID (UUIDv4).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn id_arc(&self) -> Arc<str> {
+        self.id.clone()
+    }
+
+    /// The connection's generation; v1 until its first command says otherwise.
+    pub fn generation(&self) -> Generation {
+        self.generation.get().copied().unwrap_or(Generation::V1)
+    }
+
+    pub fn user(&self) -> String {
+        self.state.lock().user.clone()
+    }
+
+    /// This connection as seen in `channel` (with its channel info).
+    pub(crate) fn info_in(&self, st: &ClientState, channel: &str) -> ClientInfo {
+        ClientInfo {
+            user: st.user.clone(),
+            client: self.id.to_string(),
+            conn_info: st.conn_info.clone(),
+            chan_info: st.subs.get(channel).and_then(|s| s.chan_info.clone()),
+        }
+    }
+
+    fn close_frame(&self, kind: DisconnectKind) -> CloseFrame {
+        let g = self.generation();
+        let d = kind.for_generation(g);
+        CloseFrame {
+            code: d.code,
+            reason: d.close_text(g),
+        }
+    }
+
+    /// Queues an encoded message; overflow closes the connection as slow.
+    pub(crate) fn enqueue(&self, msg: Bytes) {
+        if self
+            .queue
+            .push(msg, || self.close_frame(DisconnectKind::Slow))
+            .is_err()
+        {
+            self.cancel.cancel();
+        }
+    }
+
+    /// Closes the connection with `kind`'s code after what is queued has been written.
+    pub fn disconnect(&self, kind: DisconnectKind) {
+        self.queue.close(Some(self.close_frame(kind)));
+    }
+
+    /// Closes without a close frame (the peer sees an abnormal closure and reconnects).
+    pub fn drop_transport(&self) {
+        self.queue.close(None);
+    }
+
+    /// Fan-out entry point for publications.
+    pub(crate) fn deliver_publication(
+        &self,
+        channel: &str,
+        publication: &Publication,
+        prepared: &PreparedPush<'_>,
+    ) {
+        let generation = self.generation();
+        let mut st = self.state.lock();
+        let Some(sub) = st.subs.get_mut(channel) else {
+            return;
+        };
+        match &mut sub.status {
+            SubStatus::Subscribing(buf) => buf.push(publication.clone()),
+            SubStatus::Subscribed => {
+                if sub.recoverable && publication.offset > 0 {
+                    if publication.offset <= sub.offset {
+                        return; // already delivered (recovered or duplicate)
+                    }
+                    if publication.offset != sub.offset + 1 {
+                        self.position_lost(&mut st, channel, generation);
+                        return;
+                    }
+                    sub.offset = publication.offset;
+                }
+                self.enqueue(prepared.bytes(generation));
+            }
+        }
+    }
+
+    /// A recoverable subscription skipped an offset: v1 reconnects (3010); v2 resubscribes
+    /// with recovery (unsubscribe push 2500).
+    fn position_lost(&self, st: &mut ClientState, channel: &str, generation: Generation) {
+        match generation {
+            Generation::V1 => self.disconnect(DisconnectKind::InsufficientState),
+            Generation::V2 => {
+                if let Some(sub) = st.subs.remove(channel) {
+                    st.pending_cleanup.push((channel.to_string(), sub));
+                }
+                self.push_unsubscribe(channel, UnsubscribeCode::INSUFFICIENT_STATE);
+            }
+        }
+    }
+
+    pub(crate) fn push_unsubscribe(&self, channel: &str, code: UnsubscribeCode) {
+        let mut buf = Vec::with_capacity(96);
+        let enc = crate::hub::encoder_for(self.generation());
+        enc.push(&mut buf, &Push::Unsubscribe { channel, code });
+        self.enqueue(Bytes::from(buf));
+    }
+
+    /// Fan-out entry point for join/leave.
+    pub(crate) fn deliver_join_leave(&self, channel: &str, prepared: &PreparedPush<'_>) {
+        let st = self.state.lock();
+        if let Some(sub) = st.subs.get(channel) {
+            if sub.push_join_leave && matches!(sub.status, SubStatus::Subscribed) {
+                self.enqueue(prepared.bytes(self.generation()));
+            }
+        }
+    }
+}
+
+/// The transport's handle on a connection: feed it frames, then [`Session::close`] it.
+pub struct Session {
+    node: Node,
+    shared: Arc<ClientShared>,
+    out: Vec<u8>,
+    /// Subscriptions whose reply is being sent; activated once it is queued.
+    to_activate: Vec<String>,
+}
+
+impl Session {
+    pub(crate) fn new(node: Node, forced: Option<Generation>) -> Self {
+        let shared = Arc::new(ClientShared::new(
+            node.config().client_queue_max_size,
+            forced,
+        ));
+        Self {
+            node,
+            shared,
+            out: Vec::new(),
+            to_activate: Vec::new(),
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<ClientShared> {
+        &self.shared
+    }
+
+    /// Whether the connect command has succeeded.
+    pub fn is_connected(&self) -> bool {
+        self.shared.state.lock().connected
+    }
+
+    /// Records inbound activity that is not a frame (a WebSocket pong).
+    pub fn touch(&self) {
+        self.shared.state.lock().last_seen = Instant::now();
+    }
+
+    /// Handles one inbound frame. Returns false once the connection is closing.
+    pub async fn handle_frame(&mut self, frame: &[u8]) -> bool {
+        self.touch();
+        let mut any = false;
+        for line in split_json_frame(frame) {
+            any = true;
+            if !self.handle_command(line).await {
+                self.flush();
+                return false;
+            }
+        }
+        self.flush();
+        if !any {
+            self.disconnect(DisconnectKind::BadRequest);
+            return false;
+        }
+        true
+    }
+
+    /// Closes the connection as a bad request (e.g. an undecodable transport message).
+    pub fn reject_bad_request(&mut self) {
+        self.flush();
+        self.disconnect(DisconnectKind::BadRequest);
+    }
+
+    fn disconnect(&self, kind: DisconnectKind) {
+        self.shared.disconnect(kind);
+        self.shared.cancel.cancel();
+    }
+
+    /// Moves the merged replies of this frame to the writer.
+    pub(crate) fn flush(&mut self) {
+        if !self.out.is_empty() {
+            let b = Bytes::copy_from_slice(&self.out);
+            self.out.clear();
+            self.shared.enqueue(b);
+        }
+    }
+
+    async fn handle_command(&mut self, line: &[u8]) -> bool {
+        let known = self.shared.generation.get().copied();
+        let (generation, cmd) = match decode_json_command(line, known) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(client = %self.shared.id, error = %e, "bad command");
+                self.disconnect(DisconnectKind::BadRequest);
+                return false;
+            }
+        };
+        if known.is_none() {
+            let _ = self.shared.generation.set(generation);
+        }
+        let connected = self.is_connected();
+        let is_connect = matches!(cmd.kind, CommandKind::Connect(_));
+        if connected == is_connect || (cmd.id == 0 && !cmd.kind.allows_zero_id()) {
+            // First command must be connect, exactly once; only send and pong may omit the id.
+            self.disconnect(DisconnectKind::BadRequest);
+            return false;
+        }
+        let id = cmd.id;
+        let result = self.dispatch(cmd.kind).await;
+        let enc = self.node.hub().encoder(generation);
+        match result {
+            Ok(Some(body)) => enc.reply(&mut self.out, id, &Ok(body)),
+            Ok(None) => {}
+            Err(CmdError::Error(e)) => enc.reply(&mut self.out, id, &Err(e)),
+            Err(CmdError::Disconnect(kind)) => {
+                self.flush();
+                self.disconnect(kind);
+                return false;
+            }
+        }
+        if !self.to_activate.is_empty() {
+            // Buffered publications and joins must follow the reply.
+            self.flush();
+            for ch in std::mem::take(&mut self.to_activate) {
+                self.activate(&ch).await;
+            }
+        }
+        true
+    }
+
+    async fn dispatch(&mut self, kind: CommandKind) -> CmdResult {
+        match kind {
+            CommandKind::Connect(req) => self.connect(req).await,
+            CommandKind::Subscribe(req) => self.subscribe(req).await,
+            CommandKind::Unsubscribe(req) => self.unsubscribe(req).await,
+            CommandKind::Publish(req) => self.publish(req).await,
+            CommandKind::Presence(req) => self.presence(req).await,
+            CommandKind::PresenceStats(req) => self.presence_stats(req).await,
+            CommandKind::History(req) => self.history(req).await,
+            CommandKind::Ping => Ok(Some(ReplyBody::Ping)),
+            CommandKind::Send(_) => Ok(None),
+            CommandKind::Rpc(_) => Err(ErrorCode::NOT_AVAILABLE.into()),
+            CommandKind::Refresh(req) => self.refresh(req).await,
+            CommandKind::SubRefresh(req) => self.sub_refresh(req).await,
+            CommandKind::Pong => self.pong(),
+        }
+    }
+
+    fn pong(&mut self) -> CmdResult {
+        let mut st = self.shared.state.lock();
+        if st.pong_deadline.take().is_none() {
+            // A pong nobody asked for.
+            return Err(DisconnectKind::BadRequest.into());
+        }
+        Ok(None)
+    }
+
+    /// Ends the connection: drops its subscriptions (presence, leave) and unregisters it.
+    /// Call once, after the transport stopped reading.
+    pub async fn close(self) {
+        self.shared.cancel.cancel();
+        let (user, subs, info_base) = {
+            let mut st = self.shared.state.lock();
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            let was_connected = std::mem::replace(&mut st.connected, false);
+            let mut subs: Vec<(String, SubState)> = st.subs.drain().collect();
+            subs.append(&mut st.pending_cleanup);
+            let info = ClientInfo {
+                user: st.user.clone(),
+                client: self.shared.id.to_string(),
+                conn_info: st.conn_info.clone(),
+                chan_info: None,
+            };
+            if !was_connected {
+                return;
+            }
+            (st.user.clone(), subs, info)
+        };
+        for (channel, sub) in subs {
+            self.node
+                .drop_subscription(&self.shared, &channel, &sub, &info_base)
+                .await;
+        }
+        self.node.hub().remove_client(&self.shared, &user);
+    }
+}

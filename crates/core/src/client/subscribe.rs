@@ -1,0 +1,342 @@
+//! subscribe, unsubscribe and sub_refresh: channel rules, subscription tokens, recovery, and
+//! the hand-over from "subscribing" (live publications buffered) to "subscribed".
+
+use bytes::Bytes;
+use rotor_protocol::command::{ChannelRequest, SubRefreshRequest, SubscribeRequest};
+use rotor_protocol::reply::SubscribeResult;
+use rotor_protocol::{DisconnectKind, ErrorCode, Generation, Push, ReplyBody};
+
+use super::{CmdError, CmdResult, Session, SubState, SubStatus};
+use crate::auth::{SubscribeClaims, TokenError};
+use crate::config::ChannelOptions;
+use crate::engine::{HistoryFilter, StreamPosition};
+use crate::node::unix_now;
+
+impl Session {
+    pub(super) async fn subscribe(&mut self, req: SubscribeRequest) -> CmdResult {
+        let node = self.node.clone();
+        let cfg = node.config();
+        let generation = self.shared.generation();
+        let ch = req.channel.as_str();
+        if ch.is_empty() {
+            return Err(DisconnectKind::BadRequest.into());
+        }
+        if ch.len() > cfg.channel_max_length {
+            return Err(ErrorCode::LIMIT_EXCEEDED.into());
+        }
+        let user = {
+            let st = self.shared.state.lock();
+            if st.subs.contains_key(ch) {
+                return Err(ErrorCode::ALREADY_SUBSCRIBED.into());
+            }
+            if st.subs.len() >= cfg.client_channel_limit {
+                return Err(ErrorCode::LIMIT_EXCEEDED.into());
+            }
+            st.user.clone()
+        };
+        let Some(opts) = node.rules().options(ch).cloned() else {
+            return Err(ErrorCode::UNKNOWN_CHANNEL.into());
+        };
+        if opts.server_side {
+            return Err(ErrorCode::PERMISSION_DENIED.into());
+        }
+        if user.is_empty() && !opts.anonymous && !cfg.client_insecure {
+            return Err(ErrorCode::PERMISSION_DENIED.into());
+        }
+        if node.rules().is_user_limited(ch) && !node.rules().user_allowed(ch, &user) {
+            return Err(ErrorCode::PERMISSION_DENIED.into());
+        }
+        let now = unix_now();
+        let private = node.rules().is_private(ch);
+        let (chan_info, expire_at) = if private
+            || (generation == Generation::V2 && !req.token.is_empty())
+        {
+            if req.token.is_empty() {
+                return Err(ErrorCode::PERMISSION_DENIED.into());
+            }
+            let claims = match node.verifier().verify_subscribe(&req.token, now) {
+                Ok(c) => c,
+                Err(TokenError::Expired) => return Err(ErrorCode::TOKEN_EXPIRED.into()),
+                Err(TokenError::Invalid(e)) => {
+                    tracing::debug!(client = %self.shared.id(), error = %e, "invalid subscription token");
+                    return Err(ErrorCode::PERMISSION_DENIED.into());
+                }
+            };
+            if !self.claims_match(&claims, ch, &user) {
+                return Err(match generation {
+                    Generation::V1 => ErrorCode::PERMISSION_DENIED.into(),
+                    Generation::V2 => DisconnectKind::InvalidToken.into(),
+                });
+            }
+            (claims.info, claims.exp)
+        } else if opts.proxy_subscribe {
+            return Err(ErrorCode::NOT_AVAILABLE.into());
+        } else {
+            (None, None)
+        };
+        if matches!(expire_at, Some(e) if e <= now) {
+            return Err(ErrorCode::EXPIRED.into());
+        }
+        let push_join_leave = opts.join_leave && (generation == Generation::V1 || req.join_leave);
+        let mut result = self
+            .establish(&req, &opts, chan_info, expire_at, push_join_leave)
+            .await?;
+        if let Some(e) = expire_at {
+            result.expires = true;
+            result.ttl = u32::try_from(e - now).unwrap_or(u32::MAX);
+        }
+        self.to_activate.push(req.channel.clone());
+        Ok(Some(ReplyBody::Subscribe(result)))
+    }
+
+    /// Does a subscription token belong to this connection and channel? v1 requires `client`;
+    /// v2 requires `sub` to be this user and checks `client` only when present.
+    fn claims_match(&self, claims: &SubscribeClaims, channel: &str, user: &str) -> bool {
+        if claims.channel != channel {
+            return false;
+        }
+        match self.shared.generation() {
+            Generation::V1 => claims.client.as_deref() == Some(self.shared.id()),
+            Generation::V2 => {
+                claims.user.as_deref().unwrap_or("") == user
+                    && claims
+                        .client
+                        .as_deref()
+                        .is_none_or(|c| c == self.shared.id())
+            }
+        }
+    }
+
+    /// Subscribes to a channel the server chose (token `channels`, personal channel).
+    pub(super) async fn subscribe_server_side(
+        &mut self,
+        req: SubscribeRequest,
+    ) -> Result<SubscribeResult, CmdError> {
+        let Some(opts) = self.node.rules().options(&req.channel).cloned() else {
+            return Err(ErrorCode::UNKNOWN_CHANNEL.into());
+        };
+        if self.shared.state.lock().subs.contains_key(&req.channel) {
+            return Err(ErrorCode::ALREADY_SUBSCRIBED.into());
+        }
+        let push_join_leave = opts.join_leave;
+        let r = self
+            .establish(&req, &opts, None, None, push_join_leave)
+            .await?;
+        self.to_activate.push(req.channel.clone());
+        Ok(r)
+    }
+
+    /// Registers the subscription (buffering live publications), adds presence and reads the
+    /// stream position / missed publications. The caller sends the reply, then [`activate`]s.
+    async fn establish(
+        &mut self,
+        req: &SubscribeRequest,
+        opts: &ChannelOptions,
+        chan_info: Option<Bytes>,
+        expire_at: Option<i64>,
+        push_join_leave: bool,
+    ) -> Result<SubscribeResult, CmdError> {
+        let node = self.node.clone();
+        let ch = req.channel.as_str();
+        let info = {
+            let mut st = self.shared.state.lock();
+            st.pending_cleanup.retain(|(c, _)| c != ch);
+            st.subs.insert(
+                ch.to_string(),
+                SubState {
+                    status: SubStatus::Subscribing(Vec::new()),
+                    chan_info,
+                    expire_at,
+                    push_join_leave,
+                    emit_join_leave: opts.join_leave,
+                    presence: opts.presence,
+                    recoverable: opts.history_recover,
+                    offset: 0,
+                },
+            );
+            self.shared.info_in(&st, ch)
+        };
+        let fail = |this: &Self, e: crate::engine::EngineError| {
+            tracing::error!(channel = %ch, error = %e, "subscribe failed in engine");
+            this.shared.state.lock().subs.remove(ch);
+            CmdError::Error(ErrorCode::INTERNAL)
+        };
+        if node.hub().add_subscriber(ch, &self.shared) {
+            if let Err(e) = node.broker().subscribe(ch).await {
+                node.hub().remove_subscriber(ch, self.shared.id());
+                return Err(fail(self, e));
+            }
+        }
+        if opts.presence {
+            let ttl = node.config().client_presence_expire_interval.as_secs();
+            if let Err(e) = node.presence().add_presence(ch, info, ttl).await {
+                node.hub().remove_subscriber(ch, self.shared.id());
+                return Err(fail(self, e));
+            }
+        }
+        let mut result = SubscribeResult::default();
+        if opts.history_recover {
+            let given = req.position_offset();
+            let filter = if req.recover {
+                HistoryFilter {
+                    since: Some(StreamPosition {
+                        offset: given,
+                        epoch: req.epoch.clone(),
+                    }),
+                    limit: None,
+                    reverse: false,
+                }
+            } else {
+                HistoryFilter {
+                    since: None,
+                    limit: Some(0),
+                    reverse: false,
+                }
+            };
+            let page = match node.broker().history(ch, filter).await {
+                Ok(p) => p,
+                Err(e) => {
+                    node.hub().remove_subscriber(ch, self.shared.id());
+                    return Err(fail(self, e));
+                }
+            };
+            let top = page.position;
+            if req.recover {
+                let epoch_ok = req.epoch == top.epoch;
+                let nothing_missed = page.publications.is_empty() && top.offset == given;
+                let contiguous = page
+                    .publications
+                    .first()
+                    .is_some_and(|p| p.offset == given + 1);
+                result.recovered = epoch_ok && (nothing_missed || contiguous);
+                result.publications = page.publications;
+                result.was_recovering = true;
+            }
+            result.recoverable = true;
+            result.epoch = top.epoch;
+            result.offset = top.offset;
+            if let Some(sub) = self.shared.state.lock().subs.get_mut(ch) {
+                sub.offset = top.offset;
+            }
+        }
+        Ok(result)
+    }
+
+    /// After the reply is queued: deliver what arrived while subscribing, then announce the
+    /// join.
+    pub(super) async fn activate(&mut self, channel: &str) {
+        let generation = self.shared.generation();
+        let enc = self.node.hub().encoder(generation);
+        let join = {
+            let mut st = self.shared.state.lock();
+            let Some(sub) = st.subs.get_mut(channel) else {
+                return;
+            };
+            let SubStatus::Subscribing(buffered) =
+                std::mem::replace(&mut sub.status, SubStatus::Subscribed)
+            else {
+                return;
+            };
+            let mut gap = false;
+            for p in buffered {
+                if sub.recoverable && p.offset > 0 {
+                    if p.offset <= sub.offset {
+                        continue;
+                    }
+                    if p.offset != sub.offset + 1 {
+                        gap = true;
+                        break;
+                    }
+                    sub.offset = p.offset;
+                }
+                let mut buf = Vec::with_capacity(p.data.len() + 64);
+                enc.push(
+                    &mut buf,
+                    &Push::Publication {
+                        channel,
+                        publication: &p,
+                    },
+                );
+                self.shared.enqueue(Bytes::from(buf));
+            }
+            let emit = sub.emit_join_leave;
+            if gap {
+                self.shared.position_lost(&mut st, channel, generation);
+                return;
+            }
+            emit.then(|| self.shared.info_in(&st, channel))
+        };
+        if let Some(info) = join {
+            if let Err(e) = self.node.broker().publish_join(channel, info).await {
+                tracing::warn!(channel, error = %e, "join not published");
+            }
+        }
+    }
+
+    pub(super) async fn unsubscribe(&mut self, req: ChannelRequest) -> CmdResult {
+        if req.channel.is_empty() {
+            return Err(DisconnectKind::BadRequest.into());
+        }
+        let removed = {
+            let mut st = self.shared.state.lock();
+            st.subs.remove(&req.channel).map(|sub| {
+                let mut info = self.shared.info_in(&st, &req.channel);
+                info.chan_info = sub.chan_info.clone();
+                (sub, info)
+            })
+        };
+        if let Some((sub, info)) = removed {
+            self.node
+                .drop_subscription(&self.shared, &req.channel, &sub, &info)
+                .await;
+        }
+        Ok(Some(ReplyBody::Unsubscribe))
+    }
+
+    pub(super) async fn sub_refresh(&mut self, req: SubRefreshRequest) -> CmdResult {
+        let generation = self.shared.generation();
+        if req.channel.is_empty() {
+            return Err(DisconnectKind::BadRequest.into());
+        }
+        let user = {
+            let st = self.shared.state.lock();
+            if !st.subs.contains_key(&req.channel) {
+                return Err(ErrorCode::PERMISSION_DENIED.into());
+            }
+            st.user.clone()
+        };
+        if req.token.is_empty() {
+            return Err(ErrorCode::BAD_REQUEST.into());
+        }
+        let now = unix_now();
+        let claims = match self.node.verifier().verify_subscribe(&req.token, now) {
+            Ok(c) => c,
+            // Deliberately not 2.8's quirk (which silently removed the expiry).
+            Err(TokenError::Expired) => {
+                return Err(match generation {
+                    Generation::V1 => ErrorCode::TOKEN_EXPIRED.into(),
+                    Generation::V2 => ErrorCode::EXPIRED.into(),
+                })
+            }
+            Err(TokenError::Invalid(_)) => return Err(DisconnectKind::InvalidToken.into()),
+        };
+        if !self.claims_match(&claims, &req.channel, &user) {
+            return Err(DisconnectKind::InvalidToken.into());
+        }
+        let ttl = match claims.exp {
+            Some(e) if e <= now => return Err(ErrorCode::EXPIRED.into()),
+            Some(e) => u32::try_from(e - now).unwrap_or(u32::MAX),
+            None => 0,
+        };
+        let mut st = self.shared.state.lock();
+        let Some(sub) = st.subs.get_mut(&req.channel) else {
+            return Err(ErrorCode::PERMISSION_DENIED.into());
+        };
+        sub.chan_info = claims.info;
+        sub.expire_at = claims.exp;
+        Ok(Some(ReplyBody::SubRefresh {
+            expires: claims.exp.is_some(),
+            ttl,
+        }))
+    }
+}

@@ -1,0 +1,130 @@
+//! Per-connection timers, driven by the node's one housekeeping tick instead of a timer per
+//! connection: pings and pong deadlines, connection and subscription expiry, presence refresh.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use rotor_protocol::{ClientInfo, DisconnectKind, Generation, UnsubscribeCode};
+
+use super::{ClientShared, SubState};
+use crate::config::NodeConfig;
+
+/// Engine work a tick found; the node performs it after releasing all locks.
+#[derive(Default)]
+pub(crate) struct TickWork {
+    /// Presence entries to refresh.
+    pub presence: Vec<(String, ClientInfo)>,
+    /// Subscriptions already removed from their connection, whose hub entry, presence and
+    /// leave still need handling.
+    pub cleanup: Vec<(std::sync::Arc<ClientShared>, String, SubState, ClientInfo)>,
+}
+
+impl ClientShared {
+    /// Checks this connection's deadlines at `now`.
+    pub(crate) fn tick(
+        self: &std::sync::Arc<Self>,
+        cfg: &NodeConfig,
+        now: Instant,
+        now_unix: i64,
+        work: &mut TickWork,
+    ) {
+        let generation = self.generation();
+        let mut st = self.state.lock();
+        if !st.connected || st.closed {
+            return;
+        }
+        let base = ClientInfo {
+            user: st.user.clone(),
+            client: self.id.to_string(),
+            conn_info: st.conn_info.clone(),
+            chan_info: None,
+        };
+        for (ch, sub) in st.pending_cleanup.drain(..) {
+            let mut info = base.clone();
+            info.chan_info = sub.chan_info.clone();
+            work.cleanup.push((self.clone(), ch, sub, info));
+        }
+
+        let ping = cfg.client_ping_interval;
+        if !ping.is_zero() {
+            match generation {
+                Generation::V2 => {
+                    if st.pong_deadline.is_some_and(|d| now >= d) {
+                        drop(st);
+                        self.disconnect(DisconnectKind::NoPong);
+                        self.cancel.cancel();
+                        return;
+                    }
+                    if st.next_ping.is_some_and(|t| now >= t) {
+                        st.next_ping = Some(now + ping);
+                        if st.pong_deadline.is_none() {
+                            st.pong_deadline = Some(now + cfg.client_pong_timeout);
+                        }
+                        self.enqueue(Bytes::from_static(b"{}\n"));
+                    }
+                }
+                Generation::V1 => {
+                    if now.duration_since(st.last_seen) > ping * 2 {
+                        // Nothing heard, not even a pong to our pings: the peer is gone.
+                        drop(st);
+                        self.drop_transport();
+                        self.cancel.cancel();
+                        return;
+                    }
+                    if st.next_ping.is_some_and(|t| now >= t) {
+                        st.next_ping = Some(now + ping);
+                        self.queue.ping();
+                    }
+                }
+            }
+        }
+
+        if st
+            .exp
+            .is_some_and(|e| now_unix > e + cfg.client_expired_close_delay.as_secs() as i64)
+        {
+            drop(st);
+            self.disconnect(DisconnectKind::Expired);
+            self.cancel.cancel();
+            return;
+        }
+
+        if st.next_presence.is_some_and(|t| now >= t) {
+            st.next_presence = Some(now + cfg.client_presence_ping_interval);
+            let grace = cfg.client_expired_sub_close_delay.as_secs() as i64;
+            let expired: Vec<String> = st
+                .subs
+                .iter()
+                .filter(|(_, s)| s.expire_at.is_some_and(|e| now_unix > e + grace))
+                .map(|(c, _)| c.clone())
+                .collect();
+            if !expired.is_empty() {
+                match generation {
+                    Generation::V1 => {
+                        drop(st);
+                        self.disconnect(DisconnectKind::SubscriptionExpired);
+                        self.cancel.cancel();
+                        return;
+                    }
+                    Generation::V2 => {
+                        for ch in expired {
+                            if let Some(sub) = st.subs.remove(&ch) {
+                                let mut info = base.clone();
+                                info.chan_info = sub.chan_info.clone();
+                                self.push_unsubscribe(&ch, UnsubscribeCode::EXPIRED);
+                                work.cleanup.push((self.clone(), ch, sub, info));
+                            }
+                        }
+                    }
+                }
+            }
+            for (ch, sub) in &st.subs {
+                if sub.presence {
+                    let mut info = base.clone();
+                    info.chan_info = sub.chan_info.clone();
+                    work.presence.push((ch.clone(), info));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The seams between the node and where channel state lives: [`Broker`] (publications, stream
+//! positions, history) and [`PresenceManager`]. The memory engine implements both in process;
+//! the Redis engine will implement them across nodes. Both are async so that a networked engine
+//! fits without changing callers.
+//!
+//! Ordering contract: a broker delivers the publications of one channel to the
+//! [`BrokerEventHandler`] in offset order, one at a time, and assigns offsets without gaps.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rotor_protocol::{ClientInfo, Publication};
+
+/// A position in a channel's stream: the offset of its last publication and the stream's epoch
+/// (which changes when the stream is recreated, so old offsets become meaningless).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub offset: u64,
+    pub epoch: String,
+}
+
+/// History settings applied to one publish.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// 0 = keep no history (the publication gets no offset).
+    pub history_size: usize,
+    /// Seconds; 0 = keep no history.
+    pub history_lifetime: u64,
+}
+
+impl PublishOptions {
+    pub fn keeps_history(&self) -> bool {
+        self.history_size > 0 && self.history_lifetime > 0
+    }
+}
+
+/// Which part of a stream to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    /// Return publications after this position (exclusive). With `reverse`, publications before
+    /// it, newest first. `None` = from the start (or from the end when `reverse`).
+    pub since: Option<StreamPosition>,
+    /// Maximum number of publications; `None` = all, `Some(0)` = only the stream top.
+    pub limit: Option<usize>,
+    pub reverse: bool,
+}
+
+/// The result of a history read: the publications asked for and the current stream top.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub publications: Vec<Publication>,
+    pub position: StreamPosition,
+}
+
+/// A failure inside an engine; clients see error 100.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+    #[error("engine error: {0}")]
+    Internal(String),
+}
+
+/// Where the broker delivers what it receives, on this node.
+pub trait BrokerEventHandler: Send + Sync {
+    /// A publication for `channel` (already carrying its offset when history is on).
+    fn handle_publication(&self, channel: &str, publication: Publication);
+    fn handle_join(&self, channel: &str, info: ClientInfo);
+    fn handle_leave(&self, channel: &str, info: ClientInfo);
+}
+
+/// Publications, join/leave fan-in and stream history.
+#[async_trait]
+pub trait Broker: Send + Sync {
+    /// Called once at start-up, before any other method.
+    fn set_handler(&self, handler: Arc<dyn BrokerEventHandler>);
+    /// Stores `publication` in history (when `opts` says so), assigns its offset and delivers it
+    /// to every node's handler. Returns the new stream top.
+    async fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        info: Option<Arc<ClientInfo>>,
+        opts: PublishOptions,
+    ) -> Result<StreamPosition, EngineError>;
+    async fn publish_join(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError>;
+    async fn publish_leave(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError>;
+    /// This node has its first subscriber to `channel`.
+    async fn subscribe(&self, channel: &str) -> Result<(), EngineError>;
+    /// This node's last subscriber to `channel` left.
+    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError>;
+    async fn history(
+        &self,
+        channel: &str,
+        filter: HistoryFilter,
+    ) -> Result<HistoryPage, EngineError>;
+    async fn remove_history(&self, channel: &str) -> Result<(), EngineError>;
+}
+
+/// Presence summary of a channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PresenceStats {
+    pub num_clients: u32,
+    pub num_users: u32,
+}
+
+/// Who is in a channel. Entries expire unless refreshed (the node refreshes them periodically).
+#[async_trait]
+pub trait PresenceManager: Send + Sync {
+    /// Adds or refreshes `info` (keyed by its client ID); it expires after `expire` seconds.
+    async fn add_presence(
+        &self,
+        channel: &str,
+        info: ClientInfo,
+        expire_secs: u64,
+    ) -> Result<(), EngineError>;
+    async fn remove_presence(&self, channel: &str, client_id: &str) -> Result<(), EngineError>;
+    /// Live entries, any order.
+    async fn presence(&self, channel: &str) -> Result<Vec<ClientInfo>, EngineError>;
+    async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, EngineError>;
+}

@@ -1,0 +1,254 @@
+//! Who is connected and who listens where: channel → subscribers, client ID → connection and
+//! user → connections, each sharded so that publishing to one channel never takes a global
+//! lock. Fan-out encodes a push at most once per protocol generation and hands the same bytes
+//! to every subscriber.
+//!
+//! Lock order: a hub shard may be held while a client's state lock is taken (fan-out), never
+//! the other way round.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use rotor_protocol::json::JsonEncoder;
+use rotor_protocol::{ClientInfo, Generation, PositionFormat, Publication, Push};
+
+use crate::client::ClientShared;
+use crate::engine::BrokerEventHandler;
+
+const SHARDS: usize = 64;
+
+type Subscribers = HashMap<Arc<str>, Arc<ClientShared>>;
+
+/// A push encoded lazily, at most once per generation.
+pub struct PreparedPush<'a> {
+    push: Push<'a>,
+    encoders: &'a [JsonEncoder; 2],
+    cache: [OnceLock<Bytes>; 2],
+}
+
+impl<'a> PreparedPush<'a> {
+    pub fn new(push: Push<'a>, encoders: &'a [JsonEncoder; 2]) -> Self {
+        Self {
+            push,
+            encoders,
+            cache: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The push, encoded for `generation` (shared bytes; no copy per subscriber).
+    pub fn bytes(&self, generation: Generation) -> Bytes {
+        let i = gen_index(generation);
+        self.cache[i]
+            .get_or_init(|| {
+                let mut buf = Vec::with_capacity(128);
+                self.encoders[i].push(&mut buf, &self.push);
+                Bytes::from(buf)
+            })
+            .clone()
+    }
+}
+
+fn gen_index(g: Generation) -> usize {
+    match g {
+        Generation::V1 => 0,
+        Generation::V2 => 1,
+    }
+}
+
+/// The node's registry of connections and subscriptions.
+pub struct Hub {
+    hasher: std::collections::hash_map::RandomState,
+    channels: Vec<RwLock<HashMap<String, Subscribers>>>,
+    clients: Vec<RwLock<HashMap<Arc<str>, Arc<ClientShared>>>>,
+    users: Vec<RwLock<HashMap<String, Subscribers>>>,
+    encoders: [JsonEncoder; 2],
+}
+
+impl Hub {
+    pub fn new(positions: PositionFormat) -> Self {
+        fn mk<K, V>() -> Vec<RwLock<HashMap<K, V>>> {
+            (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect()
+        }
+        Self {
+            hasher: Default::default(),
+            channels: mk(),
+            clients: mk(),
+            users: mk(),
+            encoders: [
+                JsonEncoder::new(Generation::V1, positions),
+                JsonEncoder::new(Generation::V2, PositionFormat::Offset),
+            ],
+        }
+    }
+
+    /// The encoder for a generation (replies use the same position format as pushes).
+    pub fn encoder(&self, g: Generation) -> JsonEncoder {
+        self.encoders[gen_index(g)]
+    }
+
+    fn shard<K: Hash + ?Sized>(&self, k: &K) -> usize {
+        (self.hasher.hash_one(k) as usize) % SHARDS
+    }
+
+    /// Registers an authenticated connection.
+    pub fn add_client(&self, c: &Arc<ClientShared>, user: &str) {
+        self.clients[self.shard(c.id())]
+            .write()
+            .insert(c.id_arc(), c.clone());
+        self.users[self.shard(user)]
+            .write()
+            .entry(user.to_string())
+            .or_default()
+            .insert(c.id_arc(), c.clone());
+    }
+
+    pub fn remove_client(&self, c: &ClientShared, user: &str) {
+        self.clients[self.shard(c.id())].write().remove(c.id());
+        let mut users = self.users[self.shard(user)].write();
+        if let Some(set) = users.get_mut(user) {
+            set.remove(c.id());
+            if set.is_empty() {
+                users.remove(user);
+            }
+        }
+    }
+
+    /// Connections of `user` on this node.
+    pub fn user_connections(&self, user: &str) -> Vec<Arc<ClientShared>> {
+        self.users[self.shard(user)]
+            .read()
+            .get(user)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn user_connection_count(&self, user: &str) -> usize {
+        self.users[self.shard(user)]
+            .read()
+            .get(user)
+            .map_or(0, |s| s.len())
+    }
+
+    /// Every authenticated connection, one shard at a time (for timers and shutdown).
+    pub fn for_each_client(&self, mut f: impl FnMut(&Arc<ClientShared>)) {
+        let mut batch = Vec::new();
+        for shard in &self.clients {
+            batch.extend(shard.read().values().cloned());
+            for c in batch.drain(..) {
+                f(&c);
+            }
+        }
+    }
+
+    pub fn num_clients(&self) -> usize {
+        self.clients.iter().map(|s| s.read().len()).sum()
+    }
+
+    pub fn num_users(&self) -> usize {
+        self.users.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// Adds a subscriber; returns true if it is the channel's first on this node.
+    pub fn add_subscriber(&self, channel: &str, c: &Arc<ClientShared>) -> bool {
+        let mut shard = self.channels[self.shard(channel)].write();
+        let subs = shard.entry(channel.to_string()).or_default();
+        subs.insert(c.id_arc(), c.clone());
+        subs.len() == 1
+    }
+
+    /// Removes a subscriber; returns true if the channel has none left on this node.
+    pub fn remove_subscriber(&self, channel: &str, client_id: &str) -> bool {
+        let mut shard = self.channels[self.shard(channel)].write();
+        let Some(subs) = shard.get_mut(channel) else {
+            return false;
+        };
+        if subs.remove(client_id).is_none() {
+            return false;
+        }
+        if subs.is_empty() {
+            shard.remove(channel);
+            return true;
+        }
+        false
+    }
+
+    /// Channels with subscribers on this node, with their subscriber counts.
+    pub fn channels(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for shard in &self.channels {
+            out.extend(shard.read().iter().map(|(k, v)| (k.clone(), v.len())));
+        }
+        out
+    }
+
+    pub fn num_subscribers(&self, channel: &str) -> usize {
+        self.channels[self.shard(channel)]
+            .read()
+            .get(channel)
+            .map_or(0, |s| s.len())
+    }
+
+    fn fan_out(
+        &self,
+        channel: &str,
+        push: Push<'_>,
+        deliver: impl Fn(&ClientShared, &PreparedPush<'_>),
+    ) {
+        let shard = self.channels[self.shard(channel)].read();
+        let Some(subs) = shard.get(channel) else {
+            return;
+        };
+        let prepared = PreparedPush::new(push, &self.encoders);
+        for c in subs.values() {
+            deliver(c, &prepared);
+        }
+    }
+}
+
+/// The hub as the broker's delivery target.
+pub struct HubHandler(pub Arc<Hub>);
+
+impl BrokerEventHandler for HubHandler {
+    fn handle_publication(&self, channel: &str, publication: Publication) {
+        let p = &publication;
+        self.0.fan_out(
+            channel,
+            Push::Publication {
+                channel,
+                publication: p,
+            },
+            |c, prepared| c.deliver_publication(channel, p, prepared),
+        );
+    }
+
+    fn handle_join(&self, channel: &str, info: ClientInfo) {
+        self.0.fan_out(
+            channel,
+            Push::Join {
+                channel,
+                info: &info,
+            },
+            |c, prepared| c.deliver_join_leave(channel, prepared),
+        );
+    }
+
+    fn handle_leave(&self, channel: &str, info: ClientInfo) {
+        self.0.fan_out(
+            channel,
+            Push::Leave {
+                channel,
+                info: &info,
+            },
+            |c, prepared| c.deliver_join_leave(channel, prepared),
+        );
+    }
+}
+
+/// An encoder for messages whose shape does not depend on position format (unsubscribe,
+/// message pushes).
+pub(crate) fn encoder_for(g: Generation) -> JsonEncoder {
+    JsonEncoder::new(g, PositionFormat::Offset)
+}

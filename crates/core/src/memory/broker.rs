@@ -1,0 +1,743 @@
+//! [`MemoryBroker`]: the in-process [`Broker`]. Keeps one stream per channel that has (or had)
+//! history, and delivers publications straight to this node's [`BrokerEventHandler`].
+//!
+//! Invariants:
+//! * A stream's offsets start at 1 and grow by exactly 1 per publish with history; they never
+//!   go back while the stream lives. A stream's epoch is random, fixed at creation, and differs
+//!   from the previous stream's when a channel's stream is recreated.
+//! * History expiry (`history_lifetime`) covers the whole stream and is reset by every publish;
+//!   expired history reads as empty but leaves the offset and epoch in place. The metadata
+//!   itself expires `meta_ttl` after the last publish (or after creation), never before the
+//!   history does; a zero `meta_ttl` keeps it forever. After metadata expiry the next access
+//!   creates a fresh stream: offset 0, new epoch.
+//! * Ordering: a publication's offset is assigned and the publication is handed to the handler
+//!   under the same shard lock, so the handler sees each channel's publications one at a time
+//!   and in offset order. This relies on the handler being non-blocking and never calling back
+//!   into the broker (which would deadlock on the shard lock).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use rand::distr::{Alphanumeric, SampleString};
+use rotor_protocol::{ClientInfo, Publication};
+
+use super::{deadline, is_expired, shard_index, system_clock, Clock, NUM_SHARDS};
+use crate::engine::{
+    Broker, BrokerEventHandler, EngineError, HistoryFilter, HistoryPage, PublishOptions,
+    StreamPosition,
+};
+
+/// Length of a generated epoch.
+const EPOCH_LEN: usize = 8;
+
+/// One channel's stream: its position and its retained publications.
+struct Stream {
+    /// Offset of the last publication (0 before the first).
+    top_offset: u64,
+    epoch: String,
+    /// Retained publications, oldest first, with contiguous offsets ending at `top_offset`.
+    items: VecDeque<Publication>,
+    /// When `items` expire as a whole; `None` = no history to expire (or never).
+    expire_at: Option<Instant>,
+    /// When the stream itself (offset, epoch) expires; `None` = never.
+    meta_expire_at: Option<Instant>,
+}
+
+impl Stream {
+    fn new(now: Instant, meta_ttl: Duration) -> Self {
+        Self {
+            top_offset: 0,
+            epoch: Alphanumeric.sample_string(&mut rand::rng(), EPOCH_LEN),
+            items: VecDeque::new(),
+            expire_at: None,
+            meta_expire_at: deadline(now, meta_ttl),
+        }
+    }
+
+    fn position(&self) -> StreamPosition {
+        StreamPosition {
+            offset: self.top_offset,
+            epoch: self.epoch.clone(),
+        }
+    }
+
+    /// Drops the retained publications (releasing their memory), keeping offset and epoch.
+    fn clear_history(&mut self) {
+        self.items = VecDeque::new();
+        self.expire_at = None;
+    }
+
+    /// Applies lazy history expiry as of `now`.
+    fn expire_history(&mut self, now: Instant) {
+        if is_expired(self.expire_at, now) {
+            self.clear_history();
+        }
+    }
+
+    /// Assigns the next offset to `publication`, retains it and refreshes both expiries.
+    /// Returns the publication as delivered (with its offset).
+    fn append(
+        &mut self,
+        mut publication: Publication,
+        opts: PublishOptions,
+        now: Instant,
+        meta_ttl: Duration,
+    ) -> Publication {
+        self.top_offset += 1;
+        publication.offset = self.top_offset;
+        self.items.push_back(publication.clone());
+        while self.items.len() > opts.history_size {
+            self.items.pop_front();
+        }
+        self.expire_at = deadline(now, Duration::from_secs(opts.history_lifetime));
+        if !meta_ttl.is_zero() {
+            // The metadata must not vanish while the history it describes is still alive.
+            self.meta_expire_at = match (deadline(now, meta_ttl), self.expire_at) {
+                (Some(meta), Some(history)) => Some(meta.max(history)),
+                _ => None,
+            };
+        }
+        publication
+    }
+
+    /// The publications `filter` selects, in the order it asks for.
+    fn select(&self, filter: &HistoryFilter) -> Vec<Publication> {
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Vec::new();
+        }
+        match (&filter.since, filter.reverse) {
+            (None, false) => self.items.iter().take(limit).cloned().collect(),
+            (None, true) => self.items.iter().rev().take(limit).cloned().collect(),
+            (Some(since), false) => {
+                let start = self.items.partition_point(|p| p.offset <= since.offset);
+                self.items.range(start..).take(limit).cloned().collect()
+            }
+            (Some(since), true) => {
+                let end = self.items.partition_point(|p| p.offset < since.offset);
+                self.items.range(..end).rev().take(limit).cloned().collect()
+            }
+        }
+    }
+}
+
+/// Returns the live stream of `channel`, creating it (with a new epoch) when it does not exist
+/// or its metadata has expired, and applying lazy history expiry.
+fn live_stream<'a>(
+    streams: &'a mut HashMap<String, Stream>,
+    channel: &str,
+    now: Instant,
+    meta_ttl: Duration,
+) -> &'a mut Stream {
+    let recreate = match streams.get_mut(channel) {
+        Some(stream) if !is_expired(stream.meta_expire_at, now) => {
+            stream.expire_history(now);
+            false
+        }
+        _ => true,
+    };
+    if recreate {
+        streams.insert(channel.to_owned(), Stream::new(now, meta_ttl));
+    }
+    streams
+        .get_mut(channel)
+        .expect("stream was just ensured to exist")
+}
+
+/// In-process [`Broker`]: sharded per-channel streams with bounded, expiring history.
+///
+/// Publishing never takes a global lock; each channel lives in one of [`NUM_SHARDS`] shards.
+/// Call [`MemoryBroker::cleanup_expired`] periodically to reclaim expired state.
+pub struct MemoryBroker {
+    shards: Box<[Mutex<HashMap<String, Stream>>]>,
+    handler: RwLock<Option<Arc<dyn BrokerEventHandler>>>,
+    meta_ttl: Duration,
+    clock: Clock,
+}
+
+impl MemoryBroker {
+    /// A broker on the system clock. `meta_ttl` is `memory_history_meta_ttl` (zero = keep
+    /// stream offset and epoch forever).
+    pub fn new(meta_ttl: Duration) -> Self {
+        Self::with_clock(meta_ttl, system_clock())
+    }
+
+    /// Like [`MemoryBroker::new`] with a custom clock (for tests).
+    pub fn with_clock(meta_ttl: Duration, clock: Clock) -> Self {
+        Self {
+            shards: (0..NUM_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            handler: RwLock::new(None),
+            meta_ttl,
+            clock,
+        }
+    }
+
+    fn shard(&self, channel: &str) -> &Mutex<HashMap<String, Stream>> {
+        &self.shards[shard_index(channel)]
+    }
+
+    fn handler(&self) -> Option<Arc<dyn BrokerEventHandler>> {
+        self.handler.read().clone()
+    }
+
+    /// Drops expired history and expired streams as of `now`. Locks one shard at a time.
+    /// Streams whose metadata never expires (`meta_ttl` zero) are kept, only emptied.
+    pub fn cleanup_expired(&self, now: Instant) {
+        for shard in self.shards.iter() {
+            shard.lock().retain(|_, stream| {
+                if is_expired(stream.meta_expire_at, now) {
+                    return false;
+                }
+                stream.expire_history(now);
+                true
+            });
+        }
+    }
+
+    /// Number of channel streams currently held (live or awaiting cleanup).
+    pub fn num_streams(&self) -> usize {
+        self.shards.iter().map(|shard| shard.lock().len()).sum()
+    }
+}
+
+impl std::fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBroker")
+            .field("meta_ttl", &self.meta_ttl)
+            .field("shards", &self.shards.len())
+            .field("has_handler", &self.handler.read().is_some())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    fn set_handler(&self, handler: Arc<dyn BrokerEventHandler>) {
+        *self.handler.write() = Some(handler);
+    }
+
+    /// With history: assigns the next offset, retains the publication and delivers it, all
+    /// under the channel's shard lock, and returns the new top. Without history: delivers the
+    /// publication with offset 0 (also under the shard lock, so a channel's deliveries stay one
+    /// at a time), creates no stream and returns the default (empty) position.
+    async fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        info: Option<Arc<ClientInfo>>,
+        opts: PublishOptions,
+    ) -> Result<StreamPosition, EngineError> {
+        let handler = self.handler();
+        let publication = Publication {
+            offset: 0,
+            data,
+            info,
+        };
+        let mut streams = self.shard(channel).lock();
+        if !opts.keeps_history() {
+            if let Some(handler) = handler {
+                handler.handle_publication(channel, publication);
+            }
+            return Ok(StreamPosition::default());
+        }
+        let now = (self.clock)();
+        let stream = live_stream(&mut streams, channel, now, self.meta_ttl);
+        let publication = stream.append(publication, opts, now, self.meta_ttl);
+        let position = stream.position();
+        // Delivered before the lock is released: see the ordering note in the module docs.
+        if let Some(handler) = handler {
+            handler.handle_publication(channel, publication);
+        }
+        Ok(position)
+    }
+
+    async fn publish_join(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
+        if let Some(handler) = self.handler() {
+            handler.handle_join(channel, info);
+        }
+        Ok(())
+    }
+
+    async fn publish_leave(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
+        if let Some(handler) = self.handler() {
+            handler.handle_leave(channel, info);
+        }
+        Ok(())
+    }
+
+    /// Nothing to do: every publication already reaches this node's handler.
+    async fn subscribe(&self, _channel: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// Nothing to do (see [`MemoryBroker::subscribe`]).
+    async fn unsubscribe(&self, _channel: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// Reads history per `filter`. A channel never published to (or whose metadata expired)
+    /// gets a stream created here, so its epoch is stable across calls before the first
+    /// publication. `since.epoch` is not checked: the caller compares it with the returned
+    /// position to decide whether recovery succeeded.
+    async fn history(
+        &self,
+        channel: &str,
+        filter: HistoryFilter,
+    ) -> Result<HistoryPage, EngineError> {
+        let now = (self.clock)();
+        let mut streams = self.shard(channel).lock();
+        let stream = live_stream(&mut streams, channel, now, self.meta_ttl);
+        Ok(HistoryPage {
+            publications: stream.select(&filter),
+            position: stream.position(),
+        })
+    }
+
+    /// Empties the channel's history, keeping its offset and epoch. Creates nothing.
+    async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
+        if let Some(stream) = self.shard(channel).lock().get_mut(channel) {
+            stream.clear_history();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::testing::ManualClock;
+
+    #[derive(Default)]
+    struct Collector {
+        publications: Mutex<Vec<(String, Publication)>>,
+        joins: Mutex<Vec<(String, ClientInfo)>>,
+        leaves: Mutex<Vec<(String, ClientInfo)>>,
+    }
+
+    impl BrokerEventHandler for Collector {
+        fn handle_publication(&self, channel: &str, publication: Publication) {
+            self.publications
+                .lock()
+                .push((channel.to_owned(), publication));
+        }
+        fn handle_join(&self, channel: &str, info: ClientInfo) {
+            self.joins.lock().push((channel.to_owned(), info));
+        }
+        fn handle_leave(&self, channel: &str, info: ClientInfo) {
+            self.leaves.lock().push((channel.to_owned(), info));
+        }
+    }
+
+    fn opts(size: usize, lifetime: u64) -> PublishOptions {
+        PublishOptions {
+            history_size: size,
+            history_lifetime: lifetime,
+        }
+    }
+
+    fn setup(meta_ttl: Duration) -> (MemoryBroker, Arc<ManualClock>, Arc<Collector>) {
+        let clock = ManualClock::new();
+        let broker = MemoryBroker::with_clock(meta_ttl, clock.clock());
+        let collector = Arc::new(Collector::default());
+        broker.set_handler(collector.clone());
+        (broker, clock, collector)
+    }
+
+    async fn publish_n(broker: &MemoryBroker, channel: &str, n: usize, o: PublishOptions) {
+        for i in 0..n {
+            broker
+                .publish(channel, Bytes::from(format!("{i}")), None, o)
+                .await
+                .unwrap();
+        }
+    }
+
+    fn offsets(page: &HistoryPage) -> Vec<u64> {
+        page.publications.iter().map(|p| p.offset).collect()
+    }
+
+    async fn read(broker: &MemoryBroker, channel: &str, filter: HistoryFilter) -> HistoryPage {
+        broker.history(channel, filter).await.unwrap()
+    }
+
+    fn since(offset: u64, epoch: &str) -> Option<StreamPosition> {
+        Some(StreamPosition {
+            offset,
+            epoch: epoch.to_owned(),
+        })
+    }
+
+    #[tokio::test]
+    async fn offsets_increment_from_one_without_gaps() {
+        let (broker, _clock, collector) = setup(Duration::ZERO);
+        let mut epoch = None;
+        for expected in 1..=5u64 {
+            let pos = broker
+                .publish("c", Bytes::from_static(b"{}"), None, opts(10, 60))
+                .await
+                .unwrap();
+            assert_eq!(pos.offset, expected);
+            assert_eq!(pos.epoch.len(), EPOCH_LEN);
+            assert_eq!(*epoch.get_or_insert_with(|| pos.epoch.clone()), pos.epoch);
+        }
+        let delivered: Vec<u64> = collector
+            .publications
+            .lock()
+            .iter()
+            .map(|(_, p)| p.offset)
+            .collect();
+        assert_eq!(delivered, vec![1, 2, 3, 4, 5]);
+        let page = read(&broker, "c", HistoryFilter::default()).await;
+        assert_eq!(offsets(&page), vec![1, 2, 3, 4, 5]);
+        assert_eq!(page.position.offset, 5);
+        assert_eq!(Some(page.position.epoch), epoch);
+        // Another channel has its own stream.
+        let other = broker
+            .publish("d", Bytes::new(), None, opts(10, 60))
+            .await
+            .unwrap();
+        assert_eq!(other.offset, 1);
+    }
+
+    #[tokio::test]
+    async fn publish_without_history_delivers_offset_zero_and_creates_no_stream() {
+        let (broker, _clock, collector) = setup(Duration::ZERO);
+        let info = Arc::new(ClientInfo {
+            user: "u".into(),
+            client: "c1".into(),
+            ..Default::default()
+        });
+        for o in [opts(0, 60), opts(10, 0)] {
+            let pos = broker
+                .publish("c", Bytes::from_static(b"1"), Some(info.clone()), o)
+                .await
+                .unwrap();
+            assert_eq!(pos, StreamPosition::default());
+        }
+        assert_eq!(broker.num_streams(), 0);
+        let got = collector.publications.lock().clone();
+        assert_eq!(got.len(), 2);
+        for (channel, publication) in got {
+            assert_eq!(channel, "c");
+            assert_eq!(publication.offset, 0);
+            assert_eq!(publication.data, Bytes::from_static(b"1"));
+            assert_eq!(publication.info.as_deref(), Some(&*info));
+        }
+    }
+
+    #[tokio::test]
+    async fn history_trims_to_size() {
+        let (broker, _clock, _) = setup(Duration::ZERO);
+        publish_n(&broker, "c", 7, opts(3, 60)).await;
+        let page = read(&broker, "c", HistoryFilter::default()).await;
+        assert_eq!(offsets(&page), vec![5, 6, 7]);
+        assert_eq!(page.position.offset, 7);
+        // A smaller size on a later publish trims further.
+        publish_n(&broker, "c", 1, opts(1, 60)).await;
+        let page = read(&broker, "c", HistoryFilter::default()).await;
+        assert_eq!(offsets(&page), vec![8]);
+    }
+
+    #[tokio::test]
+    async fn history_lifetime_counts_from_last_publish_and_keeps_position() {
+        let (broker, clock, _) = setup(Duration::ZERO);
+        publish_n(&broker, "c", 2, opts(10, 10)).await;
+        clock.advance(Duration::from_secs(8));
+        publish_n(&broker, "c", 1, opts(10, 10)).await;
+        // 16s after the first publish, but only 8s after the last: all still there.
+        clock.advance(Duration::from_secs(8));
+        let page = read(&broker, "c", HistoryFilter::default()).await;
+        assert_eq!(offsets(&page), vec![1, 2, 3]);
+        let epoch = page.position.epoch.clone();
+
+        clock.advance(Duration::from_secs(2));
+        let page = read(&broker, "c", HistoryFilter::default()).await;
+        assert!(page.publications.is_empty());
+        assert_eq!(
+            page.position,
+            StreamPosition {
+                offset: 3,
+                epoch: epoch.clone()
+            }
+        );
+        // Offsets continue after the history expired.
+        let pos = broker
+            .publish("c", Bytes::new(), None, opts(10, 10))
+            .await
+            .unwrap();
+        assert_eq!(pos, StreamPosition { offset: 4, epoch });
+        let page = read(&broker, "c", HistoryFilter::default()).await;
+        assert_eq!(offsets(&page), vec![4]);
+    }
+
+    #[tokio::test]
+    async fn epoch_is_stable_across_reads_before_first_publish() {
+        let (broker, _clock, _) = setup(Duration::ZERO);
+        let first = read(&broker, "fresh", HistoryFilter::default()).await;
+        assert_eq!(first.position.offset, 0);
+        assert_eq!(first.position.epoch.len(), EPOCH_LEN);
+        assert!(first.publications.is_empty());
+        let second = read(&broker, "fresh", HistoryFilter::default()).await;
+        assert_eq!(first.position, second.position);
+        let pos = broker
+            .publish("fresh", Bytes::new(), None, opts(1, 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            pos,
+            StreamPosition {
+                offset: 1,
+                epoch: first.position.epoch
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn epoch_changes_after_meta_expiry() {
+        let (broker, clock, _) = setup(Duration::from_secs(30));
+        publish_n(&broker, "c", 3, opts(10, 10)).await;
+        let before = read(&broker, "c", HistoryFilter::default()).await.position;
+        assert_eq!(before.offset, 3);
+
+        // History gone, metadata alive.
+        clock.advance(Duration::from_secs(20));
+        let mid = read(&broker, "c", HistoryFilter::default()).await;
+        assert!(mid.publications.is_empty());
+        assert_eq!(mid.position, before);
+
+        // Metadata gone: a new stream with a new epoch, starting from offset 0.
+        clock.advance(Duration::from_secs(10));
+        let after = read(&broker, "c", HistoryFilter::default()).await.position;
+        assert_eq!(after.offset, 0);
+        assert_ne!(after.epoch, before.epoch);
+        let pos = broker
+            .publish("c", Bytes::new(), None, opts(10, 10))
+            .await
+            .unwrap();
+        assert_eq!(
+            pos,
+            StreamPosition {
+                offset: 1,
+                epoch: after.epoch
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn meta_outlives_history_even_with_short_meta_ttl() {
+        let (broker, clock, _) = setup(Duration::from_secs(5));
+        publish_n(&broker, "c", 2, opts(10, 60)).await;
+        let epoch = read(&broker, "c", HistoryFilter::default())
+            .await
+            .position
+            .epoch;
+        clock.advance(Duration::from_secs(59));
+        let page = read(&broker, "c", HistoryFilter::default()).await;
+        assert_eq!(offsets(&page), vec![1, 2]);
+        assert_eq!(page.position.epoch, epoch);
+    }
+
+    #[tokio::test]
+    async fn meta_ttl_zero_keeps_position_forever() {
+        let (broker, clock, _) = setup(Duration::ZERO);
+        publish_n(&broker, "c", 2, opts(10, 1)).await;
+        let before = read(&broker, "c", HistoryFilter::default()).await.position;
+        clock.advance(Duration::from_secs(1_000_000));
+        broker.cleanup_expired(clock.now());
+        assert_eq!(broker.num_streams(), 1);
+        let page = read(&broker, "c", HistoryFilter::default()).await;
+        assert!(page.publications.is_empty());
+        assert_eq!(page.position, before);
+    }
+
+    #[tokio::test]
+    async fn since_limit_reverse_combinations() {
+        let (broker, _clock, _) = setup(Duration::ZERO);
+        publish_n(&broker, "c", 10, opts(6, 60)).await; // retains 5..=10
+        let epoch = read(&broker, "c", HistoryFilter::default())
+            .await
+            .position
+            .epoch;
+        let f = |since_offset: Option<(u64, &str)>, limit: Option<usize>, reverse: bool| {
+            HistoryFilter {
+                since: since_offset.and_then(|(offset, epoch)| since(offset, epoch)),
+                limit,
+                reverse,
+            }
+        };
+        let e = epoch.as_str();
+        let cases: Vec<(HistoryFilter, Vec<u64>)> = vec![
+            (f(None, None, false), vec![5, 6, 7, 8, 9, 10]),
+            (f(None, Some(0), false), vec![]),
+            (f(None, Some(2), false), vec![5, 6]),
+            (f(None, None, true), vec![10, 9, 8, 7, 6, 5]),
+            (f(None, Some(2), true), vec![10, 9]),
+            (f(None, Some(0), true), vec![]),
+            (f(Some((7, e)), None, false), vec![8, 9, 10]),
+            (f(Some((7, e)), Some(2), false), vec![8, 9]),
+            (f(Some((7, e)), Some(0), false), vec![]),
+            (f(Some((10, e)), None, false), vec![]),
+            // Older than what is retained: everything retained.
+            (f(Some((2, e)), None, false), vec![5, 6, 7, 8, 9, 10]),
+            (f(Some((0, "")), None, false), vec![5, 6, 7, 8, 9, 10]),
+            // A different epoch does not change what is selected.
+            (f(Some((8, "otherep")), None, false), vec![9, 10]),
+            (f(Some((8, e)), None, true), vec![7, 6, 5]),
+            (f(Some((8, e)), Some(2), true), vec![7, 6]),
+            (f(Some((5, e)), None, true), vec![]),
+            (f(Some((100, e)), Some(3), true), vec![10, 9, 8]),
+        ];
+        for (filter, expected) in cases {
+            let page = read(&broker, "c", filter.clone()).await;
+            assert_eq!(offsets(&page), expected, "filter {filter:?}");
+            assert_eq!(
+                page.position,
+                StreamPosition {
+                    offset: 10,
+                    epoch: epoch.clone()
+                },
+                "filter {filter:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn remove_history_keeps_position() {
+        let (broker, _clock, _) = setup(Duration::ZERO);
+        publish_n(&broker, "c", 4, opts(10, 60)).await;
+        let before = read(&broker, "c", HistoryFilter::default()).await.position;
+        broker.remove_history("c").await.unwrap();
+        let page = read(&broker, "c", HistoryFilter::default()).await;
+        assert!(page.publications.is_empty());
+        assert_eq!(page.position, before);
+        let pos = broker
+            .publish("c", Bytes::new(), None, opts(10, 60))
+            .await
+            .unwrap();
+        assert_eq!(pos.offset, 5);
+        assert_eq!(pos.epoch, before.epoch);
+        // Removing history of an unknown channel creates nothing.
+        broker.remove_history("unknown").await.unwrap();
+        assert_eq!(broker.num_streams(), 1);
+    }
+
+    #[tokio::test]
+    async fn cleanup_drops_expired_history_and_meta() {
+        let (broker, clock, _) = setup(Duration::from_secs(100));
+        publish_n(&broker, "a", 3, opts(10, 10)).await;
+        publish_n(&broker, "b", 3, opts(10, 1000)).await;
+        read(&broker, "read-only", HistoryFilter::default()).await;
+        assert_eq!(broker.num_streams(), 3);
+
+        clock.advance(Duration::from_secs(50));
+        broker.cleanup_expired(clock.now());
+        assert_eq!(broker.num_streams(), 3, "no metadata has expired yet");
+        {
+            let shard = broker.shard("a").lock();
+            let a = shard.get("a").unwrap();
+            assert!(a.items.is_empty());
+            assert_eq!(a.top_offset, 3);
+        }
+        clock.advance(Duration::from_secs(60));
+        broker.cleanup_expired(clock.now());
+        assert_eq!(
+            broker.num_streams(),
+            1,
+            "a and the read-only stream expired; b's history keeps its metadata alive"
+        );
+        let page = read(&broker, "b", HistoryFilter::default()).await;
+        assert_eq!(offsets(&page), vec![1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn join_and_leave_go_straight_to_handler() {
+        let (broker, _clock, collector) = setup(Duration::ZERO);
+        let info = ClientInfo {
+            user: "u".into(),
+            client: "c1".into(),
+            ..Default::default()
+        };
+        broker.publish_join("c", info.clone()).await.unwrap();
+        broker.publish_leave("c", info.clone()).await.unwrap();
+        broker.subscribe("c").await.unwrap();
+        broker.unsubscribe("c").await.unwrap();
+        assert_eq!(
+            *collector.joins.lock(),
+            vec![("c".to_owned(), info.clone())]
+        );
+        assert_eq!(*collector.leaves.lock(), vec![("c".to_owned(), info)]);
+        assert_eq!(broker.num_streams(), 0);
+    }
+
+    #[tokio::test]
+    async fn publish_without_handler_still_stores() {
+        let broker = MemoryBroker::new(Duration::ZERO);
+        publish_n(&broker, "c", 2, opts(10, 60)).await;
+        let page = read(&broker, "c", HistoryFilter::default()).await;
+        assert_eq!(offsets(&page), vec![1, 2]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_publishers_are_delivered_in_offset_order() {
+        const TASKS: usize = 4;
+        const PER_TASK: usize = 500;
+        let broker = Arc::new(MemoryBroker::new(Duration::ZERO));
+        let collector = Arc::new(Collector::default());
+        broker.set_handler(collector.clone());
+
+        let mut tasks = Vec::new();
+        for t in 0..TASKS {
+            let broker = broker.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut returned = Vec::with_capacity(PER_TASK);
+                for i in 0..PER_TASK {
+                    let pos = broker
+                        .publish(
+                            "race",
+                            Bytes::from(format!("{t}:{i}")),
+                            None,
+                            opts(10_000, 60),
+                        )
+                        .await
+                        .unwrap();
+                    returned.push(pos.offset);
+                    if i % 16 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                returned
+            }));
+        }
+        let mut all_returned = Vec::new();
+        for task in tasks {
+            let returned = task.await.unwrap();
+            assert!(returned.windows(2).all(|w| w[0] < w[1]));
+            all_returned.extend(returned);
+        }
+        all_returned.sort_unstable();
+        let total = (TASKS * PER_TASK) as u64;
+        assert_eq!(all_returned, (1..=total).collect::<Vec<_>>());
+
+        let delivered: Vec<u64> = collector
+            .publications
+            .lock()
+            .iter()
+            .map(|(_, p)| p.offset)
+            .collect();
+        assert_eq!(delivered, (1..=total).collect::<Vec<_>>());
+
+        let page = read(&broker, "race", HistoryFilter::default()).await;
+        assert_eq!(offsets(&page), (1..=total).collect::<Vec<_>>());
+        // Each publication in history is the one delivered with that offset.
+        let delivered = collector.publications.lock();
+        for (stored, (_, sent)) in page.publications.iter().zip(delivered.iter()) {
+            assert_eq!(stored, sent);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! `rotor`: the server binary. Reads a Centrifugo-style configuration, starts the node and
+//! serves WebSocket clients and the HTTP server API until SIGINT/SIGTERM.
+
+mod api;
+mod app;
+mod cli;
+mod config;
+mod ws;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

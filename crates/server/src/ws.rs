@@ -1,0 +1,265 @@
+//! The WebSocket transport: upgrades `/connection/websocket`, then runs one reader (frames into
+//! the session, in order) and one writer (everything queued merged into as few frames and
+//! writes as possible) per connection.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use rotor_core::writer::WriterStep;
+use rotor_core::ClientShared;
+use rotor_protocol::{DisconnectKind, Generation};
+use std::sync::Arc;
+
+use crate::app::SharedState;
+
+/// Merged frames stay below this size unless a single message is larger.
+const MAX_MERGED_FRAME: usize = 64 * 1024;
+
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    State(state): State<SharedState>,
+) -> Response {
+    let forced = match query.get("cf_protocol_version").map(String::as_str) {
+        None => None,
+        Some("v1") => Some(Generation::V1),
+        Some("v2") => Some(Generation::V2),
+        Some(_) => return (StatusCode::BAD_REQUEST, "unknown cf_protocol_version").into_response(),
+    };
+    let wants_protobuf = ["format", "cf_protocol", "protocol"]
+        .iter()
+        .any(|k| query.get(*k).is_some_and(|v| v == "protobuf"))
+        || ws
+            .selected_protocol()
+            .is_some_and(|p| p.as_bytes() == b"centrifuge-protobuf");
+    if wants_protobuf {
+        return (
+            StatusCode::BAD_REQUEST,
+            "protobuf encoding is not supported yet",
+        )
+            .into_response();
+    }
+    if let Some(allowed) = &state.settings.allowed_origins {
+        let origin = headers
+            .get("origin")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !origin.is_empty() && !origin_allowed(allowed, origin) {
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+    }
+    let max = state.node.config().client_request_max_size;
+    ws.protocols(["centrifuge-json"])
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| serve_socket(socket, state, forced))
+}
+
+/// `allowed_origins` patterns: `*` anywhere matches any run of characters.
+fn origin_allowed(patterns: &[String], origin: &str) -> bool {
+    let origin = origin.to_ascii_lowercase();
+    patterns.iter().any(|p| {
+        let p = p.to_ascii_lowercase();
+        match p.split_once('*') {
+            None => p == origin,
+            Some((pre, post)) => {
+                origin.len() >= pre.len() + post.len()
+                    && origin.starts_with(pre)
+                    && origin.ends_with(post)
+            }
+        }
+    })
+}
+
+async fn serve_socket(socket: WebSocket, state: SharedState, forced: Option<Generation>) {
+    let node = state.node.clone();
+    let cfg = node.config().clone();
+    let mut session = node.new_session(forced);
+    let shared = session.shared().clone();
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        shared.clone(),
+        cfg.client_message_write_timeout,
+    ));
+    let stale_at = tokio::time::Instant::now() + cfg.client_stale_close_delay;
+    let cancel = shared.cancel.clone();
+    let shutdown = node.shutdown_token();
+    loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                shared.disconnect(DisconnectKind::Shutdown);
+                break;
+            }
+            _ = tokio::time::sleep_until(stale_at), if !session.is_connected() => {
+                shared.disconnect(DisconnectKind::Stale);
+                break;
+            }
+            m = stream.next() => m,
+        };
+        match next {
+            None | Some(Ok(Message::Close(_))) => {
+                shared.drop_transport();
+                break;
+            }
+            Some(Ok(Message::Text(t))) => {
+                if !session.handle_frame(t.as_bytes()).await {
+                    break;
+                }
+            }
+            Some(Ok(Message::Binary(b))) => {
+                // JSON connections speak text; binary JSON is accepted the way the Go server
+                // does, anything else fails to decode as a bad request.
+                if !session.handle_frame(&b).await {
+                    break;
+                }
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => session.touch(),
+            Some(Err(e)) => {
+                tracing::debug!(client = %shared.id(), error = %e, "websocket read error");
+                match classify(e) {
+                    ReadError::TooBig => shared.queue.close(Some(rotor_core::writer::CloseFrame {
+                        code: 1009,
+                        reason: "message too big".into(),
+                    })),
+                    ReadError::BadData => session.reject_bad_request(),
+                    ReadError::Gone => shared.drop_transport(),
+                }
+                break;
+            }
+        }
+    }
+    // Let the writer send what is queued and the close frame, then drop the connection.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    session.close().await;
+}
+
+enum ReadError {
+    /// Larger than `client_request_max_size`: close 1009, as the Go server does.
+    TooBig,
+    /// Invalid UTF-8 in a text frame or a protocol violation: a bad request.
+    BadData,
+    /// The peer or the network went away.
+    Gone,
+}
+
+fn classify(e: axum::Error) -> ReadError {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => ReadError::TooBig,
+        Some(tungstenite::Error::Utf8(_) | tungstenite::Error::Protocol(_)) => ReadError::BadData,
+        _ => ReadError::Gone,
+    }
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    shared: Arc<ClientShared>,
+    write_timeout: Duration,
+) {
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut buf = BytesMut::new();
+    loop {
+        let step = shared.queue.next(&mut batch).await;
+        let mut ok = true;
+        if !batch.is_empty() {
+            let send = async {
+                for frame in merge(&mut batch, &mut buf) {
+                    sink.feed(Message::Text(frame)).await?;
+                }
+                sink.flush().await
+            };
+            ok = matches!(
+                tokio::time::timeout(write_timeout.max(Duration::from_millis(100)), send).await,
+                Ok(Ok(()))
+            );
+        }
+        match step {
+            _ if !ok => {
+                shared.cancel.cancel();
+                break;
+            }
+            WriterStep::Data => {}
+            WriterStep::Ping => {
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    shared.cancel.cancel();
+                    break;
+                }
+            }
+            WriterStep::Close(frame) => {
+                if let Some(f) = frame {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        sink.send(Message::Close(Some(CloseFrame {
+                            code: f.code,
+                            reason: Utf8Bytes::from(f.reason),
+                        }))),
+                    )
+                    .await;
+                }
+                let _ = sink.close().await;
+                shared.cancel.cancel();
+                break;
+            }
+        }
+    }
+}
+
+/// Concatenates queued messages (each a complete JSON line) into frames of bounded size.
+fn merge(batch: &mut Vec<Bytes>, buf: &mut BytesMut) -> Vec<Utf8Bytes> {
+    let mut frames = Vec::new();
+    if batch.len() == 1 {
+        if let Some(b) = batch.pop() {
+            frames.extend(Utf8Bytes::try_from(b).ok());
+        }
+        return frames;
+    }
+    for b in batch.drain(..) {
+        if !buf.is_empty() && buf.len() + b.len() > MAX_MERGED_FRAME {
+            frames.extend(Utf8Bytes::try_from(buf.split().freeze()).ok());
+        }
+        buf.extend_from_slice(&b);
+    }
+    if !buf.is_empty() {
+        frames.extend(Utf8Bytes::try_from(buf.split().freeze()).ok());
+    }
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let p = vec![
+            "https://*.example.com".to_string(),
+            "http://localhost:3000".to_string(),
+        ];
+        assert!(origin_allowed(&p, "https://app.example.com"));
+        assert!(origin_allowed(&p, "http://LOCALHOST:3000"));
+        assert!(!origin_allowed(&p, "https://evil.com"));
+        assert!(origin_allowed(&["*".to_string()], "anything"));
+    }
+
+    #[test]
+    fn merge_bounds_frames() {
+        let mut batch: Vec<Bytes> = (0..3).map(|_| Bytes::from(vec![b'a'; 40 * 1024])).collect();
+        let mut buf = BytesMut::new();
+        let frames = merge(&mut batch, &mut buf);
+        assert_eq!(frames.len(), 3);
+        let mut batch: Vec<Bytes> = (0..3).map(|_| Bytes::from_static(b"{}\n")).collect();
+        let frames = merge(&mut batch, &mut buf);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].as_str(), "{}\n{}\n{}\n");
+    }
+}

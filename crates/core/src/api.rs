@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use rotor_protocol::{ClientInfo, DisconnectKind, UnsubscribeCode};
 
+use crate::control::ControlMessage;
 use crate::engine::{HistoryFilter, HistoryPage, PresenceStats, PublishOptions, StreamPosition};
 use crate::node::Node;
 
@@ -118,6 +119,21 @@ impl Node {
         if !channel.is_empty() {
             self.api_options(channel)?;
         }
+        self.unsubscribe_local(user, channel, client).await;
+        let msg = ControlMessage::Unsubscribe {
+            from: self.uid().to_string(),
+            user: user.to_string(),
+            channel: channel.to_string(),
+            client: client.to_string(),
+        };
+        self.broker()
+            .publish_control(msg.encode())
+            .await
+            .map_err(|_| ApiError::INTERNAL)
+    }
+
+    /// The unsubscribe of [`Node::api_unsubscribe`] on this node's connections.
+    pub(crate) async fn unsubscribe_local(&self, user: &str, channel: &str, client: &str) {
         for conn in self.hub().user_connections(user) {
             if !client.is_empty() && conn.id() != client {
                 continue;
@@ -148,21 +164,33 @@ impl Node {
                 self.drop_subscription(&conn, &ch, &sub, &info).await;
             }
         }
-        Ok(())
     }
 
     /// Closes a user's connections (or one of them) with `force disconnect`.
-    pub fn api_disconnect(&self, user: &str, client: &str) -> Result<(), ApiError> {
+    pub async fn api_disconnect(&self, user: &str, client: &str) -> Result<(), ApiError> {
         if user.is_empty() {
             return Err(ApiError::BAD_REQUEST);
         }
+        self.disconnect_local(user, client);
+        let msg = ControlMessage::Disconnect {
+            from: self.uid().to_string(),
+            user: user.to_string(),
+            client: client.to_string(),
+        };
+        self.broker()
+            .publish_control(msg.encode())
+            .await
+            .map_err(|_| ApiError::INTERNAL)
+    }
+
+    /// The disconnect of [`Node::api_disconnect`] on this node's connections.
+    pub(crate) fn disconnect_local(&self, user: &str, client: &str) {
         for conn in self.hub().user_connections(user) {
             if client.is_empty() || conn.id() == client {
                 conn.disconnect(DisconnectKind::ForceDisconnect);
                 conn.cancel.cancel();
             }
         }
-        Ok(())
     }
 
     fn presence_options(&self, channel: &str) -> Result<(), ApiError> {
@@ -229,16 +257,20 @@ impl Node {
         list
     }
 
-    pub fn api_info(&self) -> NodeInfo {
-        NodeInfo {
-            uid: self.uid().to_string(),
-            name: self.config().name.clone(),
-            version: self.config().version.clone(),
-            num_clients: self.hub().num_clients() as u64,
-            num_users: self.hub().num_users() as u64,
-            num_channels: self.hub().channels().len() as u64,
-            uptime_secs: self.uptime().as_secs(),
-        }
+    /// Every live node (this one included).
+    pub fn api_info(&self) -> Vec<NodeInfo> {
+        self.live_nodes()
+            .into_iter()
+            .map(|n| NodeInfo {
+                uid: n.uid,
+                name: n.name,
+                version: n.version,
+                num_clients: n.num_clients,
+                num_users: n.num_users,
+                num_channels: n.num_channels,
+                uptime_secs: n.uptime,
+            })
+            .collect()
     }
 }
 

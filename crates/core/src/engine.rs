@@ -68,6 +68,11 @@ pub trait BrokerEventHandler: Send + Sync {
     fn handle_publication(&self, channel: &str, publication: Publication);
     fn handle_join(&self, channel: &str, info: ClientInfo);
     fn handle_leave(&self, channel: &str, info: ClientInfo);
+    /// A control message from some node (this one included), see [`Broker::publish_control`].
+    fn handle_control(&self, _data: &[u8]) {}
+    /// The broker was cut off from its backend and is back: publications may have been missed
+    /// meanwhile, so every recoverable subscription must check its stream position.
+    fn handle_reconnect(&self) {}
 }
 
 /// Publications, join/leave fan-in and stream history.
@@ -96,6 +101,14 @@ pub trait Broker: Send + Sync {
         filter: HistoryFilter,
     ) -> Result<HistoryPage, EngineError>;
     async fn remove_history(&self, channel: &str) -> Result<(), EngineError>;
+    /// Sends an opaque control message to every node's handler (this node's too); used for
+    /// node-to-node commands such as disconnecting a user everywhere.
+    async fn publish_control(&self, data: Bytes) -> Result<(), EngineError>;
+    /// Whether the broker can serve right now (false while its backend is unreachable); drives
+    /// `/health`.
+    fn is_healthy(&self) -> bool {
+        true
+    }
 }
 
 /// Presence summary of a channel.

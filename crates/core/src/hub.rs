@@ -208,13 +208,25 @@ impl Hub {
     }
 }
 
-/// The hub as the broker's delivery target.
-pub struct HubHandler(pub Arc<Hub>);
+/// The hub as the broker's delivery target; control messages go on to the node.
+pub struct HubHandler {
+    pub hub: Arc<Hub>,
+    pub control: Box<dyn Fn(&[u8]) + Send + Sync>,
+    pub reconnect: Box<dyn Fn() + Send + Sync>,
+}
 
 impl BrokerEventHandler for HubHandler {
+    fn handle_control(&self, data: &[u8]) {
+        (self.control)(data)
+    }
+
+    fn handle_reconnect(&self) {
+        (self.reconnect)()
+    }
+
     fn handle_publication(&self, channel: &str, publication: Publication) {
         let p = &publication;
-        self.0.fan_out(
+        self.hub.fan_out(
             channel,
             Push::Publication {
                 channel,
@@ -225,7 +237,7 @@ impl BrokerEventHandler for HubHandler {
     }
 
     fn handle_join(&self, channel: &str, info: ClientInfo) {
-        self.0.fan_out(
+        self.hub.fan_out(
             channel,
             Push::Join {
                 channel,
@@ -236,7 +248,7 @@ impl BrokerEventHandler for HubHandler {
     }
 
     fn handle_leave(&self, channel: &str, info: ClientInfo) {
-        self.0.fan_out(
+        self.hub.fan_out(
             channel,
             Push::Leave {
                 channel,

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod channel;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod hub;
 pub mod memory;

@@ -1,7 +1,9 @@
 //! The node: owns the hub, the engine, the channel rules and the token verifier; runs the one
 //! housekeeping tick that drives every connection's timers; shuts everything down.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rotor_protocol::{ClientInfo, DisconnectKind, Generation, PositionFormat};
@@ -11,9 +13,13 @@ use crate::auth::TokenVerifier;
 use crate::channel::ChannelRules;
 use crate::client::{ClientShared, Session, SubState, TickWork};
 use crate::config::{ConfigError, NodeConfig};
-use crate::engine::{Broker, PresenceManager};
+use crate::control::{ControlMessage, NodeInfoMessage, NodeRegistry};
+use crate::engine::{Broker, HistoryFilter, PresenceManager, StreamPosition};
 use crate::hub::{Hub, HubHandler};
 use crate::memory::MemoryEngine;
+
+/// How often a node announces itself to the others.
+const NODE_INFO_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Current unix time in seconds (token claims are in seconds).
 pub fn unix_now() -> i64 {
@@ -34,6 +40,9 @@ pub(crate) struct NodeInner {
     cancel: CancellationToken,
     started: Instant,
     uid: String,
+    nodes: NodeRegistry,
+    /// Set when the broker reconnected: check every recoverable subscription on the next tick.
+    check_positions: AtomicBool,
 }
 
 /// A cheap handle on the node; clone it freely.
@@ -77,19 +86,38 @@ impl Node {
             PositionFormat::SeqGen
         };
         let hub = Arc::new(Hub::new(positions));
-        broker.set_handler(Arc::new(HubHandler(hub.clone())));
-        Ok(Node(Arc::new(NodeInner {
-            rules: ChannelRules::new(&cfg),
-            verifier: TokenVerifier::new(&cfg.token_hmac_secret_key),
-            cfg,
-            hub,
-            broker,
-            presence,
-            memory,
-            cancel: CancellationToken::new(),
-            started: Instant::now(),
-            uid: uuid::Uuid::new_v4().to_string(),
-        })))
+        let node = Node(Arc::new_cyclic(|weak: &Weak<NodeInner>| {
+            let control_node = weak.clone();
+            let reconnect_node = weak.clone();
+            broker.set_handler(Arc::new(HubHandler {
+                hub: hub.clone(),
+                control: Box::new(move |data| {
+                    if let Some(inner) = control_node.upgrade() {
+                        Node(inner).handle_control(data);
+                    }
+                }),
+                reconnect: Box::new(move || {
+                    if let Some(inner) = reconnect_node.upgrade() {
+                        Node(inner).check_positions_soon();
+                    }
+                }),
+            }));
+            NodeInner {
+                rules: ChannelRules::new(&cfg),
+                verifier: TokenVerifier::new(&cfg.token_hmac_secret_key),
+                cfg,
+                hub,
+                broker,
+                presence,
+                memory,
+                cancel: CancellationToken::new(),
+                started: Instant::now(),
+                uid: uuid::Uuid::new_v4().to_string(),
+                nodes: NodeRegistry::default(),
+                check_positions: AtomicBool::new(false),
+            }
+        }));
+        Ok(node)
     }
 
     pub fn config(&self) -> &NodeConfig {
@@ -135,12 +163,17 @@ impl Node {
             let mut every = tokio::time::interval(Duration::from_millis(250));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut last_cleanup = Instant::now();
+            let mut last_info: Option<Instant> = None;
             loop {
                 tokio::select! {
                     _ = node.0.cancel.cancelled() => break,
                     _ = every.tick() => {}
                 }
                 node.housekeeping().await;
+                if last_info.is_none_or(|t| t.elapsed() >= NODE_INFO_INTERVAL) {
+                    last_info = Some(Instant::now());
+                    node.announce().await;
+                }
                 if last_cleanup.elapsed() >= Duration::from_secs(5) {
                     last_cleanup = Instant::now();
                     if let Some(mem) = &node.0.memory {
@@ -155,9 +188,35 @@ impl Node {
         let now = Instant::now();
         let now_unix = unix_now();
         let mut work = TickWork::default();
+        let check = self.0.check_positions.swap(false, Ordering::AcqRel);
         self.0
             .hub
-            .for_each_client(|c| c.tick(&self.0.cfg, now, now_unix, &mut work));
+            .for_each_client(|c| c.tick(&self.0.cfg, now, now_unix, check, &mut work));
+        let mut tops: HashMap<String, Option<StreamPosition>> = HashMap::new();
+        for (client, channel, offset, _epoch) in work.positions {
+            let top = match tops.get(&channel) {
+                Some(t) => t.clone(),
+                None => {
+                    let filter = HistoryFilter {
+                        since: None,
+                        limit: Some(0),
+                        reverse: false,
+                    };
+                    let t = match self.0.broker.history(&channel, filter).await {
+                        Ok(page) => Some(page.position),
+                        Err(e) => {
+                            tracing::warn!(%channel, error = %e, "position check failed");
+                            None
+                        }
+                    };
+                    tops.insert(channel.clone(), t.clone());
+                    t
+                }
+            };
+            if let Some(top) = top {
+                client.position_checked(&channel, offset, &top);
+            }
+        }
         let ttl = self.0.cfg.client_presence_expire_interval.as_secs();
         for (channel, info) in work.presence {
             if let Err(e) = self.0.presence.add_presence(&channel, info, ttl).await {
@@ -193,6 +252,76 @@ impl Node {
             info.chan_info = sub.chan_info.clone();
             if let Err(e) = self.0.broker.publish_leave(channel, info).await {
                 tracing::warn!(channel, error = %e, "leave not published");
+            }
+        }
+    }
+
+    /// After a broker reconnect: publications may have been lost, so every recoverable
+    /// subscription compares its position with the stream top on the next tick.
+    pub fn check_positions_soon(&self) {
+        self.0.check_positions.store(true, Ordering::Release);
+    }
+
+    /// Tells every node (this one too) about this node, for `info`.
+    async fn announce(&self) {
+        let msg = ControlMessage::NodeInfo(self.own_info());
+        if let Err(e) = self.0.broker.publish_control(msg.encode()).await {
+            tracing::warn!(error = %e, "node info not published");
+        }
+    }
+
+    pub(crate) fn own_info(&self) -> NodeInfoMessage {
+        NodeInfoMessage {
+            uid: self.0.uid.clone(),
+            name: self.0.cfg.name.clone(),
+            version: self.0.cfg.version.clone(),
+            num_clients: self.0.hub.num_clients() as u64,
+            num_users: self.0.hub.num_users() as u64,
+            num_channels: self.0.hub.channels().len() as u64,
+            uptime: self.uptime().as_secs(),
+        }
+    }
+
+    /// Every live node, this one always included with fresh figures.
+    pub(crate) fn live_nodes(&self) -> Vec<NodeInfoMessage> {
+        let own = self.own_info();
+        let mut nodes: Vec<_> = self
+            .0
+            .nodes
+            .live(NODE_INFO_INTERVAL * 3)
+            .into_iter()
+            .filter(|n| n.uid != own.uid)
+            .collect();
+        nodes.push(own);
+        nodes.sort_by(|a, b| (&a.name, &a.uid).cmp(&(&b.name, &b.uid)));
+        nodes
+    }
+
+    /// A control message from the broker; our own are already applied.
+    fn handle_control(&self, data: &[u8]) {
+        let Some(msg) = ControlMessage::decode(data) else {
+            tracing::warn!("undecodable control message");
+            return;
+        };
+        match msg {
+            ControlMessage::NodeInfo(info) => self.0.nodes.update(info),
+            ControlMessage::Disconnect { from, user, client } => {
+                if from != self.0.uid {
+                    self.disconnect_local(&user, &client);
+                }
+            }
+            ControlMessage::Unsubscribe {
+                from,
+                user,
+                channel,
+                client,
+            } => {
+                if from != self.0.uid {
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        node.unsubscribe_local(&user, &channel, &client).await;
+                    });
+                }
             }
         }
     }

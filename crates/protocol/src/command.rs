@@ -138,6 +138,8 @@ pub enum CommandKind {
     SubRefresh(SubRefreshRequest),
     /// v2 only: the empty command answering a server ping.
     Pong,
+    /// v1: a method number this server does not know (answered with error 104).
+    Unknown(u32),
 }
 
 impl CommandKind {
@@ -162,6 +164,7 @@ impl CommandKind {
             CommandKind::Refresh(_) => "refresh",
             CommandKind::SubRefresh(_) => "sub_refresh",
             CommandKind::Pong => "pong",
+            CommandKind::Unknown(_) => "unknown",
         }
     }
 }
@@ -317,7 +320,7 @@ fn decode_v1(env: &Envelope<'_>) -> Result<CommandKind, DecodeError> {
         9 => CommandKind::Rpc(params(p)?),
         10 => CommandKind::Refresh(params(p)?),
         11 => CommandKind::SubRefresh(params(p)?),
-        n => return Err(DecodeError::UnknownMethod(n.to_string())),
+        n => CommandKind::Unknown(n),
     })
 }
 
@@ -415,8 +418,10 @@ mod tests {
             CommandKind::Subscribe(s) => assert_eq!(s.position_offset(), (1 << 32) | 5),
             k => panic!("{k:?}"),
         }
+        let (_, c) = d(r#"{"id":3,"method":42}"#);
+        assert_eq!(c.kind, CommandKind::Unknown(42));
         assert!(matches!(
-            decode_json_command(br#"{"id":3,"method":42}"#, None),
+            decode_json_command(br#"{"id":3,"method":"nope"}"#, None),
             Err(DecodeError::UnknownMethod(_))
         ));
     }

@@ -211,7 +211,7 @@ async fn execute(
             (!legacy).then(|| b"{}".to_vec())
         }
         ApiCommand::Disconnect(p) => {
-            node.api_disconnect(&p.user, &p.client)?;
+            node.api_disconnect(&p.user, &p.client).await?;
             (!legacy).then(|| b"{}".to_vec())
         }
         ApiCommand::Presence(p) => {
@@ -333,13 +333,25 @@ fn history_object(pubs: &[Publication], pos: &StreamPosition, shape: Shape) -> V
     out
 }
 
-fn info_object(info: &NodeInfo, shape: Shape) -> Vec<u8> {
-    let mut out = b"{\"nodes\":[{\"uid\":".to_vec();
-    write_str(&mut out, &info.uid);
+fn info_object(nodes: &[NodeInfo], shape: Shape) -> Vec<u8> {
+    let mut out = b"{\"nodes\":[".to_vec();
+    for (i, info) in nodes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        node_object(&mut out, info, shape);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+fn node_object(out: &mut Vec<u8>, info: &NodeInfo, shape: Shape) {
+    out.extend_from_slice(b"{\"uid\":");
+    write_str(out, &info.uid);
     out.extend_from_slice(b",\"name\":");
-    write_str(&mut out, &info.name);
+    write_str(out, &info.name);
     out.extend_from_slice(b",\"version\":");
-    write_str(&mut out, &info.version);
+    write_str(out, &info.version);
     let _ = write!(
         out,
         ",\"num_clients\":{},\"num_users\":{},\"num_channels\":{},\"uptime\":{}",
@@ -348,6 +360,5 @@ fn info_object(info: &NodeInfo, shape: Shape) -> Vec<u8> {
     if shape == Shape::Legacy {
         out.extend_from_slice(b",\"metrics\":{\"interval\":60,\"items\":{}}");
     }
-    out.extend_from_slice(b"}]}");
-    out
+    out.push(b'}');
 }

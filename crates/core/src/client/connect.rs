@@ -90,6 +90,7 @@ impl Session {
             let now_i = Instant::now();
             st.last_seen = now_i;
             st.next_presence = Some(now_i + cfg.client_presence_ping_interval);
+            st.next_position_check = Some(now_i + cfg.client_channel_position_check_delay);
             if generation == Generation::V2 && !cfg.client_ping_interval.is_zero() {
                 // First ping at a random point in [P/2, P] so pings of many clients spread out.
                 let p = cfg.client_ping_interval;

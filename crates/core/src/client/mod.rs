@@ -76,6 +76,10 @@ pub(crate) struct SubState {
     pub recoverable: bool,
     /// Last offset delivered (recoverable subscriptions).
     pub offset: u64,
+    /// Stream epoch the subscription follows (recoverable subscriptions).
+    pub epoch: String,
+    /// Consecutive position checks that found the stream ahead of this subscription.
+    pub position_failures: u8,
 }
 
 /// Mutable per-connection state.
@@ -94,6 +98,7 @@ pub(crate) struct ClientState {
     pub next_ping: Option<Instant>,
     pub pong_deadline: Option<Instant>,
     pub next_presence: Option<Instant>,
+    pub next_position_check: Option<Instant>,
 }
 
 /// The part of a connection that others reach: hub fan-out, timers, server API.
@@ -136,6 +141,7 @@ impl ClientShared {
                 next_ping: None,
                 pong_deadline: None,
                 next_presence: None,
+                next_position_check: None,
             }),
             queue: WriterQueue::new(queue_max),
             cancel: CancellationToken::new(),
@@ -232,7 +238,12 @@ impl ClientShared {
 
     /// A recoverable subscription skipped an offset: v1 reconnects (3010); v2 resubscribes
     /// with recovery (unsubscribe push 2500).
-    fn position_lost(&self, st: &mut ClientState, channel: &str, generation: Generation) {
+    pub(crate) fn position_lost(
+        &self,
+        st: &mut ClientState,
+        channel: &str,
+        generation: Generation,
+    ) {
         match generation {
             Generation::V1 => self.disconnect(DisconnectKind::InsufficientState),
             Generation::V2 => {
@@ -396,6 +407,7 @@ impl Session {
             CommandKind::Refresh(req) => self.refresh(req).await,
             CommandKind::SubRefresh(req) => self.sub_refresh(req).await,
             CommandKind::Pong => self.pong(),
+            CommandKind::Unknown(_) => Err(ErrorCode::METHOD_NOT_FOUND.into()),
         }
     }
 

@@ -152,6 +152,8 @@ impl Session {
                     presence: opts.presence,
                     recoverable: opts.history_recover,
                     offset: 0,
+                    epoch: String::new(),
+                    position_failures: 0,
                 },
             );
             self.shared.info_in(&st, ch)
@@ -213,10 +215,11 @@ impl Session {
                 result.was_recovering = true;
             }
             result.recoverable = true;
-            result.epoch = top.epoch;
+            result.epoch = top.epoch.clone();
             result.offset = top.offset;
             if let Some(sub) = self.shared.state.lock().subs.get_mut(ch) {
                 sub.offset = top.offset;
+                sub.epoch = top.epoch.clone();
             }
         }
         Ok(result)

@@ -17,15 +17,44 @@ pub(crate) struct TickWork {
     /// Subscriptions already removed from their connection, whose hub entry, presence and
     /// leave still need handling.
     pub cleanup: Vec<(std::sync::Arc<ClientShared>, String, SubState, ClientInfo)>,
+    /// Recoverable subscriptions whose stream position is to be compared with the stream top:
+    /// (connection, channel, offset delivered, epoch followed).
+    pub positions: Vec<(std::sync::Arc<ClientShared>, String, u64, String)>,
 }
 
 impl ClientShared {
+    /// The outcome of a position check: `top` is the stream's current position. A
+    /// subscription behind it twice in a row (a publication in flight explains one) has lost
+    /// publications and is told so.
+    pub(crate) fn position_checked(
+        &self,
+        channel: &str,
+        checked_offset: u64,
+        top: &crate::engine::StreamPosition,
+    ) {
+        let generation = self.generation();
+        let mut st = self.state.lock();
+        let Some(sub) = st.subs.get_mut(channel) else {
+            return;
+        };
+        let epoch_changed = !sub.epoch.is_empty() && sub.epoch != top.epoch;
+        if !epoch_changed && (sub.offset >= top.offset || sub.offset > checked_offset) {
+            sub.position_failures = 0;
+            return;
+        }
+        sub.position_failures += 1;
+        if epoch_changed || sub.position_failures >= 2 {
+            self.position_lost(&mut st, channel, generation);
+        }
+    }
+
     /// Checks this connection's deadlines at `now`.
     pub(crate) fn tick(
         self: &std::sync::Arc<Self>,
         cfg: &NodeConfig,
         now: Instant,
         now_unix: i64,
+        check_positions: bool,
         work: &mut TickWork,
     ) {
         let generation = self.generation();
@@ -87,6 +116,22 @@ impl ClientShared {
             self.disconnect(DisconnectKind::Expired);
             self.cancel.cancel();
             return;
+        }
+
+        if check_positions || st.next_position_check.is_some_and(|t| now >= t) {
+            // After a failure, look again soon: two failures in a row mean a real gap.
+            let again = if st.subs.values().any(|s| s.position_failures > 0) || check_positions {
+                std::time::Duration::from_secs(1)
+            } else {
+                cfg.client_channel_position_check_delay
+            };
+            st.next_position_check = Some(now + again);
+            for (ch, sub) in &st.subs {
+                if sub.recoverable && matches!(sub.status, super::SubStatus::Subscribed) {
+                    work.positions
+                        .push((self.clone(), ch.clone(), sub.offset, sub.epoch.clone()));
+                }
+            }
         }
 
         if st.next_presence.is_some_and(|t| now >= t) {

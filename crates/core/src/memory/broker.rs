@@ -306,6 +306,13 @@ impl Broker for MemoryBroker {
         }
         Ok(())
     }
+
+    async fn publish_control(&self, data: Bytes) -> Result<(), EngineError> {
+        if let Some(handler) = self.handler() {
+            handler.handle_control(&data);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,89 @@
+//! Node-to-node control messages, carried by the broker: server API commands that must reach a
+//! user's connections on every node, and the periodic node-info ping that lets `info` list
+//! every node. The node that receives an API call applies it locally first and then tells the
+//! others, so a caller on one node sees the effect when the call returns.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// One control message. JSON on the wire: small, rare, and readable in `redis-cli monitor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ControlMessage {
+    Unsubscribe {
+        from: String,
+        user: String,
+        channel: String,
+        client: String,
+    },
+    Disconnect {
+        from: String,
+        user: String,
+        client: String,
+    },
+    NodeInfo(NodeInfoMessage),
+}
+
+/// What a node reports about itself every few seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfoMessage {
+    pub uid: String,
+    pub name: String,
+    pub version: String,
+    pub num_clients: u64,
+    pub num_users: u64,
+    pub num_channels: u64,
+    pub uptime: u64,
+}
+
+impl ControlMessage {
+    pub fn encode(&self) -> bytes::Bytes {
+        bytes::Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    pub fn decode(data: &[u8]) -> Option<Self> {
+        serde_json::from_slice(data).ok()
+    }
+}
+
+/// Nodes heard from recently.
+#[derive(Default)]
+pub struct NodeRegistry {
+    nodes: Mutex<HashMap<String, (NodeInfoMessage, Instant)>>,
+}
+
+impl NodeRegistry {
+    pub fn update(&self, info: NodeInfoMessage) {
+        self.nodes
+            .lock()
+            .insert(info.uid.clone(), (info, Instant::now()));
+    }
+
+    /// Nodes seen within `ttl`, sorted by name then uid; forgets older ones.
+    pub fn live(&self, ttl: Duration) -> Vec<NodeInfoMessage> {
+        let mut nodes = self.nodes.lock();
+        nodes.retain(|_, (_, seen)| seen.elapsed() <= ttl);
+        let mut out: Vec<_> = nodes.values().map(|(i, _)| i.clone()).collect();
+        out.sort_by(|a, b| (&a.name, &a.uid).cmp(&(&b.name, &b.uid)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let m = ControlMessage::Disconnect {
+            from: "n1".into(),
+            user: "42".into(),
+            client: String::new(),
+        };
+        assert_eq!(ControlMessage::decode(&m.encode()), Some(m));
+        assert_eq!(ControlMessage::decode(b"garbage"), None);
+    }
+}

@@ -2,7 +2,8 @@
 //! connections. Transport shapes are the server's business; these return typed results.
 
 use bytes::Bytes;
-use rotor_protocol::{ClientInfo, DisconnectKind, UnsubscribeCode};
+use rotor_protocol::command::SubscribeRequest;
+use rotor_protocol::{ClientInfo, DisconnectKind, Push, UnsubscribeCode};
 
 use crate::control::ControlMessage;
 use crate::engine::{HistoryFilter, HistoryPage, PresenceStats, PublishOptions, StreamPosition};
@@ -103,6 +104,90 @@ impl Node {
             out.push(self.api_publish(ch, Some(data.clone()), skip_history).await);
         }
         Ok(out)
+    }
+
+    /// Subscribes a user's connections (or one of them) to `channel` at runtime; each gets a
+    /// subscribe push, then the channel's publications.
+    pub async fn api_subscribe(
+        &self,
+        user: &str,
+        channel: &str,
+        client: &str,
+        info: Option<Bytes>,
+        recover_since: Option<StreamPosition>,
+    ) -> Result<(), ApiError> {
+        if user.is_empty() {
+            return Err(ApiError::BAD_REQUEST);
+        }
+        self.api_options(channel)?;
+        self.subscribe_local(user, channel, client, info.clone(), recover_since.clone())
+            .await;
+        let msg = ControlMessage::Subscribe {
+            from: self.uid().to_string(),
+            user: user.to_string(),
+            channel: channel.to_string(),
+            client: client.to_string(),
+            info: info.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            recover_offset: recover_since.as_ref().map(|p| p.offset),
+            recover_epoch: recover_since.map(|p| p.epoch).unwrap_or_default(),
+        };
+        self.broker()
+            .publish_control(msg.encode())
+            .await
+            .map_err(|_| ApiError::INTERNAL)
+    }
+
+    /// The subscribe of [`Node::api_subscribe`] on this node's connections.
+    pub(crate) async fn subscribe_local(
+        &self,
+        user: &str,
+        channel: &str,
+        client: &str,
+        info: Option<Bytes>,
+        recover_since: Option<StreamPosition>,
+    ) {
+        let Some(opts) = self.rules().options(channel).cloned() else {
+            return;
+        };
+        for conn in self.hub().user_connections(user) {
+            if (!client.is_empty() && conn.id() != client)
+                || conn.state.lock().subs.contains_key(channel)
+            {
+                continue;
+            }
+            let req = SubscribeRequest {
+                channel: channel.to_string(),
+                recover: recover_since.is_some(),
+                offset: recover_since.as_ref().map_or(0, |p| p.offset),
+                epoch: recover_since
+                    .as_ref()
+                    .map(|p| p.epoch.clone())
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            let result = match self
+                .establish_subscription(&conn, &req, &opts, info.clone(), None, opts.join_leave)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(channel, error = ?e, "server-side subscribe failed");
+                    continue;
+                }
+            };
+            let mut buf = Vec::with_capacity(128);
+            self.hub().encoder(conn.generation()).push(
+                &mut buf,
+                &Push::Subscribe {
+                    channel,
+                    recoverable: result.recoverable,
+                    epoch: &result.epoch,
+                    offset: result.offset,
+                },
+            );
+            conn.enqueue(Bytes::from(buf));
+            self.activate_subscription(&conn, channel).await;
+        }
     }
 
     /// Unsubscribes a user's connections (or one of them) from `channel` (all channels when

@@ -19,6 +19,15 @@ pub enum ControlMessage {
         channel: String,
         client: String,
     },
+    Subscribe {
+        from: String,
+        user: String,
+        channel: String,
+        client: String,
+        info: Option<String>,
+        recover_offset: Option<u64>,
+        recover_epoch: String,
+    },
     Disconnect {
         from: String,
         user: String,

@@ -310,6 +310,28 @@ impl Node {
                     self.disconnect_local(&user, &client);
                 }
             }
+            ControlMessage::Subscribe {
+                from,
+                user,
+                channel,
+                client,
+                info,
+                recover_offset,
+                recover_epoch,
+            } => {
+                if from != self.0.uid {
+                    let node = self.clone();
+                    let since = recover_offset.map(|offset| StreamPosition {
+                        offset,
+                        epoch: recover_epoch,
+                    });
+                    let info = info.map(bytes::Bytes::from);
+                    tokio::spawn(async move {
+                        node.subscribe_local(&user, &channel, &client, info, since)
+                            .await;
+                    });
+                }
+            }
             ControlMessage::Unsubscribe {
                 from,
                 user,

@@ -34,6 +34,20 @@ pub struct UserChannelParams {
     pub client: String,
 }
 
+/// Current API `subscribe`: subscribe a user's connections to a channel at runtime.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SubscribeParams {
+    pub user: String,
+    pub channel: String,
+    pub client: String,
+    /// Channel info for the new subscriptions (raw JSON).
+    #[serde(deserialize_with = "raw_opt")]
+    pub info: Option<RawJson>,
+    /// Recover from this position instead of starting at the stream top.
+    pub recover_since: Option<StreamPosition>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct DisconnectParams {
@@ -68,6 +82,7 @@ pub struct ChannelsParams {
 pub enum ApiCommand {
     Publish(PublishParams),
     Broadcast(BroadcastParams),
+    Subscribe(SubscribeParams),
     Unsubscribe(UserChannelParams),
     Disconnect(DisconnectParams),
     Presence(ChannelParams),
@@ -108,6 +123,7 @@ pub fn decode_api_params(method: &str, params: &[u8]) -> Result<Option<ApiComman
     Ok(Some(match method {
         "publish" => ApiCommand::Publish(p(params)?),
         "broadcast" => ApiCommand::Broadcast(p(params)?),
+        "subscribe" => ApiCommand::Subscribe(p(params)?),
         "unsubscribe" => ApiCommand::Unsubscribe(p(params)?),
         "disconnect" => ApiCommand::Disconnect(p(params)?),
         "presence" => ApiCommand::Presence(p(params)?),

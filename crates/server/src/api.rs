@@ -206,6 +206,15 @@ async fn execute(
                 Some(out)
             }
         }
+        ApiCommand::Subscribe(p) => {
+            let since = p.recover_since.map(|s| StreamPosition {
+                offset: s.offset,
+                epoch: s.epoch,
+            });
+            node.api_subscribe(&p.user, &p.channel, &p.client, p.info, since)
+                .await?;
+            (!legacy).then(|| b"{}".to_vec())
+        }
         ApiCommand::Unsubscribe(p) => {
             node.api_unsubscribe(&p.user, &p.channel, &p.client).await?;
             (!legacy).then(|| b"{}".to_vec())

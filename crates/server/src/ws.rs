@@ -19,6 +19,9 @@ use std::sync::Arc;
 
 use crate::app::SharedState;
 
+/// Initial WebSocket read buffer; tungstenite grows it for larger messages.
+const READ_BUFFER: usize = 4096;
+
 /// Merged frames stay below this size unless a single message is larger.
 const MAX_MERGED_FRAME: usize = 64 * 1024;
 
@@ -57,7 +60,12 @@ pub async fn handler(
         }
     }
     let max = state.node.config().client_request_max_size;
+    // Small buffers: an idle connection should cost a few KB, not the 2×128 KB defaults. Our
+    // writer already merges everything queued into one frame per write, so no write buffering
+    // is needed below it.
     ws.protocols(["centrifuge-json"])
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| serve_socket(socket, state, forced))

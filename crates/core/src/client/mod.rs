@@ -386,7 +386,7 @@ impl Session {
             // Buffered publications and joins must follow the reply.
             self.flush();
             for ch in std::mem::take(&mut self.to_activate) {
-                self.activate(&ch).await;
+                self.node.activate_subscription(&self.shared, &ch).await;
             }
         }
         true

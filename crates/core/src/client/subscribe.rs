@@ -6,11 +6,13 @@ use rotor_protocol::command::{ChannelRequest, SubRefreshRequest, SubscribeReques
 use rotor_protocol::reply::SubscribeResult;
 use rotor_protocol::{DisconnectKind, ErrorCode, Generation, Push, ReplyBody};
 
+use super::ClientShared;
 use super::{CmdError, CmdResult, Session, SubState, SubStatus};
 use crate::auth::{SubscribeClaims, TokenError};
 use crate::config::ChannelOptions;
 use crate::engine::{HistoryFilter, StreamPosition};
-use crate::node::unix_now;
+use crate::node::{unix_now, Node};
+use std::sync::Arc;
 
 impl Session {
     pub(super) async fn subscribe(&mut self, req: SubscribeRequest) -> CmdResult {
@@ -79,7 +81,15 @@ impl Session {
         }
         let push_join_leave = opts.join_leave && (generation == Generation::V1 || req.join_leave);
         let mut result = self
-            .establish(&req, &opts, chan_info, expire_at, push_join_leave)
+            .node
+            .establish_subscription(
+                &self.shared,
+                &req,
+                &opts,
+                chan_info,
+                expire_at,
+                push_join_leave,
+            )
             .await?;
         if let Some(e) = expire_at {
             result.expires = true;
@@ -120,160 +130,11 @@ impl Session {
         }
         let push_join_leave = opts.join_leave;
         let r = self
-            .establish(&req, &opts, None, None, push_join_leave)
+            .node
+            .establish_subscription(&self.shared, &req, &opts, None, None, push_join_leave)
             .await?;
         self.to_activate.push(req.channel.clone());
         Ok(r)
-    }
-
-    /// Registers the subscription (buffering live publications), adds presence and reads the
-    /// stream position / missed publications. The caller sends the reply, then [`activate`]s.
-    async fn establish(
-        &mut self,
-        req: &SubscribeRequest,
-        opts: &ChannelOptions,
-        chan_info: Option<Bytes>,
-        expire_at: Option<i64>,
-        push_join_leave: bool,
-    ) -> Result<SubscribeResult, CmdError> {
-        let node = self.node.clone();
-        let ch = req.channel.as_str();
-        let info = {
-            let mut st = self.shared.state.lock();
-            st.pending_cleanup.retain(|(c, _)| c != ch);
-            st.subs.insert(
-                ch.to_string(),
-                SubState {
-                    status: SubStatus::Subscribing(Vec::new()),
-                    chan_info,
-                    expire_at,
-                    push_join_leave,
-                    emit_join_leave: opts.join_leave,
-                    presence: opts.presence,
-                    recoverable: opts.history_recover,
-                    offset: 0,
-                    epoch: String::new(),
-                    position_failures: 0,
-                },
-            );
-            self.shared.info_in(&st, ch)
-        };
-        let fail = |this: &Self, e: crate::engine::EngineError| {
-            tracing::error!(channel = %ch, error = %e, "subscribe failed in engine");
-            this.shared.state.lock().subs.remove(ch);
-            CmdError::Error(ErrorCode::INTERNAL)
-        };
-        if node.hub().add_subscriber(ch, &self.shared) {
-            if let Err(e) = node.broker().subscribe(ch).await {
-                node.hub().remove_subscriber(ch, self.shared.id());
-                return Err(fail(self, e));
-            }
-        }
-        if opts.presence {
-            let ttl = node.config().client_presence_expire_interval.as_secs();
-            if let Err(e) = node.presence().add_presence(ch, info, ttl).await {
-                node.hub().remove_subscriber(ch, self.shared.id());
-                return Err(fail(self, e));
-            }
-        }
-        let mut result = SubscribeResult::default();
-        if opts.history_recover {
-            let given = req.position_offset();
-            let filter = if req.recover {
-                HistoryFilter {
-                    since: Some(StreamPosition {
-                        offset: given,
-                        epoch: req.epoch.clone(),
-                    }),
-                    limit: None,
-                    reverse: false,
-                }
-            } else {
-                HistoryFilter {
-                    since: None,
-                    limit: Some(0),
-                    reverse: false,
-                }
-            };
-            let page = match node.broker().history(ch, filter).await {
-                Ok(p) => p,
-                Err(e) => {
-                    node.hub().remove_subscriber(ch, self.shared.id());
-                    return Err(fail(self, e));
-                }
-            };
-            let top = page.position;
-            if req.recover {
-                let epoch_ok = req.epoch == top.epoch;
-                let nothing_missed = page.publications.is_empty() && top.offset == given;
-                let contiguous = page
-                    .publications
-                    .first()
-                    .is_some_and(|p| p.offset == given + 1);
-                result.recovered = epoch_ok && (nothing_missed || contiguous);
-                result.publications = page.publications;
-                result.was_recovering = true;
-            }
-            result.recoverable = true;
-            result.epoch = top.epoch.clone();
-            result.offset = top.offset;
-            if let Some(sub) = self.shared.state.lock().subs.get_mut(ch) {
-                sub.offset = top.offset;
-                sub.epoch = top.epoch.clone();
-            }
-        }
-        Ok(result)
-    }
-
-    /// After the reply is queued: deliver what arrived while subscribing, then announce the
-    /// join.
-    pub(super) async fn activate(&mut self, channel: &str) {
-        let generation = self.shared.generation();
-        let enc = self.node.hub().encoder(generation);
-        let join = {
-            let mut st = self.shared.state.lock();
-            let Some(sub) = st.subs.get_mut(channel) else {
-                return;
-            };
-            let SubStatus::Subscribing(buffered) =
-                std::mem::replace(&mut sub.status, SubStatus::Subscribed)
-            else {
-                return;
-            };
-            let mut gap = false;
-            for p in buffered {
-                if sub.recoverable && p.offset > 0 {
-                    if p.offset <= sub.offset {
-                        continue;
-                    }
-                    if p.offset != sub.offset + 1 {
-                        gap = true;
-                        break;
-                    }
-                    sub.offset = p.offset;
-                }
-                let mut buf = Vec::with_capacity(p.data.len() + 64);
-                enc.push(
-                    &mut buf,
-                    &Push::Publication {
-                        channel,
-                        publication: &p,
-                    },
-                );
-                self.shared.enqueue(Bytes::from(buf));
-            }
-            let emit = sub.emit_join_leave;
-            if gap {
-                self.shared.position_lost(&mut st, channel, generation);
-                return;
-            }
-            emit.then(|| self.shared.info_in(&st, channel))
-        };
-        if let Some(info) = join {
-            if let Err(e) = self.node.broker().publish_join(channel, info).await {
-                tracing::warn!(channel, error = %e, "join not published");
-            }
-        }
     }
 
     pub(super) async fn unsubscribe(&mut self, req: ChannelRequest) -> CmdResult {
@@ -341,5 +202,158 @@ impl Session {
             expires: claims.exp.is_some(),
             ttl,
         }))
+    }
+}
+
+impl Node {
+    /// Registers the subscription (buffering live publications), adds presence and reads the
+    /// stream position / missed publications. The caller sends the reply, then [`Node::activate_subscription`]s.
+    pub(crate) async fn establish_subscription(
+        &self,
+        shared: &Arc<ClientShared>,
+        req: &SubscribeRequest,
+        opts: &ChannelOptions,
+        chan_info: Option<Bytes>,
+        expire_at: Option<i64>,
+        push_join_leave: bool,
+    ) -> Result<SubscribeResult, CmdError> {
+        let node = self;
+        let ch = req.channel.as_str();
+        let info = {
+            let mut st = shared.state.lock();
+            st.pending_cleanup.retain(|(c, _)| c != ch);
+            st.subs.insert(
+                ch.to_string(),
+                SubState {
+                    status: SubStatus::Subscribing(Vec::new()),
+                    chan_info,
+                    expire_at,
+                    push_join_leave,
+                    emit_join_leave: opts.join_leave,
+                    presence: opts.presence,
+                    recoverable: opts.history_recover,
+                    offset: 0,
+                    epoch: String::new(),
+                    position_failures: 0,
+                },
+            );
+            shared.info_in(&st, ch)
+        };
+        let fail = |e: crate::engine::EngineError| {
+            tracing::error!(channel = %ch, error = %e, "subscribe failed in engine");
+            shared.state.lock().subs.remove(ch);
+            CmdError::Error(ErrorCode::INTERNAL)
+        };
+        if node.hub().add_subscriber(ch, shared) {
+            if let Err(e) = node.broker().subscribe(ch).await {
+                node.hub().remove_subscriber(ch, shared.id());
+                return Err(fail(e));
+            }
+        }
+        if opts.presence {
+            let ttl = node.config().client_presence_expire_interval.as_secs();
+            if let Err(e) = node.presence().add_presence(ch, info, ttl).await {
+                node.hub().remove_subscriber(ch, shared.id());
+                return Err(fail(e));
+            }
+        }
+        let mut result = SubscribeResult::default();
+        if opts.history_recover {
+            let given = req.position_offset();
+            let filter = if req.recover {
+                HistoryFilter {
+                    since: Some(StreamPosition {
+                        offset: given,
+                        epoch: req.epoch.clone(),
+                    }),
+                    limit: None,
+                    reverse: false,
+                }
+            } else {
+                HistoryFilter {
+                    since: None,
+                    limit: Some(0),
+                    reverse: false,
+                }
+            };
+            let page = match node.broker().history(ch, filter).await {
+                Ok(p) => p,
+                Err(e) => {
+                    node.hub().remove_subscriber(ch, shared.id());
+                    return Err(fail(e));
+                }
+            };
+            let top = page.position;
+            if req.recover {
+                let epoch_ok = req.epoch == top.epoch;
+                let nothing_missed = page.publications.is_empty() && top.offset == given;
+                let contiguous = page
+                    .publications
+                    .first()
+                    .is_some_and(|p| p.offset == given + 1);
+                result.recovered = epoch_ok && (nothing_missed || contiguous);
+                result.publications = page.publications;
+                result.was_recovering = true;
+            }
+            result.recoverable = true;
+            result.epoch = top.epoch.clone();
+            result.offset = top.offset;
+            if let Some(sub) = shared.state.lock().subs.get_mut(ch) {
+                sub.offset = top.offset;
+                sub.epoch = top.epoch.clone();
+            }
+        }
+        Ok(result)
+    }
+
+    /// After the reply is queued: deliver what arrived while subscribing, then announce the
+    /// join.
+    pub(crate) async fn activate_subscription(&self, shared: &ClientShared, channel: &str) {
+        let generation = shared.generation();
+        let enc = self.hub().encoder(generation);
+        let join = {
+            let mut st = shared.state.lock();
+            let Some(sub) = st.subs.get_mut(channel) else {
+                return;
+            };
+            let SubStatus::Subscribing(buffered) =
+                std::mem::replace(&mut sub.status, SubStatus::Subscribed)
+            else {
+                return;
+            };
+            let mut gap = false;
+            for p in buffered {
+                if sub.recoverable && p.offset > 0 {
+                    if p.offset <= sub.offset {
+                        continue;
+                    }
+                    if p.offset != sub.offset + 1 {
+                        gap = true;
+                        break;
+                    }
+                    sub.offset = p.offset;
+                }
+                let mut buf = Vec::with_capacity(p.data.len() + 64);
+                enc.push(
+                    &mut buf,
+                    &Push::Publication {
+                        channel,
+                        publication: &p,
+                    },
+                );
+                shared.enqueue(Bytes::from(buf));
+            }
+            let emit = sub.emit_join_leave;
+            if gap {
+                shared.position_lost(&mut st, channel, generation);
+                return;
+            }
+            emit.then(|| shared.info_in(&st, channel))
+        };
+        if let Some(info) = join {
+            if let Err(e) = self.broker().publish_join(channel, info).await {
+                tracing::warn!(channel, error = %e, "join not published");
+            }
+        }
     }
 }

@@ -208,10 +208,13 @@ impl Hub {
     }
 }
 
+/// Where control messages go (the node).
+pub type ControlCallback = Box<dyn Fn(&[u8]) + Send + Sync>;
+
 /// The hub as the broker's delivery target; control messages go on to the node.
 pub struct HubHandler {
     pub hub: Arc<Hub>,
-    pub control: Box<dyn Fn(&[u8]) + Send + Sync>,
+    pub control: ControlCallback,
     pub reconnect: Box<dyn Fn() + Send + Sync>,
 }
 

@@ -176,7 +176,7 @@ impl Node {
                 }
             };
             let mut buf = Vec::with_capacity(128);
-            self.hub().encoder(conn.generation()).push(
+            self.hub().encoder(conn.generation(), conn.encoding()).push(
                 &mut buf,
                 &Push::Subscribe {
                     channel,

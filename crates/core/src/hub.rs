@@ -12,8 +12,8 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
-use rotor_protocol::json::JsonEncoder;
-use rotor_protocol::{ClientInfo, Generation, PositionFormat, Publication, Push};
+use rotor_protocol::codec::Encoder;
+use rotor_protocol::{ClientInfo, Encoding, Generation, PositionFormat, Publication, Push};
 
 use crate::client::ClientShared;
 use crate::engine::BrokerEventHandler;
@@ -22,25 +22,29 @@ const SHARDS: usize = 64;
 
 type Subscribers = HashMap<Arc<str>, Arc<ClientShared>>;
 
-/// A push encoded lazily, at most once per generation.
+/// Number of (generation, encoding) wire variants.
+const VARIANTS: usize = 4;
+
+/// A push encoded lazily, at most once per (generation, encoding).
 pub struct PreparedPush<'a> {
     push: Push<'a>,
-    encoders: &'a [JsonEncoder; 2],
-    cache: [OnceLock<Bytes>; 2],
+    encoders: &'a [Encoder; VARIANTS],
+    cache: [OnceLock<Bytes>; VARIANTS],
 }
 
 impl<'a> PreparedPush<'a> {
-    pub fn new(push: Push<'a>, encoders: &'a [JsonEncoder; 2]) -> Self {
+    pub fn new(push: Push<'a>, encoders: &'a [Encoder; VARIANTS]) -> Self {
         Self {
             push,
             encoders,
-            cache: [OnceLock::new(), OnceLock::new()],
+            cache: Default::default(),
         }
     }
 
-    /// The push, encoded for `generation` (shared bytes; no copy per subscriber).
-    pub fn bytes(&self, generation: Generation) -> Bytes {
-        let i = gen_index(generation);
+    /// The push, encoded for a connection's wire variant (shared bytes; no copy per
+    /// subscriber).
+    pub fn bytes(&self, generation: Generation, encoding: Encoding) -> Bytes {
+        let i = variant(generation, encoding);
         self.cache[i]
             .get_or_init(|| {
                 let mut buf = Vec::with_capacity(128);
@@ -51,11 +55,16 @@ impl<'a> PreparedPush<'a> {
     }
 }
 
-fn gen_index(g: Generation) -> usize {
-    match g {
+fn variant(g: Generation, e: Encoding) -> usize {
+    let g = match g {
         Generation::V1 => 0,
         Generation::V2 => 1,
-    }
+    };
+    let e = match e {
+        Encoding::Json => 0,
+        Encoding::Protobuf => 1,
+    };
+    g * 2 + e
 }
 
 /// The node's registry of connections and subscriptions.
@@ -64,7 +73,7 @@ pub struct Hub {
     channels: Vec<RwLock<HashMap<String, Subscribers>>>,
     clients: Vec<RwLock<HashMap<Arc<str>, Arc<ClientShared>>>>,
     users: Vec<RwLock<HashMap<String, Subscribers>>>,
-    encoders: [JsonEncoder; 2],
+    encoders: [Encoder; VARIANTS],
 }
 
 impl Hub {
@@ -77,16 +86,20 @@ impl Hub {
             channels: mk(),
             clients: mk(),
             users: mk(),
+            // v1 Protobuf clients (centrifuge-js 2.8.5's bundled schema) have no seq/gen
+            // fields, so they always get offsets.
             encoders: [
-                JsonEncoder::new(Generation::V1, positions),
-                JsonEncoder::new(Generation::V2, PositionFormat::Offset),
+                Encoder::new(Generation::V1, Encoding::Json, positions),
+                Encoder::new(Generation::V1, Encoding::Protobuf, PositionFormat::Offset),
+                Encoder::new(Generation::V2, Encoding::Json, PositionFormat::Offset),
+                Encoder::new(Generation::V2, Encoding::Protobuf, PositionFormat::Offset),
             ],
         }
     }
 
-    /// The encoder for a generation (replies use the same position format as pushes).
-    pub fn encoder(&self, g: Generation) -> JsonEncoder {
-        self.encoders[gen_index(g)]
+    /// The encoder for a wire variant (replies use the same position format as pushes).
+    pub fn encoder(&self, g: Generation, e: Encoding) -> Encoder {
+        self.encoders[variant(g, e)]
     }
 
     fn shard<K: Hash + ?Sized>(&self, k: &K) -> usize {
@@ -264,6 +277,6 @@ impl BrokerEventHandler for HubHandler {
 
 /// An encoder for messages whose shape does not depend on position format (unsubscribe,
 /// message pushes).
-pub(crate) fn encoder_for(g: Generation) -> JsonEncoder {
-    JsonEncoder::new(g, PositionFormat::Offset)
+pub(crate) fn encoder_for(g: Generation, e: Encoding) -> Encoder {
+    Encoder::new(g, e, PositionFormat::Offset)
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rotor_protocol::{ClientInfo, DisconnectKind, Generation, PositionFormat};
+use rotor_protocol::{ClientInfo, DisconnectKind, Encoding, Generation, PositionFormat};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenVerifier;
@@ -152,8 +152,8 @@ impl Node {
 
     /// A new connection. `forced` fixes the generation (`cf_protocol_version`); otherwise the
     /// first command decides.
-    pub fn new_session(&self, forced: Option<Generation>) -> Session {
-        Session::new(self.clone(), forced)
+    pub fn new_session(&self, forced: Option<Generation>, encoding: Encoding) -> Session {
+        Session::new(self.clone(), forced, encoding)
     }
 
     /// Starts the housekeeping tick; it stops when the node shuts down.

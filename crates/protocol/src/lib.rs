@@ -1,13 +1,16 @@
 //! Rotor's wire protocol: the client commands, replies and pushes of both Centrifugo client
-//! protocol generations, their JSON codecs, and the error/disconnect code tables.
+//! protocol generations, their JSON and Protobuf codecs ([`codec`] picks one per connection),
+//! and the error/disconnect code tables.
 //!
 //! Pure: no I/O, no clocks, no async. Decoding never panics on any input; an undecodable
 //! command is a [`command::DecodeError`] that the session turns into a bad-request close.
 
 pub mod api;
+pub mod codec;
 pub mod codes;
 pub mod command;
 pub mod json;
+pub mod protobuf;
 pub mod reply;
 pub mod types;
 
@@ -25,9 +28,12 @@ pub enum Generation {
     V2,
 }
 
-/// Wire encoding of a connection. Only JSON exists today; Protobuf is the next variant.
+/// Wire encoding of a connection, fixed when the WebSocket is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Encoding {
+    /// Newline-delimited JSON in text messages; the default.
     #[default]
     Json,
+    /// Varint-length-delimited Protobuf in binary messages (`?format=protobuf`).
+    Protobuf,
 }

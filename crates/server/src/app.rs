@@ -4,9 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{any, get, post};
 use axum::Router;
 use rotor_core::Node;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{self, LoadedConfig, ServerSettings};
 
@@ -14,6 +17,8 @@ use crate::config::{self, LoadedConfig, ServerSettings};
 pub struct AppState {
     pub node: Node,
     pub settings: ServerSettings,
+    /// Every WebSocket connection's task, so shutdown can wait for their close frames.
+    pub connections: TaskTracker,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -34,7 +39,17 @@ pub fn router(state: SharedState) -> Router {
             );
     }
     if s.health {
-        r = r.route("/health", get(|| async { "{}" }));
+        // 503 while the engine cannot serve (e.g. Redis unreachable).
+        r = r.route(
+            "/health",
+            get(|State(st): State<SharedState>| async move {
+                if st.node.broker().is_healthy() {
+                    (StatusCode::OK, "{}")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "{}")
+                }
+            }),
+        );
     }
     r.with_state(state)
 }
@@ -43,13 +58,8 @@ pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    anyhow::ensure!(
-        cfg.server.engine == "memory",
-        "engine {:?} is not available yet; use \"memory\"",
-        cfg.server.engine
-    );
     let missing = config::missing_for_clients(&cfg);
-    let node = Node::new(cfg.node.clone()).context("invalid configuration")?;
+    let node = crate::engine::build_node(&cfg).await?;
     let ticker = node.start();
     let host = if cfg.server.address.is_empty() {
         "0.0.0.0"
@@ -64,9 +74,10 @@ pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     println!(
-        "rotor {} listening on http://{} (engine: memory{})",
+        "rotor {} listening on http://{} (engine: {}{})",
         env!("CARGO_PKG_VERSION"),
         listener.local_addr().unwrap_or(addr),
+        cfg.server.engine,
         cfg.source
             .as_ref()
             .map(|p| format!(", config: {}", p.display()))
@@ -76,9 +87,11 @@ pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
         println!("note: {m}");
     }
     let shutdown_timeout = cfg.server.shutdown_timeout;
+    let connections = TaskTracker::new();
     let state = Arc::new(AppState {
         node: node.clone(),
         settings: cfg.server,
+        connections: connections.clone(),
     });
     let app = router(state);
     let stop = node.shutdown_token();
@@ -97,6 +110,14 @@ pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
             node.shutdown_token().cancelled().await;
             tokio::time::sleep(shutdown_timeout).await;
         } => tracing::warn!("shutdown timeout reached; closing remaining connections"),
+    }
+    // Upgraded connections outlive the HTTP server: let them send their close frames.
+    connections.close();
+    if tokio::time::timeout(shutdown_timeout, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open at shutdown timeout");
     }
     let _ = ticker.await;
     Ok(())

@@ -40,6 +40,9 @@ pub struct ServerSettings {
     pub engine: String,
     /// `None` when not configured: Centrifugo 2.x then accepts every Origin.
     pub allowed_origins: Option<Vec<String>>,
+    /// Every `redis_*` key as given (file values as JSON, env values as strings); read by the
+    /// Redis engine (`crates/server/src/engine.rs`).
+    pub redis: Map<String, Value>,
 }
 
 impl Default for ServerSettings {
@@ -62,6 +65,7 @@ impl Default for ServerSettings {
             shutdown_timeout: Duration::from_secs(30),
             engine: "memory".to_string(),
             allowed_origins: None,
+            redis: Map::new(),
         }
     }
 }
@@ -146,7 +150,7 @@ const UNSUPPORTED: &str = "broker client_concurrency debug gomaxprocs log_file p
     prometheus_handler_prefix websocket_read_buffer_size websocket_write_buffer_size \
     websocket_use_write_buffer_pool";
 const UNSUPPORTED_PREFIXES: &str =
-    "redis_ proxy_ tls admin_ grpc_api sockjs_ graphite nats_ websocket_compression";
+    "proxy_ tls admin_ grpc_api sockjs_ graphite nats_ websocket_compression";
 
 fn is_unsupported(key: &str) -> bool {
     UNSUPPORTED.split_whitespace().any(|k| k == key)
@@ -405,6 +409,14 @@ fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetError> {
         "user_personal_channel_namespace" => n.user_personal_channel_namespace = string(i)?,
         "user_personal_single_connection" => n.user_personal_single_connection = boolean(i)?,
         "memory_history_meta_ttl" => n.memory_history_meta_ttl = duration(i)?,
+        // Redis engine keys: kept raw, the engine reads them (see `ServerSettings::redis`).
+        redis if redis.starts_with("redis_") => {
+            let v = match i {
+                Input::Json(v) => v.clone(),
+                Input::Env(s) => Value::String(s.clone()),
+            };
+            s.redis.insert(redis.to_string(), v);
+        }
         other => return set_channel(&mut n.channel_options, other, i),
     }
     Ok(())
@@ -921,9 +933,10 @@ mod tests {
         let w = c.warnings.join("\n");
         has(&w, r#"unknown config key "foo""#);
         has(&w, r#"unknown config key "bar" in namespace "chat""#);
-        has(&w, r#"config key "redis_host" is not supported yet"#);
         has(&w, r#"config key "grpc_api" is not supported yet"#);
-        assert_eq!(c.warnings.len(), 4, "zero values stay silent: {w}");
+        assert_eq!(c.warnings.len(), 3, "zero values stay silent: {w}");
+        // Redis keys are collected for the engine, not warned about.
+        assert_eq!(c.server.redis.get("redis_host"), Some(&json!("h")));
     }
 
     #[test]
@@ -1039,8 +1052,14 @@ mod tests {
         );
         let e = run(None, &[("CENTRIFUGO_NAMESPACES", "{")]).unwrap_err();
         has(&e, r#"config key "namespaces""#);
-        let c = run(None, &[("CENTRIFUGO_REDIS_HOST", "r")]).unwrap();
-        assert_eq!(c.warnings, [unsupported("redis_host")]);
+        let c = run(
+            None,
+            &[("CENTRIFUGO_REDIS_HOST", "r"), ("ROTOR_REDIS_PORT", "7000")],
+        )
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.server.redis.get("redis_host"), Some(&json!("r")));
+        assert_eq!(c.server.redis.get("redis_port"), Some(&json!("7000")));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod api;
 mod app;
 mod cli;
 mod config;
+mod engine;
 mod ws;
 
 fn main() -> std::process::ExitCode {

@@ -14,7 +14,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use rotor_core::writer::WriterStep;
 use rotor_core::ClientShared;
-use rotor_protocol::{DisconnectKind, Generation};
+use rotor_protocol::{DisconnectKind, Encoding, Generation};
 use std::sync::Arc;
 
 use crate::app::SharedState;
@@ -37,19 +37,20 @@ pub async fn handler(
         Some("v2") => Some(Generation::V2),
         Some(_) => return (StatusCode::BAD_REQUEST, "unknown cf_protocol_version").into_response(),
     };
-    let wants_protobuf = ["format", "cf_protocol", "protocol"]
+    // Protobuf by query (`format`, `cf_protocol`, 0.14's `protocol`) or by sub-protocol; a
+    // 2.x-era client offers the sub-protocol only together with `format=protobuf`.
+    let ws = ws.protocols(["centrifuge-protobuf", "centrifuge-json"]);
+    let by_query = ["format", "cf_protocol", "protocol"]
         .iter()
-        .any(|k| query.get(*k).is_some_and(|v| v == "protobuf"))
-        || ws
-            .selected_protocol()
-            .is_some_and(|p| p.as_bytes() == b"centrifuge-protobuf");
-    if wants_protobuf {
-        return (
-            StatusCode::BAD_REQUEST,
-            "protobuf encoding is not supported yet",
-        )
-            .into_response();
-    }
+        .any(|k| query.get(*k).is_some_and(|v| v == "protobuf"));
+    let by_subprotocol = ws
+        .selected_protocol()
+        .is_some_and(|p| p.as_bytes() == b"centrifuge-protobuf");
+    let encoding = if by_query || by_subprotocol {
+        Encoding::Protobuf
+    } else {
+        Encoding::Json
+    };
     if let Some(allowed) = &state.settings.allowed_origins {
         let origin = headers
             .get("origin")
@@ -63,12 +64,11 @@ pub async fn handler(
     // Small buffers: an idle connection should cost a few KB, not the 2×128 KB defaults. Our
     // writer already merges everything queued into one frame per write, so no write buffering
     // is needed below it.
-    ws.protocols(["centrifuge-json"])
-        .read_buffer_size(READ_BUFFER)
+    ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve_socket(socket, state, forced))
+        .on_upgrade(move |socket| serve_socket(socket, state, forced, encoding))
 }
 
 /// `allowed_origins` patterns: `*` anywhere matches any run of characters.
@@ -87,10 +87,16 @@ fn origin_allowed(patterns: &[String], origin: &str) -> bool {
     })
 }
 
-async fn serve_socket(socket: WebSocket, state: SharedState, forced: Option<Generation>) {
+async fn serve_socket(
+    socket: WebSocket,
+    state: SharedState,
+    forced: Option<Generation>,
+    encoding: Encoding,
+) {
+    let _tracked = state.connections.token();
     let node = state.node.clone();
     let cfg = node.config().clone();
-    let mut session = node.new_session(forced);
+    let mut session = node.new_session(forced, encoding);
     let shared = session.shared().clone();
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(
@@ -120,13 +126,17 @@ async fn serve_socket(socket: WebSocket, state: SharedState, forced: Option<Gene
                 break;
             }
             Some(Ok(Message::Text(t))) => {
+                if encoding.is_binary() {
+                    session.reject_bad_request();
+                    break;
+                }
                 if !session.handle_frame(t.as_bytes()).await {
                     break;
                 }
             }
             Some(Ok(Message::Binary(b))) => {
-                // JSON connections speak text; binary JSON is accepted the way the Go server
-                // does, anything else fails to decode as a bad request.
+                // Protobuf travels as binary; on a JSON connection binary JSON is accepted the
+                // way the Go server does, anything else fails to decode as a bad request.
                 if !session.handle_frame(&b).await {
                     break;
                 }
@@ -181,8 +191,14 @@ async fn write_loop(
         let mut ok = true;
         if !batch.is_empty() {
             let send = async {
-                for frame in merge(&mut batch, &mut buf) {
-                    sink.feed(Message::Text(frame)).await?;
+                if shared.encoding().is_binary() {
+                    for frame in merge_binary(&mut batch, &mut buf) {
+                        sink.feed(Message::Binary(frame)).await?;
+                    }
+                } else {
+                    for frame in merge(&mut batch, &mut buf) {
+                        sink.feed(Message::Text(frame)).await?;
+                    }
                 }
                 sink.flush().await
             };
@@ -222,25 +238,32 @@ async fn write_loop(
     }
 }
 
-/// Concatenates queued messages (each a complete JSON line) into frames of bounded size.
-fn merge(batch: &mut Vec<Bytes>, buf: &mut BytesMut) -> Vec<Utf8Bytes> {
-    let mut frames = Vec::new();
+/// Concatenates queued messages (each a complete JSON line, or a complete length-prefixed
+/// Protobuf message) into frames of bounded size.
+fn merge_binary(batch: &mut Vec<Bytes>, buf: &mut BytesMut) -> Vec<Bytes> {
     if batch.len() == 1 {
-        if let Some(b) = batch.pop() {
-            frames.extend(Utf8Bytes::try_from(b).ok());
-        }
-        return frames;
+        return std::mem::take(batch);
     }
+    let mut frames = Vec::new();
     for b in batch.drain(..) {
         if !buf.is_empty() && buf.len() + b.len() > MAX_MERGED_FRAME {
-            frames.extend(Utf8Bytes::try_from(buf.split().freeze()).ok());
+            frames.push(buf.split().freeze());
         }
         buf.extend_from_slice(&b);
     }
     if !buf.is_empty() {
-        frames.extend(Utf8Bytes::try_from(buf.split().freeze()).ok());
+        frames.push(buf.split().freeze());
     }
     frames
+}
+
+/// [`merge_binary`] for text frames. Our JSON output is always UTF-8; a frame that somehow is
+/// not (raw bytes a Protobuf client published) is dropped rather than sent corrupt.
+fn merge(batch: &mut Vec<Bytes>, buf: &mut BytesMut) -> Vec<Utf8Bytes> {
+    merge_binary(batch, buf)
+        .into_iter()
+        .filter_map(|b| Utf8Bytes::try_from(b).ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use rotor_protocol::command::{decode_json_command, split_json_frame};
+use rotor_protocol::codec::{decode_command, decode_frame};
 use rotor_protocol::{
-    ClientInfo, CommandKind, DisconnectKind, ErrorCode, Generation, Publication, Push, ReplyBody,
-    UnsubscribeCode,
+    ClientInfo, CommandKind, DisconnectKind, Encoding, ErrorCode, Generation, Publication, Push,
+    ReplyBody, UnsubscribeCode,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -105,6 +105,7 @@ pub(crate) struct ClientState {
 pub struct ClientShared {
     id: Arc<str>,
     generation: OnceLock<Generation>,
+    encoding: Encoding,
     pub(crate) state: Mutex<ClientState>,
     /// Outbound messages; the transport's writer task drains it.
     pub queue: WriterQueue,
@@ -121,7 +122,7 @@ impl std::fmt::Debug for ClientShared {
 }
 
 impl ClientShared {
-    fn new(queue_max: usize, forced: Option<Generation>) -> Self {
+    fn new(queue_max: usize, forced: Option<Generation>, encoding: Encoding) -> Self {
         let generation = OnceLock::new();
         if let Some(g) = forced {
             let _ = generation.set(g);
@@ -129,6 +130,7 @@ impl ClientShared {
         Self {
             id: Arc::from(uuid::Uuid::new_v4().to_string()),
             generation,
+            encoding,
             state: Mutex::new(ClientState {
                 connected: false,
                 closed: false,
@@ -160,6 +162,11 @@ impl ClientShared {
     /// The connection's generation; v1 until its first command says otherwise.
     pub fn generation(&self) -> Generation {
         self.generation.get().copied().unwrap_or(Generation::V1)
+    }
+
+    /// The connection's wire encoding, fixed by the transport at the handshake.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
     }
 
     pub fn user(&self) -> String {
@@ -231,7 +238,7 @@ impl ClientShared {
                     }
                     sub.offset = publication.offset;
                 }
-                self.enqueue(prepared.bytes(generation));
+                self.enqueue(prepared.bytes(generation, self.encoding));
             }
         }
     }
@@ -257,7 +264,7 @@ impl ClientShared {
 
     pub(crate) fn push_unsubscribe(&self, channel: &str, code: UnsubscribeCode) {
         let mut buf = Vec::with_capacity(96);
-        let enc = crate::hub::encoder_for(self.generation());
+        let enc = crate::hub::encoder_for(self.generation(), self.encoding);
         enc.push(&mut buf, &Push::Unsubscribe { channel, code });
         self.enqueue(Bytes::from(buf));
     }
@@ -267,7 +274,7 @@ impl ClientShared {
         let st = self.state.lock();
         if let Some(sub) = st.subs.get(channel) {
             if sub.push_join_leave && matches!(sub.status, SubStatus::Subscribed) {
-                self.enqueue(prepared.bytes(self.generation()));
+                self.enqueue(prepared.bytes(self.generation(), self.encoding));
             }
         }
     }
@@ -283,10 +290,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(node: Node, forced: Option<Generation>) -> Self {
+    pub(crate) fn new(node: Node, forced: Option<Generation>, encoding: Encoding) -> Self {
         let shared = Arc::new(ClientShared::new(
             node.config().client_queue_max_size,
             forced,
+            encoding,
         ));
         Self {
             node,
@@ -314,8 +322,13 @@ impl Session {
     pub async fn handle_frame(&mut self, frame: &[u8]) -> bool {
         self.touch();
         let mut any = false;
-        for line in split_json_frame(frame) {
+        for line in decode_frame(self.shared.encoding, frame) {
             any = true;
+            let Ok(line) = line else {
+                self.flush();
+                self.disconnect(DisconnectKind::BadRequest);
+                return false;
+            };
             if !self.handle_command(line).await {
                 self.flush();
                 return false;
@@ -351,7 +364,7 @@ impl Session {
 
     async fn handle_command(&mut self, line: &[u8]) -> bool {
         let known = self.shared.generation.get().copied();
-        let (generation, cmd) = match decode_json_command(line, known) {
+        let (generation, cmd) = match decode_command(self.shared.encoding, line, known) {
             Ok(v) => v,
             Err(e) => {
                 tracing::debug!(client = %self.shared.id, error = %e, "bad command");
@@ -371,7 +384,7 @@ impl Session {
         }
         let id = cmd.id;
         let result = self.dispatch(cmd.kind).await;
-        let enc = self.node.hub().encoder(generation);
+        let enc = self.node.hub().encoder(generation, self.shared.encoding);
         match result {
             Ok(Some(body)) => enc.reply(&mut self.out, id, &Ok(body)),
             Ok(None) => {}

@@ -310,7 +310,7 @@ impl Node {
     /// join.
     pub(crate) async fn activate_subscription(&self, shared: &ClientShared, channel: &str) {
         let generation = shared.generation();
-        let enc = self.hub().encoder(generation);
+        let enc = self.hub().encoder(generation, shared.encoding());
         let join = {
             let mut st = shared.state.lock();
             let Some(sub) = st.subs.get_mut(channel) else {

@@ -89,7 +89,9 @@ impl ClientShared {
                         if st.pong_deadline.is_none() {
                             st.pong_deadline = Some(now + cfg.client_pong_timeout);
                         }
-                        self.enqueue(Bytes::from_static(b"{}\n"));
+                        let mut buf = Vec::with_capacity(4);
+                        crate::hub::encoder_for(generation, self.encoding).ping(&mut buf);
+                        self.enqueue(Bytes::from(buf));
                     }
                 }
                 Generation::V1 => {

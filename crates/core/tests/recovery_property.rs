@@ -22,7 +22,7 @@ use bytes::Bytes;
 use rotor_core::auth::sign_hs256;
 use rotor_core::writer::WriterStep;
 use rotor_core::{ChannelOptions, Node, NodeConfig, Session};
-use rotor_protocol::Generation;
+use rotor_protocol::{Encoding, Generation};
 use serde_json::{json, Value};
 
 const SECRET: &str = "property-secret";
@@ -162,7 +162,7 @@ impl Client {
     ) -> Result<(), String> {
         assert!(self.session.is_none(), "connect while connected");
         self.next_id = 1;
-        let mut session = node.new_session(Some(self.gen));
+        let mut session = node.new_session(Some(self.gen), Encoding::Json);
         let claims = if self.server_side {
             json!({ "sub": self.user, "channels": [CH] })
         } else {

@@ -66,6 +66,22 @@ else
   echo "node deps up to date"
 fi
 
+# The Redis engine's tests start their own redis-server / redis-sentinel processes.
+if ! command -v redis-server >/dev/null || ! command -v redis-sentinel >/dev/null; then
+  echo "installing redis-server and redis-sentinel (apt-get)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel >/dev/null; } ||
+    die "cannot install redis-server (apt-get install redis-server redis-sentinel)"
+fi
+export ROTOR_REQUIRE_REDIS=1
+
+# Headless Chromium for the admin UI browser test (tests/clients/js/admin.test.mjs): Debian's
+# package, since nothing may download a browser build. Installed only when missing.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Debian's chromium (for the admin UI browser test)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+    die "cannot install chromium with apt-get (needed by tests/clients/js/admin.test.mjs)"
+fi
+
 PY="${PYTHON:-python3}"
 command -v "$PY" >/dev/null || die "$PY is not installed"
 if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
@@ -86,7 +102,7 @@ declare -a PART_NAMES=() PART_STATUS=()
 record() { PART_NAMES+=("$1"); PART_STATUS+=("$2"); }
 
 banner "3/5 cargo test --workspace"
-cargo test --workspace 2>&1 | tee "$LOG_DIR/cargo-test.log"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/cargo-test.log"
 record "cargo test --workspace" "${PIPESTATUS[0]}"
 
 banner "4/5 node --test (tests/clients/js) with ROTOR_BIN=$ROTOR_BIN"
@@ -97,6 +113,15 @@ banner "5/5 pytest (tests/clients/python) with ROTOR_BIN=$ROTOR_BIN"
 (cd "$PY_DIR" && timeout --kill-after=10 900 "$VENV/bin/python" -m pytest -q -p no:cacheprovider) 2>&1 |
   tee "$LOG_DIR/pytest.log"
 record "pytest (cent 5.2.0 / centrifuge-python 0.7.0)" "${PIPESTATUS[0]}"
+
+# ---------------------------------------------------------------- extra part: rotor-bench smoke (begin)
+# Every rotor-bench scenario briefly against the dev build (scripts/bench-smoke.sh): deliveries
+# happened and nothing was lost. Runs like parts 3–5 (a failure is recorded, the rest goes on).
+banner "extra: rotor-bench smoke (scripts/bench-smoke.sh) with ROTOR_BIN=$ROTOR_BIN"
+ROTOR_BIN="$ROTOR_BIN" BENCH_BIN="$TARGET_DIR/debug/rotor-bench" \
+  timeout --kill-after=10 600 bash "$ROOT/scripts/bench-smoke.sh" 2>&1 | tee "$LOG_DIR/bench-smoke.log"
+record "rotor-bench smoke (scripts/bench-smoke.sh)" "${PIPESTATUS[0]}"
+# ---------------------------------------------------------------- extra part: rotor-bench smoke (end)
 
 # ---------------------------------------------------------------- summary
 # Counts from the runners' own summary lines: cargo's "test result:" lines, node's "# pass N" (TAP)

@@ -79,13 +79,15 @@ impl Node {
                 history_lifetime: opts.history_lifetime,
             }
         };
-        self.broker()
-            .publish(channel, data, None, popts)
-            .await
-            .map_err(|e| {
-                tracing::error!(channel, error = %e, "api publish failed");
-                ApiError::INTERNAL
-            })
+        let started = std::time::Instant::now();
+        let result = self.broker().publish(channel, data, None, popts).await;
+        crate::metrics::METRICS
+            .broker_publish_duration
+            .observe(started.elapsed());
+        result.map_err(|e| {
+            tracing::error!(channel, error = %e, "api publish failed");
+            ApiError::INTERNAL
+        })
     }
 
     /// Publishes the same data to several channels; one result per channel, in order.
@@ -185,6 +187,7 @@ impl Node {
                     offset: result.offset,
                 },
             );
+            crate::metrics::sent(crate::metrics::FrameType::PushSubscribe, buf.len());
             conn.enqueue(Bytes::from(buf));
             self.activate_subscription(&conn, channel).await;
         }
@@ -331,10 +334,21 @@ impl Node {
             .map_err(|_| ApiError::INTERNAL)
     }
 
-    /// Active channels with their subscriber counts (this node; the Redis engine will merge
-    /// all nodes).
+    /// Active channels with their subscriber counts, summed over every live node: this node's
+    /// now, the others' as of their last node-info message (a few seconds old at most).
     pub fn api_channels(&self, pattern: &str) -> Vec<(String, usize)> {
-        let mut list = self.hub().channels();
+        let mut counts: std::collections::HashMap<String, usize> =
+            self.hub().channels().into_iter().collect();
+        for other in self
+            .live_nodes()
+            .into_iter()
+            .filter(|n| n.uid != self.uid())
+        {
+            for (channel, n) in other.channels {
+                *counts.entry(channel).or_default() += n as usize;
+            }
+        }
+        let mut list: Vec<(String, usize)> = counts.into_iter().collect();
         if !pattern.is_empty() {
             list.retain(|(c, _)| glob_match(pattern, c));
         }

@@ -46,7 +46,15 @@ pub struct NodeInfoMessage {
     pub num_users: u64,
     pub num_channels: u64,
     pub uptime: u64,
+    /// Channels with subscribers on the node and their subscriber counts, so that the API's
+    /// `channels` lists every node's (multi-node engines only; at most
+    /// [`MAX_ANNOUNCED_CHANNELS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<(String, u64)>,
 }
+
+/// The most channels one node announces (bounds the size of a node-info message).
+pub const MAX_ANNOUNCED_CHANNELS: usize = 20_000;
 
 impl ControlMessage {
     pub fn encode(&self) -> bytes::Bytes {

@@ -17,6 +17,7 @@ use rotor_protocol::{ClientInfo, Encoding, Generation, PositionFormat, Publicati
 
 use crate::client::ClientShared;
 use crate::engine::BrokerEventHandler;
+use crate::metrics::{self, Action, FrameType, MessageType};
 
 const SHARDS: usize = 64;
 
@@ -116,10 +117,17 @@ impl Hub {
             .entry(user.to_string())
             .or_default()
             .insert(c.id_arc(), c.clone());
+        metrics::action(Action::AddClient);
     }
 
     pub fn remove_client(&self, c: &ClientShared, user: &str) {
-        self.clients[self.shard(c.id())].write().remove(c.id());
+        if self.clients[self.shard(c.id())]
+            .write()
+            .remove(c.id())
+            .is_some()
+        {
+            metrics::action(Action::RemoveClient);
+        }
         let mut users = self.users[self.shard(user)].write();
         if let Some(set) = users.get_mut(user) {
             set.remove(c.id());
@@ -168,7 +176,10 @@ impl Hub {
     pub fn add_subscriber(&self, channel: &str, c: &Arc<ClientShared>) -> bool {
         let mut shard = self.channels[self.shard(channel)].write();
         let subs = shard.entry(channel.to_string()).or_default();
-        subs.insert(c.id_arc(), c.clone());
+        if subs.insert(c.id_arc(), c.clone()).is_none() {
+            metrics::METRICS.subscriptions.add(1);
+            metrics::action(Action::AddSubscription);
+        }
         subs.len() == 1
     }
 
@@ -181,6 +192,8 @@ impl Hub {
         if subs.remove(client_id).is_none() {
             return false;
         }
+        metrics::METRICS.subscriptions.add(-1);
+        metrics::action(Action::RemoveSubscription);
         if subs.is_empty() {
             shard.remove(channel);
             return true;
@@ -195,6 +208,11 @@ impl Hub {
             out.extend(shard.read().iter().map(|(k, v)| (k.clone(), v.len())));
         }
         out
+    }
+
+    /// Channels with subscribers on this node.
+    pub fn num_channels(&self) -> usize {
+        self.channels.iter().map(|s| s.read().len()).sum()
     }
 
     pub fn num_subscribers(&self, channel: &str) -> usize {
@@ -233,6 +251,7 @@ pub struct HubHandler {
 
 impl BrokerEventHandler for HubHandler {
     fn handle_control(&self, data: &[u8]) {
+        metrics::message_received(MessageType::Control);
         (self.control)(data)
     }
 
@@ -241,6 +260,8 @@ impl BrokerEventHandler for HubHandler {
     }
 
     fn handle_publication(&self, channel: &str, publication: Publication) {
+        metrics::message_received(MessageType::Publication);
+        let started = std::time::Instant::now();
         let p = &publication;
         self.hub.fan_out(
             channel,
@@ -250,27 +271,32 @@ impl BrokerEventHandler for HubHandler {
             },
             |c, prepared| c.deliver_publication(channel, p, prepared),
         );
+        metrics::METRICS
+            .broadcast_duration
+            .observe(started.elapsed());
     }
 
     fn handle_join(&self, channel: &str, info: ClientInfo) {
+        metrics::message_received(MessageType::Join);
         self.hub.fan_out(
             channel,
             Push::Join {
                 channel,
                 info: &info,
             },
-            |c, prepared| c.deliver_join_leave(channel, prepared),
+            |c, prepared| c.deliver_join_leave(channel, prepared, FrameType::PushJoin),
         );
     }
 
     fn handle_leave(&self, channel: &str, info: ClientInfo) {
+        metrics::message_received(MessageType::Leave);
         self.hub.fan_out(
             channel,
             Push::Leave {
                 channel,
                 info: &info,
             },
-            |c, prepared| c.deliver_join_leave(channel, prepared),
+            |c, prepared| c.deliver_join_leave(channel, prepared, FrameType::PushLeave),
         );
     }
 }

@@ -12,6 +12,7 @@ pub mod control;
 pub mod engine;
 pub mod hub;
 pub mod memory;
+pub mod metrics;
 pub mod node;
 pub mod writer;
 

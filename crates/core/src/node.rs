@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use arc_swap::{ArcSwap, Guard};
 use rotor_protocol::{ClientInfo, DisconnectKind, Encoding, Generation, PositionFormat};
 use tokio_util::sync::CancellationToken;
 
@@ -31,8 +32,9 @@ pub fn unix_now() -> i64 {
 
 pub(crate) struct NodeInner {
     cfg: NodeConfig,
-    rules: ChannelRules,
-    verifier: TokenVerifier,
+    /// Swapped whole by [`Node::reload`]; readers take a cheap snapshot per use.
+    rules: ArcSwap<ChannelRules>,
+    verifier: ArcSwap<TokenVerifier>,
     hub: Arc<Hub>,
     broker: Arc<dyn Broker>,
     presence: Arc<dyn PresenceManager>,
@@ -80,6 +82,9 @@ impl Node {
         memory: Option<MemoryEngine>,
     ) -> Result<Self, ConfigError> {
         cfg.validate()?;
+        let broker: Arc<dyn Broker> = Arc::new(crate::metrics::MeteredBroker(broker));
+        let presence: Arc<dyn PresenceManager> =
+            Arc::new(crate::metrics::MeteredPresence(presence));
         let positions = if cfg.v3_use_offset {
             PositionFormat::Offset
         } else {
@@ -103,8 +108,8 @@ impl Node {
                 }),
             }));
             NodeInner {
-                rules: ChannelRules::new(&cfg),
-                verifier: TokenVerifier::new(&cfg.token_hmac_secret_key),
+                rules: ArcSwap::from_pointee(ChannelRules::new(&cfg)),
+                verifier: ArcSwap::from_pointee(TokenVerifier::new(&cfg.token_hmac_secret_key)),
                 cfg,
                 hub,
                 broker,
@@ -126,11 +131,29 @@ impl Node {
     pub fn hub(&self) -> &Hub {
         &self.0.hub
     }
-    pub fn rules(&self) -> &ChannelRules {
-        &self.0.rules
+    /// The channel rules in force (a snapshot: a concurrent [`Node::reload`] does not change it).
+    pub fn rules(&self) -> Guard<Arc<ChannelRules>> {
+        self.0.rules.load()
     }
-    pub fn verifier(&self) -> &TokenVerifier {
-        &self.0.verifier
+    /// The token verifier in force (a snapshot, like [`Node::rules`]).
+    pub fn verifier(&self) -> Guard<Arc<TokenVerifier>> {
+        self.0.verifier.load()
+    }
+
+    /// Swaps in the token secret and the channel rules (options, namespaces, channel name
+    /// symbols) of `cfg` without touching connections: subscriptions already made stay as they
+    /// are, later commands see the new rules. Every other setting keeps its start-up value
+    /// ([`Node::config`] is not changed).
+    ///
+    /// # Errors
+    /// `cfg` does not validate; nothing is changed then.
+    pub fn reload(&self, cfg: &NodeConfig) -> Result<(), ConfigError> {
+        cfg.validate()?;
+        self.0.rules.store(Arc::new(ChannelRules::new(cfg)));
+        self.0
+            .verifier
+            .store(Arc::new(TokenVerifier::new(&cfg.token_hmac_secret_key)));
+        Ok(())
     }
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.0.broker
@@ -271,14 +294,25 @@ impl Node {
     }
 
     pub(crate) fn own_info(&self) -> NodeInfoMessage {
+        let channels = self.0.hub.channels();
         NodeInfoMessage {
             uid: self.0.uid.clone(),
             name: self.0.cfg.name.clone(),
             version: self.0.cfg.version.clone(),
             num_clients: self.0.hub.num_clients() as u64,
             num_users: self.0.hub.num_users() as u64,
-            num_channels: self.0.hub.channels().len() as u64,
+            num_channels: channels.len() as u64,
             uptime: self.uptime().as_secs(),
+            // Other nodes merge these into `channels`; a memory-engine node is alone.
+            channels: if self.0.memory.is_some() {
+                Vec::new()
+            } else {
+                channels
+                    .into_iter()
+                    .take(crate::control::MAX_ANNOUNCED_CHANNELS)
+                    .map(|(c, n)| (c, n as u64))
+                    .collect()
+            },
         }
     }
 

@@ -90,14 +90,17 @@ impl WriterQueue {
         self.notify.notify_one();
     }
 
-    /// Closes after what is already queued has been written. The first close wins.
-    pub fn close(&self, frame: Option<CloseFrame>) {
+    /// Closes after what is already queued has been written. The first close wins (returns
+    /// true for it).
+    pub fn close(&self, frame: Option<CloseFrame>) -> bool {
         let mut g = self.inner.lock();
-        if g.close.is_none() {
+        let first = g.close.is_none();
+        if first {
             g.close = Some(frame);
         }
         drop(g);
         self.notify.notify_one();
+        first
     }
 
     /// Whether a close has been requested.
@@ -108,6 +111,16 @@ impl WriterQueue {
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
         self.inner.lock().bytes
+    }
+
+    /// Moves whatever is queued into `out` without waiting (after a yield, more may have
+    /// arrived: merging it saves a write).
+    pub fn take_more(&self, out: &mut Vec<Bytes>) {
+        let mut g = self.inner.lock();
+        if g.close.is_none() && !g.items.is_empty() {
+            out.extend(g.items.drain(..));
+            g.bytes = 0;
+        }
     }
 
     /// Waits for work and moves all queued messages into `out`.

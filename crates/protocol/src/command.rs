@@ -469,6 +469,113 @@ mod tests {
         }
     }
 
+    /// Round trip of every command kind through JSON text, in both generations.
+    #[test]
+    fn every_kind_decodes_in_both_generations() {
+        let v1 = [
+            (
+                r#"{"id":1,"method":0,"params":{"token":"t","name":"js"}}"#,
+                "connect",
+            ),
+            (
+                r#"{"id":2,"method":1,"params":{"channel":"c","token":"t","recover":true,"offset":3,"epoch":"e"}}"#,
+                "subscribe",
+            ),
+            (
+                r#"{"id":3,"method":2,"params":{"channel":"c"}}"#,
+                "unsubscribe",
+            ),
+            (
+                r#"{"id":4,"method":3,"params":{"channel":"c","data":{"x":1}}}"#,
+                "publish",
+            ),
+            (
+                r#"{"id":5,"method":4,"params":{"channel":"c"}}"#,
+                "presence",
+            ),
+            (
+                r#"{"id":6,"method":5,"params":{"channel":"c"}}"#,
+                "presence_stats",
+            ),
+            (
+                r#"{"id":7,"method":6,"params":{"channel":"c","limit":1}}"#,
+                "history",
+            ),
+            (r#"{"id":8,"method":7}"#, "ping"),
+            (r#"{"method":8,"params":{"data":"x"}}"#, "send"),
+            (
+                r#"{"id":9,"method":9,"params":{"data":{},"method":"m"}}"#,
+                "rpc",
+            ),
+            (r#"{"id":10,"method":10,"params":{"token":"t"}}"#, "refresh"),
+            (
+                r#"{"id":11,"method":11,"params":{"channel":"c","token":"t"}}"#,
+                "sub_refresh",
+            ),
+        ];
+        for (s, name) in v1 {
+            let (g, c) = decode_json_command(s.as_bytes(), Some(Generation::V1)).unwrap();
+            assert_eq!((g, c.kind.name()), (Generation::V1, name), "{s}");
+        }
+        for name in [
+            "connect",
+            "subscribe",
+            "unsubscribe",
+            "publish",
+            "presence",
+            "presence_stats",
+            "history",
+            "ping",
+            "send",
+            "rpc",
+            "refresh",
+            "sub_refresh",
+        ] {
+            let s = format!(r#"{{"id":1,"{name}":{{}}}}"#);
+            let (g, c) = decode_json_command(s.as_bytes(), None).unwrap();
+            assert_eq!((g, c.kind.name()), (Generation::V2, name), "{s}");
+        }
+    }
+
+    /// Random bytes and mutations of valid commands: errors, never panics.
+    #[test]
+    fn garbage_never_panics() {
+        let seeds: [&[u8]; 4] = [
+            br#"{"id":1,"params":{"token":"abc","subs":{"c":{"recover":true}}}}"#,
+            br#"{"id":2,"subscribe":{"channel":"$c","token":"t","flag":1,"since":{"offset":1}}}"#,
+            br#"{"id":3,"method":"publish","params":{"channel":"c","data":[1,{"a":"\u00e9"}]}}"#,
+            b"{}\n{\"id\":4,\"method\":7}\n",
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20_000 {
+            let mut buf: Vec<u8> = if round % 2 == 0 {
+                let len = (next() % 64) as usize;
+                (0..len).map(|_| next() as u8).collect()
+            } else {
+                seeds[round / 2 % seeds.len()].to_vec()
+            };
+            if !buf.is_empty() {
+                for _ in 0..(next() % 4) {
+                    let i = (next() as usize) % buf.len();
+                    buf[i] = next() as u8;
+                }
+                let cut = (next() as usize) % (buf.len() + 1);
+                buf.truncate(cut);
+            }
+            for line in split_json_frame(&buf) {
+                let _ = decode_json_command(line, None);
+                let _ = decode_json_command(line, Some(Generation::V1));
+                let _ = decode_json_command(line, Some(Generation::V2));
+            }
+        }
+    }
+
     #[test]
     fn split_skips_blank_lines() {
         let parts: Vec<_> = split_json_frame(b"{\"id\":1}\n\n  {\"id\":2}\r\n").collect();

@@ -167,6 +167,33 @@ async fn execute(
     cmd: ApiCommand,
     shape: Shape,
 ) -> Result<Option<Vec<u8>>, ApiError> {
+    // For `centrifugo_api_command_duration_seconds` / `..._errors_total`.
+    let method = match &cmd {
+        ApiCommand::Publish(_) => "publish",
+        ApiCommand::Broadcast(_) => "broadcast",
+        ApiCommand::Subscribe(_) => "subscribe",
+        ApiCommand::Unsubscribe(_) => "unsubscribe",
+        ApiCommand::Disconnect(_) => "disconnect",
+        ApiCommand::Presence(_) => "presence",
+        ApiCommand::PresenceStats(_) => "presence_stats",
+        ApiCommand::History(_) => "history",
+        ApiCommand::HistoryRemove(_) => "history_remove",
+        ApiCommand::Channels(_) => "channels",
+        ApiCommand::Info => "info",
+        ApiCommand::Rpc => "rpc",
+    };
+    let started = std::time::Instant::now();
+    let result = run(state, cmd, shape).await;
+    let error = result.as_ref().err().map(|e| e.code);
+    rotor_core::metrics::api_command(method, started.elapsed(), error);
+    result
+}
+
+async fn run(
+    state: &SharedState,
+    cmd: ApiCommand,
+    shape: Shape,
+) -> Result<Option<Vec<u8>>, ApiError> {
     let node = &state.node;
     let legacy = shape == Shape::Legacy;
     Ok(match cmd {

@@ -4,11 +4,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::{any, get, post};
 use axum::Router;
 use rotor_core::Node;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{self, LoadedConfig, ServerSettings};
@@ -19,6 +21,8 @@ pub struct AppState {
     pub settings: ServerSettings,
     /// Every WebSocket connection's task, so shutdown can wait for their close frames.
     pub connections: TaskTracker,
+    /// Cancelled when shutdown starts: readiness fails, new WebSocket connections are refused.
+    pub draining: CancellationToken,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -30,6 +34,20 @@ pub fn router(state: SharedState) -> Router {
     if !s.websocket_disable {
         r = r.route(&s.websocket_handler_prefix, any(crate::ws::handler));
     }
+    if s.internal_port.is_none() {
+        r = ops_routes(r, s);
+    }
+    r.with_state(state)
+}
+
+/// The router of `internal_port`: server API, health, metrics and admin, which then leave the
+/// main port.
+pub fn internal_router(state: SharedState) -> Router {
+    ops_routes(Router::new(), &state.settings).with_state(state)
+}
+
+/// Server API, health and readiness, metrics and the admin UI, each when enabled.
+fn ops_routes(mut r: Router<SharedState>, s: &ServerSettings) -> Router<SharedState> {
     if !s.api_disable {
         r = r
             .route(&s.api_handler_prefix, post(crate::api::legacy))
@@ -39,19 +57,58 @@ pub fn router(state: SharedState) -> Router {
             );
     }
     if s.health {
-        // 503 while the engine cannot serve (e.g. Redis unreachable).
-        r = r.route(
-            "/health",
-            get(|State(st): State<SharedState>| async move {
-                if st.node.broker().is_healthy() {
-                    (StatusCode::OK, "{}")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "{}")
-                }
-            }),
-        );
+        // 503 while draining or while the engine cannot serve (e.g. Redis unreachable).
+        r = r
+            .route("/health", get(crate::metrics::health))
+            .route("/ready", get(crate::metrics::ready));
     }
-    r.with_state(state)
+    if s.prometheus {
+        r = r.route("/metrics", get(crate::metrics::handler));
+    }
+    if s.admin {
+        r = r.merge(crate::admin::routes());
+    }
+    r
+}
+
+/// `host:port`; an empty host means every interface.
+fn listen_addr(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .with_context(|| format!("bad listen address {host:?}"))
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Serves `app` on `tcp` (over TLS when `tls` is given) until `stop` is cancelled.
+fn spawn_http(
+    tcp: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    stop: CancellationToken,
+) -> anyhow::Result<JoinHandle<std::io::Result<()>>> {
+    let stopped = async move { stop.cancelled().await };
+    Ok(match tls {
+        None => {
+            // Real-time traffic: no Nagle delay on small frames (as Go servers do by default).
+            let tcp = axum::serve::ListenerExt::tap_io(tcp, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let server = axum::serve(tcp, app).with_graceful_shutdown(stopped);
+            tokio::spawn(async move { server.await })
+        }
+        Some(acceptor) => {
+            let tls = crate::tls::TlsListener::new(tcp, acceptor)?;
+            let server = axum::serve(tls, app).with_graceful_shutdown(stopped);
+            tokio::spawn(async move { server.await })
+        }
+    })
 }
 
 pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
@@ -61,85 +118,98 @@ pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
     let missing = config::missing_for_clients(&cfg);
     let node = crate::engine::build_node(&cfg).await?;
     let ticker = node.start();
-    let host = if cfg.server.address.is_empty() {
-        "0.0.0.0"
+    // SIGHUP: reload the token secret and channel options, connections stay.
+    config::watch_sighup(node.clone(), &cfg);
+    let srv = &cfg.server;
+    let tls = if srv.tls {
+        Some(crate::tls::acceptor(&srv.tls_cert, &srv.tls_key)?)
     } else {
-        cfg.server.address.as_str()
+        None
     };
-    let addr: SocketAddr = format!("{host}:{}", cfg.server.port)
-        .parse()
-        .or_else(|_| format!("[{host}]:{}", cfg.server.port).parse())
-        .with_context(|| format!("bad listen address {host:?}"))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = bind(listen_addr(&srv.address, srv.port)?).await?;
+    let internal = match srv.internal_port {
+        Some(port) => {
+            let host = if srv.internal_address.is_empty() {
+                &srv.address
+            } else {
+                &srv.internal_address
+            };
+            Some(bind(listen_addr(host, port)?).await?)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "rotor {} listening on http://{} (engine: {}{})",
+        "rotor {} listening on {scheme}://{} (engine: {}{})",
         env!("CARGO_PKG_VERSION"),
-        listener.local_addr().unwrap_or(addr),
-        cfg.server.engine,
+        listener.local_addr()?,
+        srv.engine,
         cfg.source
             .as_ref()
             .map(|p| format!(", config: {}", p.display()))
             .unwrap_or_else(|| ", no config file: embedded defaults".to_string())
     );
+    if let Some(l) = &internal {
+        println!(
+            "internal endpoints (API, health, metrics, admin) on {scheme}://{}",
+            l.local_addr()?
+        );
+    }
     for m in &missing {
         println!("note: {m}");
     }
-    let shutdown_timeout = cfg.server.shutdown_timeout;
-    let connections = TaskTracker::new();
+    if srv.admin && !srv.admin_insecure {
+        if srv.admin_password.is_empty() {
+            tracing::warn!("admin is on but admin_password is not set: nobody can log in");
+        }
+        if srv.admin_secret.is_empty() {
+            tracing::warn!("admin_secret is not set: admin logins last until this process exits");
+        }
+    }
+    let termination_delay = srv.shutdown_termination_delay;
     let state = Arc::new(AppState {
         node: node.clone(),
         settings: cfg.server,
-        connections: connections.clone(),
+        connections: TaskTracker::new(),
+        draining: CancellationToken::new(),
     });
-    let app = router(state);
-    let stop = node.shutdown_token();
-    let signal_node = node.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        signal_node.shutdown();
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        stop.cancelled().await;
-    });
-    tokio::select! {
-        r = server => r.context("server error")?,
-        _ = async {
-            node.shutdown_token().cancelled().await;
-            tokio::time::sleep(shutdown_timeout).await;
-        } => tracing::warn!("shutdown timeout reached; closing remaining connections"),
+    let stop_http = CancellationToken::new();
+    let mut servers = vec![spawn_http(
+        listener,
+        tls.clone(),
+        router(state.clone()),
+        stop_http.clone(),
+    )?];
+    if let Some(l) = internal {
+        let app = internal_router(state.clone());
+        servers.push(spawn_http(l, tls, app, stop_http.clone())?);
     }
-    // Upgraded connections outlive the HTTP server: let them send their close frames.
-    connections.close();
-    if tokio::time::timeout(shutdown_timeout, connections.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open at shutdown timeout");
+    let failed = async {
+        let (r, _, _) = futures_util::future::select_all(servers.iter_mut()).await;
+        r
+    };
+    tokio::select! {
+        _ = crate::shutdown::signal() => {}
+        r = failed => {
+            let e = match r {
+                Ok(Ok(())) => anyhow::anyhow!("listener stopped"),
+                Ok(Err(e)) => anyhow::Error::new(e),
+                Err(e) => anyhow::Error::new(e),
+            };
+            node.shutdown();
+            return Err(e.context("server error"));
+        }
+    }
+    tracing::info!("shutting down");
+    crate::shutdown::drain(&state).await;
+    stop_http.cancel();
+    for s in servers {
+        // Idle keep-alive connections close at once; a slow request gets a moment.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s).await;
     }
     let _ = ticker.await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    if !termination_delay.is_zero() {
+        tokio::time::sleep(termination_delay).await;
     }
+    Ok(())
 }

@@ -1,47 +1,72 @@
-//! Command line: the root command runs the server (as Centrifugo's does); subcommands check a
-//! configuration, print the version or mint a connection token.
+//! Command line, as Centrifugo's: the root command runs the server; subcommands write, check
+//! and print a configuration, mint and check tokens, and print the version.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use serde_json::json;
 
-use crate::config::{self, Overrides};
+use crate::config::{self, formats, LoadedConfig, Overrides};
+
+/// Where a configuration is looked for when `-c` is not given (when it exists).
+const DEFAULT_CONFIG: &str = "config.json";
+/// Default token lifetime of `gentoken` / `gensubtoken`: one week, as Centrifugo.
+const DEFAULT_TTL: &str = "604800";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "rotor",
     version,
-    about = "Real-time messaging server, wire-compatible with Centrifugo"
+    about = "Real-time messaging server, wire-compatible with Centrifugo",
+    long_about = "Real-time messaging server, wire-compatible with Centrifugo.\n\n\
+        Without a subcommand it runs the server. Configuration comes from a file (-c; \
+        config.json in the current folder when it exists), from CENTRIFUGO_* / ROTOR_* \
+        environment variables and from flags, in that order of precedence (flags win). \
+        Without any configuration it starts with a token secret and an API key generated \
+        for the run, and prints them with a ready token and a curl publish example."
 )]
 struct Cli {
-    /// Configuration file (Centrifugo 2.x JSON, flat keys).
-    #[arg(short = 'c', long = "config", global = true)]
+    /// Configuration file: JSON, YAML (.yaml/.yml) or TOML (.toml), with Centrifugo 2.x flat
+    /// keys or Centrifugo 6 nested keys [default: config.json when it exists]
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address to listen on (empty = all interfaces).
-    #[arg(short = 'a', long)]
+    /// Address to listen on (empty = all interfaces)
+    #[arg(short = 'a', long, alias = "http_server.address")]
     address: Option<String>,
-    /// Port to listen on.
-    #[arg(short = 'p', long)]
+    /// Port to listen on
+    #[arg(short = 'p', long, alias = "http_server.port")]
     port: Option<u16>,
-    /// Engine: memory or redis.
-    #[arg(short = 'e', long)]
+    /// Address of the internal listener (API, metrics, health, admin)
+    #[arg(long = "internal_address", alias = "http_server.internal_address")]
+    internal_address: Option<String>,
+    /// Port of the internal listener (API, metrics, health, admin)
+    #[arg(long = "internal_port", alias = "http_server.internal_port")]
+    internal_port: Option<u16>,
+    /// Engine: memory or redis
+    #[arg(short = 'e', long, alias = "engine.type")]
     engine: Option<String>,
-    #[arg(long = "log_level")]
+    /// Log level: trace, debug, info, warn, error, fatal or none
+    #[arg(long = "log_level", alias = "log.level")]
     log_level: Option<String>,
-    /// Node name shown by `info`.
-    #[arg(short = 'n', long)]
+    /// Node name shown by `info`
+    #[arg(short = 'n', long, alias = "node.name")]
     name: Option<String>,
-    #[arg(long = "api_insecure")]
+    /// Accept server API requests without an API key
+    #[arg(long = "api_insecure", alias = "http_api.insecure")]
     api_insecure: bool,
-    #[arg(long = "client_insecure")]
+    /// Accept client connections without a token (development only)
+    #[arg(long = "client_insecure", alias = "client.insecure")]
     client_insecure: bool,
-    #[arg(long)]
+    /// Serve /health
+    #[arg(long, alias = "health.enabled")]
     health: bool,
-    #[arg(long)]
+    /// Serve /metrics
+    #[arg(long, alias = "prometheus.enabled")]
     prometheus: bool,
-    #[arg(long)]
+    /// Serve the admin web UI
+    #[arg(long, alias = "admin.enabled")]
     admin: bool,
     #[command(subcommand)]
     command: Option<Command>,
@@ -49,18 +74,60 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the version.
+    /// Print the version
     Version,
-    /// Check a configuration file and exit.
+    /// Check a configuration and print the effective settings (secrets masked)
     Checkconfig,
-    /// Print an HS256 connection token for a user, signed with the configured secret.
+    /// Write a new configuration with fresh random secrets (config.json unless -c names
+    /// another file; .json, .yaml, .yml or .toml); never overwrites a file
+    Genconfig,
+    /// Print an HS256 connection token for a user, signed with the configured secret
     Gentoken {
+        /// User ID (`sub` claim); empty for an anonymous connection
         #[arg(short = 'u', long, default_value = "")]
         user: String,
-        /// Lifetime in seconds (0 = no expiry).
-        #[arg(short = 't', long, default_value_t = 604800)]
+        /// Lifetime: seconds or a duration like 1h (0 = no expiry)
+        #[arg(short = 't', long, default_value = DEFAULT_TTL, value_parser = ttl)]
         ttl: i64,
     },
+    /// Print an HS256 subscription token for a user and a channel
+    Gensubtoken {
+        /// User ID (`sub` claim): the user of the connection that subscribes
+        #[arg(short = 'u', long, default_value = "")]
+        user: String,
+        /// Channel (`channel` claim)
+        #[arg(short = 's', long)]
+        channel: String,
+        /// Client ID (`client` claim): required by protocol v1 (centrifuge-js 2.x) clients
+        #[arg(long)]
+        client: Option<String>,
+        /// Lifetime: seconds or a duration like 1h (0 = no expiry)
+        #[arg(short = 't', long, default_value = DEFAULT_TTL, value_parser = ttl)]
+        ttl: i64,
+    },
+    /// Check a connection token against the configured secret
+    Checktoken {
+        /// The token (JWT)
+        token: String,
+    },
+    /// Check a subscription token against the configured secret
+    Checksubtoken {
+        /// The token (JWT)
+        token: String,
+    },
+}
+
+/// A token lifetime in seconds: an integer, or a Go-style duration (`1h`, `30m`).
+fn ttl(s: &str) -> Result<i64, String> {
+    if let Ok(n) = s.trim().parse::<i64>() {
+        return if n >= 0 {
+            Ok(n)
+        } else {
+            Err("must not be negative".into())
+        };
+    }
+    let d = config::parse_duration(s)?;
+    i64::try_from(d.as_secs()).map_err(|_| "too large".to_string())
 }
 
 impl Cli {
@@ -76,7 +143,17 @@ impl Cli {
             prometheus: self.prometheus.then_some(true),
             admin: self.admin.then_some(true),
             name: self.name.clone(),
+            internal_address: self.internal_address.clone(),
+            internal_port: self.internal_port,
         }
+    }
+
+    /// `-c`, else `config.json` in the current folder when it exists, else no file.
+    fn config_path(&self) -> Option<PathBuf> {
+        self.config.clone().or_else(|| {
+            let p = PathBuf::from(DEFAULT_CONFIG);
+            p.is_file().then_some(p)
+        })
     }
 }
 
@@ -85,15 +162,56 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // One line, whatever the parsers put in their messages.
+            let msg = format!("{e:#}");
+            let msg: Vec<&str> = msg.split_whitespace().collect();
+            eprintln!("error: {}", msg.join(" "));
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_warnings(cfg: &LoadedConfig) {
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn secret_of(cfg: &LoadedConfig) -> anyhow::Result<&str> {
+    let secret = cfg.node.token_hmac_secret_key.as_str();
+    if secret.is_empty() {
+        bail!(
+            "token_hmac_secret_key is not set (in the config file, or \
+             CENTRIFUGO_TOKEN_HMAC_SECRET_KEY / CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY)"
+        );
+    }
+    Ok(secret)
+}
+
+/// `exp` for a lifetime of `ttl` seconds from now (none for 0).
+fn expiry(ttl: i64) -> Option<i64> {
+    (ttl > 0).then(|| rotor_core::node::unix_now() + ttl)
+}
+
+fn describe_expiry(exp: Option<i64>) -> String {
+    let now = rotor_core::node::unix_now();
+    match exp {
+        None => "no expiry".into(),
+        Some(e) if e <= now => format!("expired at unix time {e}"),
+        Some(e) => {
+            let left = std::time::Duration::from_secs((e - now) as u64);
+            format!(
+                "expires at unix time {e} (in {})",
+                config::format_duration(left)
+            )
         }
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let load = || config::load(cli.config.as_deref(), &env, &cli.overrides());
+    let path = cli.config_path();
+    let load = || config::load(path.as_deref(), &env, &cli.overrides());
     match &cli.command {
         Some(Command::Version) => {
             println!("rotor {}", env!("CARGO_PKG_VERSION"));
@@ -101,30 +219,98 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Checkconfig) => {
             let cfg = load()?;
-            for w in &cfg.warnings {
-                println!("warning: {w}");
+            print_warnings(&cfg);
+            let text = serde_json::to_string_pretty(&config::effective(&cfg))?;
+            println!("{text}");
+            match &cfg.source {
+                Some(p) => eprintln!("configuration {} is valid", p.display()),
+                None => eprintln!("configuration is valid (no file: defaults and environment)"),
             }
-            println!("configuration is valid");
             Ok(())
+        }
+        Some(Command::Genconfig) => {
+            let target = cli.config.clone().unwrap_or(PathBuf::from(DEFAULT_CONFIG));
+            genconfig(&target)
         }
         Some(Command::Gentoken { user, ttl }) => {
             let cfg = load()?;
-            anyhow::ensure!(
-                !cfg.node.token_hmac_secret_key.is_empty(),
-                "token_hmac_secret_key is not set"
-            );
-            let mut claims = serde_json::json!({ "sub": user });
-            if *ttl > 0 {
-                claims["exp"] = serde_json::json!(rotor_core::node::unix_now() + ttl);
+            print_warnings(&cfg);
+            let exp = expiry(*ttl);
+            let mut claims = json!({ "sub": user });
+            if let Some(exp) = exp {
+                claims["exp"] = json!(exp);
             }
-            let token =
-                rotor_core::auth::sign_hs256(&cfg.node.token_hmac_secret_key, &claims.to_string());
+            let token = rotor_core::auth::sign_hs256(secret_of(&cfg)?, &claims.to_string());
+            eprintln!(
+                "HS256 connection token for user {user:?}, {}:",
+                describe_expiry(exp)
+            );
             println!("{token}");
             Ok(())
         }
-        None => {
+        Some(Command::Gensubtoken {
+            user,
+            channel,
+            client,
+            ttl,
+        }) => {
             let cfg = load()?;
-            init_logging(&cfg.server.log_level);
+            print_warnings(&cfg);
+            let exp = expiry(*ttl);
+            let mut claims = json!({ "sub": user, "channel": channel });
+            if let Some(client) = client {
+                claims["client"] = json!(client);
+            }
+            if let Some(exp) = exp {
+                claims["exp"] = json!(exp);
+            }
+            let token = rotor_core::auth::sign_hs256(secret_of(&cfg)?, &claims.to_string());
+            eprintln!(
+                "HS256 subscription token for user {user:?} and channel {channel:?}, {}:",
+                describe_expiry(exp)
+            );
+            println!("{token}");
+            Ok(())
+        }
+        Some(Command::Checktoken { token }) => {
+            let cfg = load()?;
+            print_warnings(&cfg);
+            let verifier = rotor_core::auth::TokenVerifier::new(secret_of(&cfg)?);
+            let now = rotor_core::node::unix_now();
+            let claims = verifier
+                .verify_connect(token, now, true)
+                .map_err(|e| anyhow::anyhow!("token is not valid: {e}"))?;
+            println!(
+                "valid connection token for user {:?}, {}",
+                claims.user,
+                describe_expiry(claims.exp)
+            );
+            Ok(())
+        }
+        Some(Command::Checksubtoken { token }) => {
+            let cfg = load()?;
+            print_warnings(&cfg);
+            let verifier = rotor_core::auth::TokenVerifier::new(secret_of(&cfg)?);
+            let now = rotor_core::node::unix_now();
+            let claims = verifier
+                .verify_subscribe(token, now)
+                .map_err(|e| anyhow::anyhow!("token is not valid: {e}"))?;
+            println!(
+                "valid subscription token for user {:?} and channel {:?}{}, {}",
+                claims.user.unwrap_or_default(),
+                claims.channel,
+                claims
+                    .client
+                    .map(|c| format!(" (client {c:?})"))
+                    .unwrap_or_default(),
+                describe_expiry(claims.token_exp)
+            );
+            Ok(())
+        }
+        None => {
+            let mut cfg = load()?;
+            config::prepare_first_run(&mut cfg);
+            init_logging(&cfg.server.log_level, &cfg.server.log_format);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -134,7 +320,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(level: &str) {
+/// Writes a working configuration with fresh random secrets to `target`, in the format its
+/// extension names; refuses to overwrite anything.
+fn genconfig(target: &Path) -> anyhow::Result<()> {
+    let Some(format) = formats::Format::for_writing(target) else {
+        bail!(
+            "cannot write {}: the file name must end in .json, .yaml, .yml or .toml",
+            target.display()
+        );
+    };
+    let secret = config::random_secret;
+    let value = json!({
+        "token_hmac_secret_key": secret(),
+        "api_key": secret(),
+        "admin_password": secret(),
+        "admin_secret": secret(),
+    });
+    let text = formats::render(format, &value).map_err(|e| anyhow::anyhow!(e))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                "{} already exists; not overwriting it (name another file with -c)",
+                target.display()
+            ),
+            _ => anyhow::anyhow!("cannot create {}: {e}", target.display()),
+        })?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("writing {}", target.display()))?;
+    println!(
+        "wrote {} ({} with a fresh token_hmac_secret_key, api_key, admin_password and \
+         admin_secret)",
+        target.display(),
+        format.name()
+    );
+    Ok(())
+}
+
+/// Logs to stderr at `level`; `format` `json` writes one JSON object per line (timestamp,
+/// level, target, message and fields), for log shippers.
+fn init_logging(level: &str, format: &str) {
     let directive = match level {
         "none" => "off",
         "fatal" => "error",
@@ -142,8 +369,12 @@ fn init_logging(level: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROTOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directive));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        fmt.json().flatten_event(true).init();
+    } else {
+        fmt.init();
+    }
 }

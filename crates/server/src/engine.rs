@@ -18,7 +18,7 @@ pub async fn build_node(cfg: &LoadedConfig) -> anyhow::Result<Node> {
     match cfg.server.engine.as_str() {
         "memory" => Node::new(cfg.node.clone()).context("invalid configuration"),
         "redis" => {
-            let redis = RedisConfig::from_map(&cfg.server.redis)?;
+            let redis = RedisConfig::from_map(&cfg.server.redis)?.with_client_name(&cfg.node.name);
             let engine = RedisEngine::start(redis);
             if !engine.wait_ready(REDIS_START_WAIT).await {
                 tracing::warn!(

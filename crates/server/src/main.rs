@@ -1,11 +1,15 @@
 //! `rotor`: the server binary. Reads a Centrifugo-style configuration, starts the node and
 //! serves WebSocket clients and the HTTP server API until SIGINT/SIGTERM.
 
+mod admin;
 mod api;
 mod app;
 mod cli;
 mod config;
 mod engine;
+mod metrics;
+mod shutdown;
+mod tls;
 mod ws;
 
 fn main() -> std::process::ExitCode {

@@ -10,17 +10,15 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use rotor_core::writer::WriterStep;
-use rotor_core::ClientShared;
+use rotor_core::{ClientShared, Session};
 use rotor_protocol::{DisconnectKind, Encoding, Generation};
-use std::sync::Arc;
 
 use crate::app::SharedState;
 
 /// Initial WebSocket read buffer; tungstenite grows it for larger messages.
-const READ_BUFFER: usize = 4096;
+const READ_BUFFER: usize = 1024;
 
 /// Merged frames stay below this size unless a single message is larger.
 const MAX_MERGED_FRAME: usize = 64 * 1024;
@@ -31,6 +29,11 @@ pub async fn handler(
     headers: HeaderMap,
     State(state): State<SharedState>,
 ) -> Response {
+    if state.draining.is_cancelled() {
+        // Shutting down: the client reconnects to another node.
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    rotor_core::metrics::METRICS.transport_connects.inc();
     let forced = match query.get("cf_protocol_version").map(String::as_str) {
         None => None,
         Some("v1") => Some(Generation::V1),
@@ -68,7 +71,13 @@ pub async fn handler(
         .write_buffer_size(0)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve_socket(socket, state, forced, encoding))
+        .on_upgrade(move |socket| {
+            let fut = serve_socket(socket, state, forced, encoding);
+            if std::env::var_os("ROTOR_DEBUG_SIZES").is_some() {
+                eprintln!("connection future: {} bytes", std::mem::size_of_val(&fut));
+            }
+            fut
+        })
 }
 
 /// `allowed_origins` patterns: `*` anywhere matches any run of characters.
@@ -88,77 +97,93 @@ fn origin_allowed(patterns: &[String], origin: &str) -> bool {
 }
 
 async fn serve_socket(
-    socket: WebSocket,
+    mut socket: WebSocket,
     state: SharedState,
     forced: Option<Generation>,
     encoding: Encoding,
 ) {
     let _tracked = state.connections.token();
-    let node = state.node.clone();
-    let cfg = node.config().clone();
+    let node = &state.node;
     let mut session = node.new_session(forced, encoding);
     let shared = session.shared().clone();
-    let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(
-        sink,
-        shared.clone(),
-        cfg.client_message_write_timeout,
-    ));
+    let cfg = node.config();
     let stale_at = tokio::time::Instant::now() + cfg.client_stale_close_delay;
-    let cancel = shared.cancel.clone();
     let shutdown = node.shutdown_token();
+    let write_timeout = cfg
+        .client_message_write_timeout
+        .max(Duration::from_millis(100));
+    let mut out = Outbox::default();
+    // One task per connection owns the socket: it writes what the queue holds and reads the
+    // next frame, whichever is ready first. Writing wins a tie so replies and pushes are never
+    // starved by a chatty client. After a close is queued, reading stops.
+    let mut reading = true;
     loop {
-        let next = tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = shutdown.cancelled() => {
+        tokio::select! {
+            biased;
+            step = shared.queue.next(&mut out.batch) => {
+                if !Box::pin(out.write(&mut socket, &shared, step, write_timeout)).await {
+                    break;
+                }
+            }
+            _ = shutdown.cancelled(), if reading => {
                 shared.disconnect(DisconnectKind::Shutdown);
-                break;
+                reading = false;
             }
-            _ = tokio::time::sleep_until(stale_at), if !session.is_connected() => {
+            _ = tokio::time::sleep_until(stale_at), if reading && !session.is_connected() => {
                 shared.disconnect(DisconnectKind::Stale);
-                break;
+                reading = false;
             }
-            m = stream.next() => m,
-        };
-        match next {
-            None | Some(Ok(Message::Close(_))) => {
-                shared.drop_transport();
-                break;
-            }
-            Some(Ok(Message::Text(t))) => {
-                if encoding.is_binary() {
-                    session.reject_bad_request();
-                    break;
-                }
-                if !session.handle_frame(t.as_bytes()).await {
-                    break;
-                }
-            }
-            Some(Ok(Message::Binary(b))) => {
-                // Protobuf travels as binary; on a JSON connection binary JSON is accepted the
-                // way the Go server does, anything else fails to decode as a bad request.
-                if !session.handle_frame(&b).await {
-                    break;
-                }
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => session.touch(),
-            Some(Err(e)) => {
-                tracing::debug!(client = %shared.id(), error = %e, "websocket read error");
-                match classify(e) {
-                    ReadError::TooBig => shared.queue.close(Some(rotor_core::writer::CloseFrame {
-                        code: 1009,
-                        reason: "message too big".into(),
-                    })),
-                    ReadError::BadData => session.reject_bad_request(),
-                    ReadError::Gone => shared.drop_transport(),
-                }
-                break;
+            m = socket.recv(), if reading => {
+                // Boxed: command handling is a deep future, and an idle connection should not
+                // carry its space.
+                reading = Box::pin(read(&mut session, &shared, encoding, m)).await;
             }
         }
     }
-    // Let the writer send what is queued and the close frame, then drop the connection.
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     session.close().await;
+}
+
+/// Handles one inbound message; false once the connection stops reading.
+async fn read(
+    session: &mut Session,
+    shared: &ClientShared,
+    encoding: Encoding,
+    m: Option<Result<Message, axum::Error>>,
+) -> bool {
+    match m {
+        None | Some(Ok(Message::Close(_))) => {
+            shared.drop_transport();
+            false
+        }
+        Some(Ok(Message::Text(t))) => {
+            if encoding.is_binary() {
+                session.reject_bad_request();
+                return false;
+            }
+            session.handle_frame(t.as_bytes()).await
+        }
+        // Protobuf travels as binary; on a JSON connection binary JSON is accepted the way the
+        // Go server does, anything else fails to decode as a bad request.
+        Some(Ok(Message::Binary(b))) => session.handle_frame(&b).await,
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+            session.touch();
+            true
+        }
+        Some(Err(e)) => {
+            tracing::debug!(client = %shared.id(), error = %e, "websocket read error");
+            match classify(e) {
+                ReadError::TooBig => {
+                    shared.queue.close(Some(rotor_core::writer::CloseFrame {
+                        code: 1009,
+                        reason: "message too big".into(),
+                    }));
+                }
+                ReadError::BadData => session.reject_bad_request(),
+                ReadError::Gone => shared.drop_transport(),
+            }
+            false
+        }
+    }
 }
 
 enum ReadError {
@@ -179,60 +204,60 @@ fn classify(e: axum::Error) -> ReadError {
     }
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    shared: Arc<ClientShared>,
-    write_timeout: Duration,
-) {
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut buf = BytesMut::new();
-    loop {
-        let step = shared.queue.next(&mut batch).await;
-        let mut ok = true;
-        if !batch.is_empty() {
+/// Reused write buffers of one connection.
+#[derive(Default)]
+struct Outbox {
+    batch: Vec<Bytes>,
+    buf: BytesMut,
+}
+
+impl Outbox {
+    /// Performs one writer step; false when the connection is done.
+    async fn write(
+        &mut self,
+        socket: &mut WebSocket,
+        shared: &ClientShared,
+        step: WriterStep,
+        write_timeout: Duration,
+    ) -> bool {
+        if step == WriterStep::Data {
+            // Let the fan-out that woke us finish queueing: one write instead of several.
+            tokio::task::yield_now().await;
+            shared.queue.take_more(&mut self.batch);
+        }
+        if !self.batch.is_empty() {
             let send = async {
                 if shared.encoding().is_binary() {
-                    for frame in merge_binary(&mut batch, &mut buf) {
-                        sink.feed(Message::Binary(frame)).await?;
+                    for frame in merge_binary(&mut self.batch, &mut self.buf) {
+                        socket.feed(Message::Binary(frame)).await?;
                     }
                 } else {
-                    for frame in merge(&mut batch, &mut buf) {
-                        sink.feed(Message::Text(frame)).await?;
+                    for frame in merge(&mut self.batch, &mut self.buf) {
+                        socket.feed(Message::Text(frame)).await?;
                     }
                 }
-                sink.flush().await
+                socket.flush().await
             };
-            ok = matches!(
-                tokio::time::timeout(write_timeout.max(Duration::from_millis(100)), send).await,
-                Ok(Ok(()))
-            );
+            if !matches!(tokio::time::timeout(write_timeout, send).await, Ok(Ok(()))) {
+                self.batch.clear();
+                shared.cancel.cancel();
+                return false;
+            }
         }
         match step {
-            _ if !ok => {
-                shared.cancel.cancel();
-                break;
-            }
-            WriterStep::Data => {}
-            WriterStep::Ping => {
-                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                    shared.cancel.cancel();
-                    break;
-                }
-            }
+            WriterStep::Data => true,
+            WriterStep::Ping => socket.send(Message::Ping(Bytes::new())).await.is_ok(),
             WriterStep::Close(frame) => {
                 if let Some(f) = frame {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        sink.send(Message::Close(Some(CloseFrame {
-                            code: f.code,
-                            reason: Utf8Bytes::from(f.reason),
-                        }))),
-                    )
-                    .await;
+                    let close = Message::Close(Some(CloseFrame {
+                        code: f.code,
+                        reason: Utf8Bytes::from(f.reason),
+                    }));
+                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(close)).await;
                 }
-                let _ = sink.close().await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
                 shared.cancel.cancel();
-                break;
+                false
             }
         }
     }

@@ -497,7 +497,14 @@ async fn slow_subscriber_is_closed_3008_without_delaying_others() {
     // fast one reads all the time (the publisher never gets more than 20 publications ahead of
     // it, so its queue stays far below 1 MB); the slow one reads nothing, so once its socket
     // buffers (a few MB) are full its queue overflows.
-    let server = Server::start(json!({"client_queue_max_size": 1_048_576})).await;
+    // A long write timeout: the slow client reads nothing until the end, so with the default
+    // 1 s the server would (rightly) give up on the blocked socket before the close frame can
+    // go out, and the client would see 1006 instead of the 3008 this test is about.
+    let server = Server::start(json!({
+        "client_queue_max_size": 1_048_576,
+        "websocket_write_timeout": 60
+    }))
+    .await;
     let (mut slow, _) = server.v1_client("slow").await;
     assert_eq!(slow.subscribe_v1("firehose").await["result"], json!({}));
     let (mut fast, _) = server.v1_client("fast").await;

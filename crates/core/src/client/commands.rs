@@ -51,12 +51,16 @@ impl Session {
             history_size: opts.history_size,
             history_lifetime: opts.history_lifetime,
         };
-        match self
+        let started = std::time::Instant::now();
+        let result = self
             .node
             .broker()
             .publish(&req.channel, data, Some(Arc::new(info)), popts)
-            .await
-        {
+            .await;
+        crate::metrics::METRICS
+            .broker_publish_duration
+            .observe(started.elapsed());
+        match result {
             Ok(_) => Ok(Some(ReplyBody::Publish)),
             Err(e) => {
                 tracing::error!(channel = %req.channel, error = %e, "publish failed");

@@ -25,6 +25,7 @@ use rotor_protocol::{
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::PreparedPush;
+use crate::metrics::{self, FrameType};
 use crate::node::Node;
 use crate::writer::{CloseFrame, WriterQueue};
 
@@ -173,6 +174,13 @@ impl ClientShared {
         self.state.lock().user.clone()
     }
 
+    /// The channels this connection is subscribed to, sorted (for the admin UI).
+    pub fn channels(&self) -> Vec<String> {
+        let mut list: Vec<String> = self.state.lock().subs.keys().cloned().collect();
+        list.sort();
+        list
+    }
+
     /// This connection as seen in `channel` (with its channel info).
     pub(crate) fn info_in(&self, st: &ClientState, channel: &str) -> ClientInfo {
         ClientInfo {
@@ -205,7 +213,11 @@ impl ClientShared {
 
     /// Closes the connection with `kind`'s code after what is queued has been written.
     pub fn disconnect(&self, kind: DisconnectKind) {
-        self.queue.close(Some(self.close_frame(kind)));
+        let frame = self.close_frame(kind);
+        let code = frame.code;
+        if self.queue.close(Some(frame)) {
+            metrics::METRICS.server_disconnects.inc(u32::from(code));
+        }
     }
 
     /// Closes without a close frame (the peer sees an abnormal closure and reconnects).
@@ -238,7 +250,9 @@ impl ClientShared {
                     }
                     sub.offset = publication.offset;
                 }
-                self.enqueue(prepared.bytes(generation, self.encoding));
+                let b = prepared.bytes(generation, self.encoding);
+                metrics::sent(FrameType::PushPublication, b.len());
+                self.enqueue(b);
             }
         }
     }
@@ -266,15 +280,24 @@ impl ClientShared {
         let mut buf = Vec::with_capacity(96);
         let enc = crate::hub::encoder_for(self.generation(), self.encoding);
         enc.push(&mut buf, &Push::Unsubscribe { channel, code });
+        metrics::sent(FrameType::PushUnsubscribe, buf.len());
+        metrics::METRICS.server_unsubscribes.inc(code.code);
         self.enqueue(Bytes::from(buf));
     }
 
     /// Fan-out entry point for join/leave.
-    pub(crate) fn deliver_join_leave(&self, channel: &str, prepared: &PreparedPush<'_>) {
+    pub(crate) fn deliver_join_leave(
+        &self,
+        channel: &str,
+        prepared: &PreparedPush<'_>,
+        frame_type: FrameType,
+    ) {
         let st = self.state.lock();
         if let Some(sub) = st.subs.get(channel) {
             if sub.push_join_leave && matches!(sub.status, SubStatus::Subscribed) {
-                self.enqueue(prepared.bytes(self.generation(), self.encoding));
+                let b = prepared.bytes(self.generation(), self.encoding);
+                metrics::sent(frame_type, b.len());
+                self.enqueue(b);
             }
         }
     }
@@ -383,17 +406,29 @@ impl Session {
             return false;
         }
         let id = cmd.id;
+        let frame_type = frame_type(&cmd.kind);
+        metrics::received(frame_type, line.len());
+        let started = Instant::now();
         let result = self.dispatch(cmd.kind).await;
+        let m = &metrics::METRICS;
+        m.command_duration[frame_type as usize].observe(started.elapsed());
         let enc = self.node.hub().encoder(generation, self.shared.encoding);
+        let before = self.out.len();
         match result {
             Ok(Some(body)) => enc.reply(&mut self.out, id, &Ok(body)),
             Ok(None) => {}
-            Err(CmdError::Error(e)) => enc.reply(&mut self.out, id, &Err(e)),
+            Err(CmdError::Error(e)) => {
+                m.reply_errors[frame_type as usize].inc(e.code);
+                enc.reply(&mut self.out, id, &Err(e));
+            }
             Err(CmdError::Disconnect(kind)) => {
                 self.flush();
                 self.disconnect(kind);
                 return false;
             }
+        }
+        if self.out.len() > before {
+            metrics::sent(frame_type, self.out.len() - before);
         }
         if !self.to_activate.is_empty() {
             // Buffered publications and joins must follow the reply.
@@ -426,9 +461,14 @@ impl Session {
 
     fn pong(&mut self) -> CmdResult {
         let mut st = self.shared.state.lock();
-        if st.pong_deadline.take().is_none() {
+        let Some(deadline) = st.pong_deadline.take() else {
             // A pong nobody asked for.
             return Err(DisconnectKind::BadRequest.into());
+        };
+        // The ping went out `client_pong_timeout` before the deadline.
+        let sent = deadline.checked_sub(self.node.config().client_pong_timeout);
+        if let Some(sent) = sent {
+            metrics::METRICS.ping_pong.observe(sent.elapsed());
         }
         Ok(None)
     }
@@ -463,5 +503,25 @@ impl Session {
                 .await;
         }
         self.node.hub().remove_client(&self.shared, &user);
+    }
+}
+
+/// The metrics label of a command.
+fn frame_type(kind: &CommandKind) -> FrameType {
+    match kind {
+        CommandKind::Connect(_) => FrameType::Connect,
+        CommandKind::Subscribe(_) => FrameType::Subscribe,
+        CommandKind::Unsubscribe(_) => FrameType::Unsubscribe,
+        CommandKind::Publish(_) => FrameType::Publish,
+        CommandKind::Presence(_) => FrameType::Presence,
+        CommandKind::PresenceStats(_) => FrameType::PresenceStats,
+        CommandKind::History(_) => FrameType::History,
+        CommandKind::Ping => FrameType::Ping,
+        CommandKind::Send(_) => FrameType::Send,
+        CommandKind::Rpc(_) => FrameType::Rpc,
+        CommandKind::Refresh(_) => FrameType::Refresh,
+        CommandKind::SubRefresh(_) => FrameType::SubRefresh,
+        CommandKind::Pong => FrameType::ClientPong,
+        CommandKind::Unknown(_) => FrameType::Unknown,
     }
 }

@@ -292,6 +292,13 @@ impl Node {
                     .first()
                     .is_some_and(|p| p.offset == given + 1);
                 result.recovered = epoch_ok && (nothing_missed || contiguous);
+                let m = &crate::metrics::METRICS;
+                if result.recovered {
+                    &m.recovered
+                } else {
+                    &m.not_recovered
+                }
+                .inc();
                 result.publications = page.publications;
                 result.was_recovering = true;
             }
@@ -341,6 +348,7 @@ impl Node {
                         publication: &p,
                     },
                 );
+                crate::metrics::sent(crate::metrics::FrameType::PushPublication, buf.len());
                 shared.enqueue(Bytes::from(buf));
             }
             let emit = sub.emit_join_leave;

@@ -91,6 +91,7 @@ impl ClientShared {
                         }
                         let mut buf = Vec::with_capacity(4);
                         crate::hub::encoder_for(generation, self.encoding).ping(&mut buf);
+                        crate::metrics::sent(crate::metrics::FrameType::ServerPing, buf.len());
                         self.enqueue(Bytes::from(buf));
                     }
                 }

@@ -1,0 +1,294 @@
+//! rotor-bench: a load generator for Rotor and other Centrifugo-compatible servers.
+//!
+//! Scenarios (each prints progress to stderr, human-readable lines and one machine-readable
+//! `RESULT key=value ...` line to stdout):
+//!
+//! * `fanout`   N subscribers on one channel; K HTTP API publishers, `--mode max` (as fast as
+//!   the server delivers, with a bounded window) or `--mode rate` (fixed rate, for latency);
+//! * `channels` each connection on a personal channel plus a group channel of 10; publications
+//!   spread round-robin over all channels;
+//! * `idle`     N connections with one subscription each, held: server RSS per connection and
+//!   server CPU per connection-second;
+//! * `churn`    workers loop connect + private `$` subscribe (fresh subscription token for the
+//!   client ID) + disconnect: cycles/s;
+//! * `join`     N subscribers join one channel with join/leave on: seconds until all are in;
+//! * `report`   tables and PNG charts from a results file written by `scripts/bench.sh`.
+//!
+//! Connections live in child processes (`--procs`, the open-file limit is per process) and
+//! bind to source addresses 127.0.0.2.. (`--src-ips`); the parent publishes, reads the
+//! server's /proc figures and adds everything up.
+
+mod child;
+mod group;
+mod hist;
+mod proto;
+mod publish;
+mod report;
+mod scenario;
+mod token;
+mod track;
+mod util;
+mod ws;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::proto::Proto;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rotor-bench",
+    version,
+    about = "Load generator and benchmarks for Centrifugo-compatible servers (Rotor, the reference)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// N subscribers on one channel, K HTTP API publishers: deliveries/s, latency, loss.
+    Fanout(PubArgs),
+    /// Personal channel + group channel of `--group-size` per connection; publications spread
+    /// over all channels.
+    Channels(ChannelsArgs),
+    /// N connections with one subscription each held for `--hold`: server RSS and CPU.
+    Idle(IdleArgs),
+    /// Connect + private subscribe + disconnect in a loop: cycles/s.
+    Churn(ChurnArgs),
+    /// N subscribers join one channel with join/leave on: time until all are in.
+    Join(JoinArgs),
+    /// Tables and PNG charts from results files (lines of `key=value`).
+    Report(report::ReportArgs),
+}
+
+/// Options every load scenario takes.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// WebSocket endpoint.
+    #[arg(long, default_value = "ws://127.0.0.1:8000/connection/websocket")]
+    pub ws: String,
+    /// Server HTTP API endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:8000/api")]
+    pub api: String,
+    #[arg(long, default_value = "api")]
+    pub api_key: String,
+    /// HS256 secret for connection and subscription tokens.
+    #[arg(long, default_value = "secret")]
+    pub secret: String,
+    /// Client protocol generation: v1 (Centrifugo 2.x) or v2 (Centrifugo 4+), JSON.
+    #[arg(long, default_value = "v1")]
+    pub proto: Proto,
+    /// Server PID: RSS from /proc/PID/status, CPU from /proc/PID/stat.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Bind client sockets to 127.0.0.2 .. 127.0.0.(K+1) (more than ~28k ports; churn).
+    #[arg(long, default_value_t = 0)]
+    pub src_ips: usize,
+    /// Child processes holding the connections (a process may hold ~20,000 sockets here).
+    #[arg(long, default_value_t = 1)]
+    pub procs: usize,
+    /// Runtime threads per child (0 = cores / procs, at least 1).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Label printed with the results.
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Channel name (or prefix).
+    #[arg(long, default_value = "rb")]
+    pub channel: String,
+    /// Connections setting up at the same time (over all processes).
+    #[arg(long, default_value_t = 64)]
+    pub dial_concurrency: usize,
+    /// Initial read buffer per connection, bytes (grows for larger frames).
+    #[arg(long, default_value_t = 16384)]
+    pub read_buf: usize,
+    /// Seconds a connection may take to connect and subscribe.
+    #[arg(long, default_value = "30s", value_parser = util::parse_duration)]
+    pub setup_timeout: std::time::Duration,
+    /// Internal: this process is child number I.
+    #[arg(long, hide = true)]
+    pub child_index: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// As fast as the server delivers, at most `--window` publications outstanding.
+    Max,
+    /// A fixed total `--rate` of publications per second (latency).
+    Rate,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PubArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscriber connections.
+    #[arg(long, default_value_t = 1000)]
+    pub conns: usize,
+    /// Concurrent HTTP API publishers (each one keep-alive connection, requests in sequence).
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+    #[arg(long, value_enum, default_value_t = Mode::Max)]
+    pub mode: Mode,
+    /// Publishing time.
+    #[arg(long, default_value = "10s", value_parser = util::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Rate mode: publications per second over all publishers.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Max mode: publications outstanding (published, not yet delivered), averaged over
+    /// subscribers; 0 = max(8, 100000 / conns).
+    #[arg(long, default_value_t = 0)]
+    pub window: u64,
+    /// Size of each publication's data JSON in bytes.
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+    /// Publications per HTTP request (newline-separated API commands).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// How long to wait for outstanding deliveries after the last publication.
+    #[arg(long, default_value = "5s", value_parser = util::parse_duration)]
+    pub drain: std::time::Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ChannelsArgs {
+    #[command(flatten)]
+    pub pubs: PubArgs,
+    /// Connections per group channel.
+    #[arg(long, default_value_t = 10)]
+    pub group_size: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[arg(long, default_value_t = 1000)]
+    pub conns: usize,
+    /// How long to hold the connections while measuring server CPU.
+    #[arg(long, default_value = "10s", value_parser = util::parse_duration)]
+    pub hold: std::time::Duration,
+    /// Pause after connecting before reading the server's RSS.
+    #[arg(long, default_value = "2s", value_parser = util::parse_duration)]
+    pub settle: std::time::Duration,
+    /// All connections on one channel instead of one channel each.
+    #[arg(long)]
+    pub shared_channel: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ChurnArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Concurrent workers (over all processes).
+    #[arg(long, default_value_t = 32)]
+    pub workers: usize,
+    #[arg(long, default_value = "10s", value_parser = util::parse_duration)]
+    pub duration: std::time::Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct JoinArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[arg(long, default_value_t = 1000)]
+    pub conns: usize,
+    /// Give up waiting for all subscribers after this long.
+    #[arg(long, default_value = "300s", value_parser = util::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// After all are in, wait at most this long for the join pushes to stop arriving.
+    #[arg(long, default_value = "30s", value_parser = util::parse_duration)]
+    pub settle_timeout: std::time::Duration,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let common = match &cli.cmd {
+        Cmd::Fanout(a) => a.common.clone(),
+        Cmd::Channels(a) => a.pubs.common.clone(),
+        Cmd::Idle(a) => a.common.clone(),
+        Cmd::Churn(a) => a.common.clone(),
+        Cmd::Join(a) => a.common.clone(),
+        Cmd::Report(a) => {
+            return match report::run(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rotor-bench report: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    let is_child = common.child_index.is_some();
+    let rt = if is_child {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let threads = if common.threads > 0 {
+            common.threads
+        } else {
+            (cores / common.procs.max(1)).max(1)
+        };
+        if threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+        }
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rotor-bench: runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Children get the same arguments (minus the program name).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Fanout(a) => scenario::pubsub(a, None, args).await,
+            Cmd::Channels(a) => scenario::pubsub(a.pubs, Some(a.group_size), args).await,
+            Cmd::Idle(a) => scenario::idle(a, args).await,
+            Cmd::Churn(a) => scenario::churn(a, args).await,
+            Cmd::Join(a) => scenario::join(a, args).await,
+            Cmd::Report(_) => unreachable!("handled above"),
+        }
+    });
+    // Do not wait for connection tasks still parked in the runtime.
+    rt.shutdown_background();
+    match res {
+        Ok(Some(kv)) => {
+            println!("{}", kv.line("RESULT"));
+            let failed = kv.get("error").is_some();
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Ok(None) => ExitCode::SUCCESS, // a child: it reported to its parent
+        Err(e) => {
+            eprintln!("rotor-bench: {e}");
+            if !is_child {
+                let mut kv = util::Kv::default();
+                kv.set("label", common.label.as_str());
+                kv.set("error", e.as_str());
+                println!("{}", kv.line("RESULT"));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

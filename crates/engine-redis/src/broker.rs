@@ -1,0 +1,251 @@
+//! [`RedisBroker`]: the [`Broker`] on Redis. See the crate docs for the design; this file maps
+//! each trait method onto a script or command on the channel's shard.
+//!
+//! Stream semantics match the memory engine's (offsets from 1 without gaps, epoch fixed at
+//! stream creation and stable across reads before the first publish, history expiring as a
+//! whole `history_lifetime` after the last publish, metadata outliving it), with one deliberate
+//! difference: a `since` position carrying a non-empty epoch other than the stream's reads as
+//! "from the start". Its offset belongs to a stream that no longer exists, so a client that
+//! recovers from it gets everything the new stream still holds (together with
+//! `recovered: false`) rather than an arbitrary tail.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rand::distr::{Alphanumeric, SampleString};
+use redis::Value;
+use rotor_core::engine::{
+    Broker, BrokerEventHandler, EngineError, HistoryFilter, HistoryPage, PublishOptions,
+    StreamPosition,
+};
+use rotor_protocol::ClientInfo;
+
+use crate::scripts::scripts;
+use crate::shard::{Conn, Shard};
+use crate::{wire, Core};
+
+/// Length of a generated epoch.
+const EPOCH_LEN: usize = 8;
+
+fn new_epoch() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), EPOCH_LEN)
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn malformed(what: &str) -> EngineError {
+    EngineError::Internal(format!("unexpected reply from redis to {what}"))
+}
+
+/// Publications, joins, leaves, history and control over Redis.
+pub struct RedisBroker {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("shards", &self.core.shards.len())
+            .finish()
+    }
+}
+
+impl RedisBroker {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    /// Sends `message` to PUB/SUB channel `pubsub` on `shard` (no history).
+    async fn broadcast(
+        &self,
+        shard: &Shard,
+        pubsub: &str,
+        message: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let conn = shard.conn()?;
+        let mut data = conn.data.clone();
+        let mut inv = scripts().broadcast.prepare_invoke();
+        inv.key(pubsub).arg(conn.publish_command()).arg(message);
+        inv.invoke_async::<Value>(&mut data)
+            .await
+            .map(drop)
+            .map_err(|e| shard.fail(&conn, e))
+    }
+
+    async fn join_leave(
+        &self,
+        channel: &str,
+        info: ClientInfo,
+        leave: bool,
+    ) -> Result<(), EngineError> {
+        let pubsub = self.core.names.client_channel(channel);
+        let message = wire::join_leave_message(&info, leave);
+        self.broadcast(self.core.shard(channel), &pubsub, message)
+            .await
+    }
+
+    async fn run_history(
+        &self,
+        shard: &Shard,
+        conn: &Conn,
+        channel: &str,
+        filter: &HistoryFilter,
+    ) -> Result<Vec<Value>, EngineError> {
+        let names = &self.core.names;
+        let (since, since_epoch) = match &filter.since {
+            Some(p) => (p.offset.to_string(), p.epoch.as_str()),
+            None => (String::new(), ""),
+        };
+        let limit: i64 = filter
+            .limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let mut data = conn.data.clone();
+        let mut inv = scripts().history.prepare_invoke();
+        inv.key(names.stream(channel))
+            .key(names.meta(channel))
+            .arg(since)
+            .arg(since_epoch)
+            .arg(limit)
+            .arg(if filter.reverse { "1" } else { "0" })
+            .arg(new_epoch())
+            .arg(self.core.meta_ttl_secs);
+        inv.invoke_async(&mut data)
+            .await
+            .map_err(|e| shard.fail(conn, e))
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    fn set_handler(&self, handler: Arc<dyn BrokerEventHandler>) {
+        *self.core.dispatcher.handler.write() = Some(handler);
+    }
+
+    async fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        info: Option<Arc<ClientInfo>>,
+        opts: PublishOptions,
+    ) -> Result<StreamPosition, EngineError> {
+        let names = &self.core.names;
+        let shard = self.core.shard(channel);
+        let body = wire::body(info.as_deref(), &data);
+        let pubsub = names.client_channel(channel);
+        if !opts.keeps_history() {
+            let message = wire::publication_message(0, "", &body);
+            self.broadcast(shard, &pubsub, message).await?;
+            return Ok(StreamPosition::default());
+        }
+        let conn = shard.conn()?;
+        let mut redis_conn = conn.data.clone();
+        let mut inv = scripts().publish.prepare_invoke();
+        inv.key(names.stream(channel))
+            .key(names.meta(channel))
+            .arg(body)
+            .arg(opts.history_size)
+            .arg(opts.history_lifetime)
+            .arg(self.core.meta_ttl_secs)
+            .arg(new_epoch())
+            .arg(conn.publish_command())
+            .arg(pubsub);
+        let (offset, epoch): (String, String) = inv
+            .invoke_async(&mut redis_conn)
+            .await
+            .map_err(|e| shard.fail(&conn, e))?;
+        let offset = offset.parse().map_err(|_| malformed("publish"))?;
+        Ok(StreamPosition { offset, epoch })
+    }
+
+    async fn publish_join(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
+        self.join_leave(channel, info, false).await
+    }
+
+    async fn publish_leave(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
+        self.join_leave(channel, info, true).await
+    }
+
+    /// Returns once Redis confirmed the subscription, so nothing published after this call
+    /// returns can be missed.
+    async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
+        let pubsub = self.core.names.client_channel(channel);
+        self.core.shard(channel).subscribe(&pubsub).await
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
+        let pubsub = self.core.names.client_channel(channel);
+        self.core.shard(channel).unsubscribe(&pubsub);
+        self.core.dispatcher.epochs.lock().remove(channel);
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        channel: &str,
+        filter: HistoryFilter,
+    ) -> Result<HistoryPage, EngineError> {
+        let shard = self.core.shard(channel);
+        let conn = shard.conn()?;
+        let reply = self.run_history(shard, &conn, channel, &filter).await?;
+        let mut items = reply.into_iter();
+        let top = items
+            .next()
+            .as_ref()
+            .and_then(text)
+            .and_then(|t| t.parse::<u64>().ok())
+            .ok_or_else(|| malformed("history"))?;
+        let epoch = items
+            .next()
+            .as_ref()
+            .and_then(text)
+            .ok_or_else(|| malformed("history"))?;
+        let mut publications = Vec::new();
+        while let (Some(offset), Some(body)) = (items.next(), items.next()) {
+            let offset: u64 = text(&offset)
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| malformed("history"))?;
+            let Value::BulkString(body) = body else {
+                return Err(malformed("history"));
+            };
+            let publication = wire::decode_body(&Bytes::from(body), offset)
+                .ok_or_else(|| malformed("history"))?;
+            publications.push(publication);
+        }
+        Ok(HistoryPage {
+            publications,
+            position: StreamPosition { offset: top, epoch },
+        })
+    }
+
+    /// Deletes the stream, keeping offset and epoch.
+    async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
+        let shard = self.core.shard(channel);
+        let conn = shard.conn()?;
+        let mut data = conn.data.clone();
+        redis::cmd("DEL")
+            .arg(self.core.names.stream(channel))
+            .query_async::<Value>(&mut data)
+            .await
+            .map(drop)
+            .map_err(|e| shard.fail(&conn, e))
+    }
+
+    async fn publish_control(&self, data: Bytes) -> Result<(), EngineError> {
+        let shard = self.core.control_shard();
+        let pubsub = self.core.names.control_channel().to_string();
+        self.broadcast(shard, &pubsub, wire::control_message(&data))
+            .await
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.core.is_ready()
+    }
+}

@@ -1,0 +1,560 @@
+//! The Redis engine's settings, read from the `redis_*` keys of a Centrifugo configuration
+//! (PROTOCOL.md §9) as the server collected them: JSON values from the file, strings from
+//! `CENTRIFUGO_REDIS_*` environment variables. Every key accepts both.
+//!
+//! Which Redis the engine talks to, first match wins:
+//! 1. `redis_cluster_address` / `redis_cluster_addrs`: one Redis Cluster (seed nodes).
+//! 2. `redis_master_name` (+ `redis_sentinels`): one shard per master name, each found through
+//!    the sentinels.
+//! 3. `redis_address`: one shard per address (`host:port` or a `redis://` URL).
+//! 4. `redis_url`: one shard per URL.
+//! 5. `redis_host` × `redis_port` (2.x): comma-separated lists; a single value applies to every
+//!    shard, otherwise the lists pair up by position.
+//!
+//! `redis_password` and `redis_db` are lists in the same way (one value for all shards, or one
+//! per shard). Lists are JSON arrays or comma-separated strings.
+
+use std::time::Duration;
+
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+use serde_json::{Map, Value};
+
+/// A configuration the engine cannot run with; the message names the key.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[error("redis config: {0}")]
+pub struct ConfigError(pub String);
+
+fn bad(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+/// Where one shard lives.
+#[derive(Debug, Clone)]
+pub enum ShardTarget {
+    /// A Redis server at a fixed address.
+    Direct(ConnectionInfo),
+    /// The current master of `master_name`, as the sentinels report it.
+    Sentinel {
+        master_name: String,
+        sentinels: Vec<ConnectionAddr>,
+        sentinel_password: Option<String>,
+        password: Option<String>,
+        username: Option<String>,
+        db: i64,
+    },
+}
+
+impl ShardTarget {
+    /// A short name for logs (no credentials).
+    pub fn label(&self) -> String {
+        match self {
+            ShardTarget::Direct(info) => addr_label(info.addr()),
+            ShardTarget::Sentinel { master_name, .. } => format!("sentinel master {master_name}"),
+        }
+    }
+}
+
+fn addr_label(addr: &ConnectionAddr) -> String {
+    match addr {
+        ConnectionAddr::Tcp(h, p) => format!("{h}:{p}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port} (tls)"),
+        ConnectionAddr::Unix(path) => path.display().to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A Redis Cluster: seed nodes and credentials.
+#[derive(Debug, Clone)]
+pub struct ClusterTarget {
+    pub nodes: Vec<String>,
+    pub password: Option<String>,
+    pub username: Option<String>,
+    /// `Some(false)` forces plain PUBLISH/SUBSCRIBE; `None` = sharded PUB/SUB when the servers
+    /// have it (Redis 7+).
+    pub sharded_pubsub: Option<bool>,
+}
+
+/// Shards or one cluster.
+#[derive(Debug, Clone)]
+pub enum Topology {
+    Shards(Vec<ShardTarget>),
+    Cluster(ClusterTarget),
+}
+
+/// Everything the engine needs.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub topology: Topology,
+    /// Prefix of every key and PUB/SUB channel (`redis_prefix`, default `centrifugo`).
+    pub prefix: String,
+    /// How long a stream's offset and epoch outlive its last publication (zero = forever).
+    pub history_meta_ttl: Duration,
+    pub connect_timeout: Duration,
+    /// How long a command may take before the connection counts as broken.
+    pub read_timeout: Duration,
+    /// How often the PUB/SUB connection is pinged to detect a silent outage.
+    pub ping_interval: Duration,
+    /// `CLIENT SETNAME` of the connections (`<name>` for data, `<name>-pubsub`), so
+    /// `CLIENT LIST` shows which node holds which; `None` = unnamed.
+    pub client_name: Option<String>,
+}
+
+impl RedisConfig {
+    /// A single Redis at `addr` (`host:port`), default settings.
+    pub fn single(addr: &str) -> Result<Self, ConfigError> {
+        let mut map = Map::new();
+        map.insert("redis_address".into(), Value::String(addr.into()));
+        Self::from_map(&map)
+    }
+
+    /// Reads the `redis_*` keys (other keys are ignored). `memory_history_meta_ttl` is not a
+    /// Redis key; `redis_history_meta_ttl` (2.5+) and `redis_sequence_ttl` (2.3+) are.
+    pub fn from_map(map: &Map<String, Value>) -> Result<Self, ConfigError> {
+        let keys = Keys(map);
+        if keys.boolean("redis_tls")? {
+            return Err(bad(
+                "redis_tls: TLS connections to Redis are not supported by this build",
+            ));
+        }
+        let prefix = keys.string("redis_prefix")?.unwrap_or_default();
+        let prefix = if prefix.is_empty() {
+            "centrifugo".to_string()
+        } else {
+            prefix
+        };
+        let history_meta_ttl = match keys.duration("redis_history_meta_ttl")? {
+            Some(d) => d,
+            None => keys.duration("redis_sequence_ttl")?.unwrap_or_default(),
+        };
+        let connect_timeout = keys
+            .duration("redis_connect_timeout")?
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(1));
+        let read_timeout = keys
+            .duration("redis_read_timeout")?
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(5));
+        let topology = topology(&keys)?;
+        Ok(Self {
+            topology,
+            prefix,
+            history_meta_ttl,
+            connect_timeout,
+            read_timeout,
+            ping_interval: Duration::from_secs(1),
+            client_name: None,
+        })
+    }
+
+    /// Names the connections after `node` (see [`RedisConfig::client_name`]).
+    pub fn with_client_name(mut self, node: &str) -> Self {
+        let clean: String = node
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.:".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        self.client_name = (!clean.is_empty()).then(|| format!("rotor-{clean}"));
+        self
+    }
+
+    /// How many shards (a cluster counts as one).
+    pub fn num_shards(&self) -> usize {
+        match &self.topology {
+            Topology::Shards(s) => s.len(),
+            Topology::Cluster(_) => 1,
+        }
+    }
+}
+
+fn topology(keys: &Keys<'_>) -> Result<Topology, ConfigError> {
+    let username = keys.string("redis_user")?.filter(|s| !s.is_empty());
+    let mut cluster = keys.list("redis_cluster_address")?;
+    if cluster.is_empty() {
+        cluster = keys.list("redis_cluster_addrs")?;
+    }
+    if !cluster.is_empty() {
+        let passwords = keys.list("redis_password")?;
+        if passwords.len() > 1 {
+            return Err(bad("redis_password: a cluster takes one password"));
+        }
+        let nodes = cluster
+            .iter()
+            .map(|a| strip_scheme(a).to_string())
+            .collect();
+        let sharded = keys.opt_boolean("redis_cluster_sharded_pubsub")?;
+        return Ok(Topology::Cluster(ClusterTarget {
+            nodes,
+            password: passwords.into_iter().next().filter(|p| !p.is_empty()),
+            username,
+            sharded_pubsub: sharded,
+        }));
+    }
+
+    let masters = keys.list("redis_master_name")?;
+    if !masters.is_empty() {
+        let sentinels = keys.list("redis_sentinels")?;
+        if sentinels.is_empty() {
+            return Err(bad("redis_master_name is set but redis_sentinels is empty"));
+        }
+        let sentinels = sentinels
+            .iter()
+            .map(|s| tcp_addr(strip_scheme(s), "redis_sentinels"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = masters.len();
+        let passwords = per_shard(keys.list("redis_password")?, n, "redis_password")?;
+        let dbs = per_shard(keys.list("redis_db")?, n, "redis_db")?;
+        let sentinel_password = keys
+            .string("redis_sentinel_password")?
+            .filter(|s| !s.is_empty());
+        let mut shards = Vec::with_capacity(n);
+        for (i, master_name) in masters.into_iter().enumerate() {
+            shards.push(ShardTarget::Sentinel {
+                master_name,
+                sentinels: sentinels.clone(),
+                sentinel_password: sentinel_password.clone(),
+                password: passwords[i].clone().filter(|p| !p.is_empty()),
+                username: username.clone(),
+                db: parse_db(dbs[i].as_deref())?,
+            });
+        }
+        return Ok(Topology::Shards(shards));
+    }
+
+    let mut infos: Vec<ConnectionInfo> = Vec::new();
+    for key in ["redis_address", "redis_url"] {
+        let list = keys.list(key)?;
+        if list.is_empty() {
+            continue;
+        }
+        for a in &list {
+            let url = if a.contains("://") {
+                a.clone()
+            } else {
+                format!("redis://{a}")
+            };
+            if url.starts_with("rediss://") {
+                return Err(bad(format!(
+                    "{key}: TLS (rediss://) is not supported by this build"
+                )));
+            }
+            let info = url
+                .as_str()
+                .into_connection_info()
+                .map_err(|e| bad(format!("{key}: invalid address {a:?}: {e}")))?;
+            infos.push(info);
+        }
+        break;
+    }
+    if infos.is_empty() {
+        let hosts = keys.list("redis_host")?;
+        let ports = keys.list("redis_port")?;
+        let hosts = if hosts.is_empty() {
+            vec!["127.0.0.1".to_string()]
+        } else {
+            hosts
+        };
+        let ports = if ports.is_empty() {
+            vec!["6379".to_string()]
+        } else {
+            ports
+        };
+        let n = hosts.len().max(ports.len());
+        let hosts = per_shard(hosts.into_iter().map(Some).collect(), n, "redis_host")?;
+        let ports = per_shard(ports.into_iter().map(Some).collect(), n, "redis_port")?;
+        for i in 0..n {
+            let host = hosts[i].clone().unwrap_or_default();
+            let port = ports[i].clone().unwrap_or_default();
+            let port: u16 = port
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("redis_port: invalid port {port:?}")))?;
+            infos.push(
+                ConnectionAddr::Tcp(host, port)
+                    .into_connection_info()
+                    .map_err(|e| bad(e.to_string()))?,
+            );
+        }
+    }
+    // Passwords and databases from their own keys win over none in the URL.
+    let n = infos.len();
+    let passwords = per_shard(keys.list("redis_password")?, n, "redis_password")?;
+    let dbs = per_shard(keys.list("redis_db")?, n, "redis_db")?;
+    let mut shards = Vec::with_capacity(n);
+    for (i, info) in infos.into_iter().enumerate() {
+        let current = info.redis_settings().clone();
+        let mut redis = RedisConnectionInfo::default().set_db(current.db());
+        if let Some(p) = current.password() {
+            redis = redis.set_password(p);
+        }
+        if let Some(u) = current.username() {
+            redis = redis.set_username(u);
+        }
+        if let Some(p) = passwords[i].as_deref().filter(|p| !p.is_empty()) {
+            redis = redis.set_password(p);
+        }
+        if let Some(u) = &username {
+            redis = redis.set_username(u);
+        }
+        if let Some(db) = dbs[i].as_deref() {
+            redis = redis.set_db(parse_db(Some(db))?);
+        }
+        shards.push(ShardTarget::Direct(info.set_redis_settings(redis)));
+    }
+    Ok(Topology::Shards(shards))
+}
+
+fn parse_db(s: Option<&str>) -> Result<i64, ConfigError> {
+    match s.map(str::trim) {
+        None | Some("") => Ok(0),
+        Some(v) => v
+            .parse()
+            .map_err(|_| bad(format!("redis_db: invalid database {v:?}"))),
+    }
+}
+
+/// `list` spread over `n` shards: empty → all `None`, one value → everywhere, `n` values →
+/// one each; anything else is an error.
+fn per_shard(
+    list: Vec<impl Into<Option<String>>>,
+    n: usize,
+    key: &str,
+) -> Result<Vec<Option<String>>, ConfigError> {
+    let list: Vec<Option<String>> = list.into_iter().map(Into::into).collect();
+    match list.len() {
+        0 => Ok(vec![None; n]),
+        1 => Ok(vec![list[0].clone(); n]),
+        len if len == n => Ok(list),
+        len => Err(bad(format!(
+            "{key}: {len} values for {n} shards (give one, or one per shard)"
+        ))),
+    }
+}
+
+fn strip_scheme(a: &str) -> &str {
+    a.strip_prefix("redis://")
+        .unwrap_or(a)
+        .trim_end_matches('/')
+}
+
+fn tcp_addr(a: &str, key: &str) -> Result<ConnectionAddr, ConfigError> {
+    let (host, port) = a
+        .rsplit_once(':')
+        .ok_or_else(|| bad(format!("{key}: expected host:port, got {a:?}")))?;
+    let port = port
+        .parse()
+        .map_err(|_| bad(format!("{key}: invalid port in {a:?}")))?;
+    Ok(ConnectionAddr::Tcp(host.to_string(), port))
+}
+
+/// Typed reads over the raw map.
+struct Keys<'a>(&'a Map<String, Value>);
+
+impl Keys<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(other) => Err(bad(format!("{key}: expected a string, got {other}"))),
+        }
+    }
+
+    /// A JSON array of strings/numbers, or a comma-separated string; blanks dropped.
+    fn list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let items: Vec<String> = match self.get(key) {
+            None => return Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    other => Err(bad(format!("{key}: expected strings, got {other}"))),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(Value::String(s)) if s.trim_start().starts_with('[') => {
+                let v: Value = serde_json::from_str(s)
+                    .map_err(|e| bad(format!("{key}: not a JSON array: {e}")))?;
+                let map = Map::from_iter([(key.to_string(), v)]);
+                return Keys(&map).list(key);
+            }
+            Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_string()).collect(),
+            Some(Value::Number(n)) => vec![n.to_string()],
+            Some(other) => return Err(bad(format!("{key}: expected a list, got {other}"))),
+        };
+        Ok(items.into_iter().filter(|s| !s.is_empty()).collect())
+    }
+
+    fn opt_boolean(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" | "" => Ok(Some(false)),
+                _ => Err(bad(format!("{key}: expected a boolean, got {s:?}"))),
+            },
+            Some(other) => Err(bad(format!("{key}: expected a boolean, got {other}"))),
+        }
+    }
+
+    fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
+        Ok(self.opt_boolean(key)?.unwrap_or(false))
+    }
+
+    /// Seconds (number or numeric string) or a Go duration string (`"500ms"`, `"5s"`, `"1m"`).
+    fn duration(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        let err = |v: &dyn std::fmt::Display| bad(format!("{key}: expected a duration, got {v}"));
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| Some(Duration::from_secs_f64(f)))
+                .ok_or_else(|| err(n)),
+            Some(Value::String(s)) => {
+                let t = s.trim();
+                if let Ok(f) = t.parse::<f64>() {
+                    if f.is_finite() && f >= 0.0 {
+                        return Ok(Some(Duration::from_secs_f64(f)));
+                    }
+                    return Err(err(s));
+                }
+                go_duration(t).map(Some).ok_or_else(|| err(s))
+            }
+            Some(other) => Err(err(other)),
+        }
+    }
+}
+
+/// A Go duration string such as `1m30s` or `250ms`.
+fn go_duration(s: &str) -> Option<Duration> {
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let value: f64 = rest[..num_end].parse().ok()?;
+        let tail = &rest[num_end..];
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let scale = match &tail[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &tail[unit_end..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(v: Value) -> Result<RedisConfig, ConfigError> {
+        RedisConfig::from_map(v.as_object().unwrap())
+    }
+
+    fn addrs(c: &RedisConfig) -> Vec<String> {
+        match &c.topology {
+            Topology::Shards(s) => s.iter().map(ShardTarget::label).collect(),
+            Topology::Cluster(c) => c.nodes.clone(),
+        }
+    }
+
+    #[test]
+    fn defaults_to_one_local_shard() {
+        let c = cfg(json!({})).unwrap();
+        assert_eq!(addrs(&c), ["127.0.0.1:6379"]);
+        assert_eq!(c.prefix, "centrifugo");
+        assert_eq!(c.history_meta_ttl, Duration::ZERO);
+        assert_eq!(c.connect_timeout, Duration::from_secs(1));
+        assert_eq!(c.read_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn host_and_port_lists_shard_like_2x() {
+        let c = cfg(json!({"redis_host": "10.0.0.1", "redis_port": "6379,6380"})).unwrap();
+        assert_eq!(addrs(&c), ["10.0.0.1:6379", "10.0.0.1:6380"]);
+        let c = cfg(json!({"redis_host": "a,b", "redis_port": 7000})).unwrap();
+        assert_eq!(addrs(&c), ["a:7000", "b:7000"]);
+        let c = cfg(json!({"redis_host": "a,b", "redis_port": "1,2"})).unwrap();
+        assert_eq!(addrs(&c), ["a:1", "b:2"]);
+        assert!(cfg(json!({"redis_host": "a,b,c", "redis_port": "1,2"})).is_err());
+        assert!(cfg(json!({"redis_port": "x"})).is_err());
+    }
+
+    #[test]
+    fn address_lists_urls_passwords_and_dbs() {
+        let c = cfg(
+            json!({"redis_address": ["127.0.0.1:7001", "redis://127.0.0.1:7002/3"],
+            "redis_password": "pw", "redis_prefix": "p"}),
+        )
+        .unwrap();
+        assert_eq!(addrs(&c), ["127.0.0.1:7001", "127.0.0.1:7002"]);
+        assert_eq!(c.prefix, "p");
+        let Topology::Shards(shards) = &c.topology else {
+            panic!()
+        };
+        for (shard, db) in shards.iter().zip([0, 3]) {
+            let ShardTarget::Direct(info) = shard else {
+                panic!()
+            };
+            assert_eq!(info.redis_settings().password(), Some("pw"));
+            assert_eq!(info.redis_settings().db(), db);
+        }
+        let c = cfg(json!({"redis_url": "redis://h1:1,redis://h2:2", "redis_db": "1,2"})).unwrap();
+        assert_eq!(addrs(&c), ["h1:1", "h2:2"]);
+        assert!(cfg(json!({"redis_address": "a:1,b:2", "redis_db": "1,2,3"})).is_err());
+        assert!(cfg(json!({"redis_address": "rediss://a:1"})).is_err());
+        assert!(cfg(json!({"redis_tls": true})).is_err());
+    }
+
+    #[test]
+    fn sentinel_and_cluster() {
+        let c = cfg(json!({"redis_master_name": "m1,m2", "redis_sentinels": "127.0.0.1:26379"}))
+            .unwrap();
+        assert_eq!(addrs(&c), ["sentinel master m1", "sentinel master m2"]);
+        assert!(cfg(json!({"redis_master_name": "m"})).is_err());
+        let c = cfg(json!({"redis_cluster_addrs": "127.0.0.1:7000,127.0.0.1:7001"})).unwrap();
+        assert_eq!(addrs(&c), ["127.0.0.1:7000", "127.0.0.1:7001"]);
+        assert_eq!(c.num_shards(), 1);
+        let c = cfg(json!({"redis_cluster_address": ["redis://127.0.0.1:7000"]})).unwrap();
+        assert_eq!(addrs(&c), ["127.0.0.1:7000"]);
+    }
+
+    #[test]
+    fn durations_and_env_strings() {
+        let c = cfg(
+            json!({"redis_history_meta_ttl": "1m30s", "redis_connect_timeout": "250ms",
+            "redis_read_timeout": 2}),
+        )
+        .unwrap();
+        assert_eq!(c.history_meta_ttl, Duration::from_secs(90));
+        assert_eq!(c.connect_timeout, Duration::from_millis(250));
+        assert_eq!(c.read_timeout, Duration::from_secs(2));
+        let c = cfg(json!({"redis_sequence_ttl": "3600"})).unwrap();
+        assert_eq!(c.history_meta_ttl, Duration::from_secs(3600));
+        assert!(cfg(json!({"redis_read_timeout": "soon"})).is_err());
+        let c = cfg(json!({"redis_address": "[\"a:1\",\"b:2\"]"})).unwrap();
+        assert_eq!(addrs(&c), ["a:1", "b:2"]);
+    }
+}

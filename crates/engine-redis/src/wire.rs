@@ -1,0 +1,297 @@
+//! What Rotor nodes send each other through Redis, and what history and presence store: a
+//! compact, binary-safe format of our own (not Centrifugo's), cheap to build in Lua.
+//!
+//! * A *field* is `<decimal length>:<bytes>`; an absent optional field is `-`.
+//! * A client *info* is four fields: user, client, conn_info (optional), chan_info (optional).
+//!   The user comes first so that a Lua script can count unique users.
+//! * A publication *body* is `0<data>` (no publisher info) or `1<info><data>`: the data runs to
+//!   the end, so it is never copied into a field.
+//! * Messages on a channel's PUB/SUB channel start with a one-letter kind:
+//!   `p<offset>:<epoch>:<body>` (offset 0 and an empty epoch when the channel keeps no history;
+//!   the publish script writes offset and epoch), `j<info>` (join), `l<info>` (leave). Control
+//!   messages, on their own PUB/SUB channel, are `c<data>`.
+//!
+//! Redis delivers the messages of one PUB/SUB channel over one connection in publish order, so
+//! a node receives each channel's publications in offset order.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rotor_protocol::{ClientInfo, Publication};
+
+fn put_field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(bytes.len().to_string().as_bytes());
+    out.push(b':');
+    out.extend_from_slice(bytes);
+}
+
+fn put_opt(out: &mut Vec<u8>, bytes: Option<&Bytes>) {
+    match bytes {
+        Some(b) => put_field(out, b),
+        None => out.push(b'-'),
+    }
+}
+
+/// Appends the encoding of `info`.
+pub fn put_info(out: &mut Vec<u8>, info: &ClientInfo) {
+    put_field(out, info.user.as_bytes());
+    put_field(out, info.client.as_bytes());
+    put_opt(out, info.conn_info.as_ref());
+    put_opt(out, info.chan_info.as_ref());
+}
+
+/// The encoding of `info` alone (presence values, join/leave after the kind letter).
+pub fn info(info: &ClientInfo) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    put_info(&mut out, info);
+    out
+}
+
+/// A publication body: publisher info (if any) then the data.
+pub fn body(info: Option<&ClientInfo>, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 64);
+    match info {
+        Some(i) => {
+            out.push(b'1');
+            put_info(&mut out, i);
+        }
+        None => out.push(b'0'),
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+/// A cursor over encoded bytes.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// The whole buffer as shared bytes, so fields are sliced without copying.
+    shared: &'a Bytes,
+}
+
+impl<'a> Reader<'a> {
+    fn new(shared: &'a Bytes) -> Self {
+        Self {
+            buf: shared.as_ref(),
+            pos: 0,
+            shared,
+        }
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.buf.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn field(&mut self) -> Option<Bytes> {
+        let rest = &self.buf[self.pos..];
+        let colon = rest.iter().position(|b| *b == b':')?;
+        let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
+        let start = self.pos + colon + 1;
+        let end = start.checked_add(len)?;
+        if end > self.buf.len() {
+            return None;
+        }
+        self.pos = end;
+        Some(self.shared.slice(start..end))
+    }
+
+    fn opt_field(&mut self) -> Option<Option<Bytes>> {
+        if self.buf.get(self.pos) == Some(&b'-') {
+            self.pos += 1;
+            return Some(None);
+        }
+        self.field().map(Some)
+    }
+
+    fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.field()?.to_vec()).ok()
+    }
+
+    fn info(&mut self) -> Option<ClientInfo> {
+        Some(ClientInfo {
+            user: self.string()?,
+            client: self.string()?,
+            conn_info: self.opt_field()?,
+            chan_info: self.opt_field()?,
+        })
+    }
+
+    /// Reads up to (not including) `delim`, and skips it.
+    fn until(&mut self, delim: u8) -> Option<&'a [u8]> {
+        let buf: &'a [u8] = self.buf;
+        let rest = &buf[self.pos..];
+        let at = rest.iter().position(|b| *b == delim)?;
+        self.pos += at + 1;
+        Some(&rest[..at])
+    }
+
+    fn rest(&self) -> Bytes {
+        self.shared.slice(self.pos..)
+    }
+}
+
+/// Decodes an info encoded by [`info`].
+pub fn decode_info(bytes: &Bytes) -> Option<ClientInfo> {
+    let mut r = Reader::new(bytes);
+    let info = r.info()?;
+    (r.pos == bytes.len()).then_some(info)
+}
+
+/// Decodes a publication body into a publication with `offset`.
+pub fn decode_body(bytes: &Bytes, offset: u64) -> Option<Publication> {
+    let mut r = Reader::new(bytes);
+    let info = match r.byte()? {
+        b'0' => None,
+        b'1' => Some(Arc::new(r.info()?)),
+        _ => return None,
+    };
+    Some(Publication {
+        offset,
+        data: r.rest(),
+        info,
+    })
+}
+
+/// A message received on a channel's PUB/SUB channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelMessage {
+    Publication {
+        publication: Publication,
+        epoch: String,
+    },
+    Join(ClientInfo),
+    Leave(ClientInfo),
+}
+
+/// A publication message with a known position (publications without history: offset 0).
+pub fn publication_message(offset: u64, epoch: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 24);
+    out.push(b'p');
+    out.extend_from_slice(offset.to_string().as_bytes());
+    out.push(b':');
+    out.extend_from_slice(epoch.as_bytes());
+    out.push(b':');
+    out.extend_from_slice(body);
+    out
+}
+
+/// A join (`leave == false`) or leave message.
+pub fn join_leave_message(info: &ClientInfo, leave: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(if leave { b'l' } else { b'j' });
+    put_info(&mut out, info);
+    out
+}
+
+/// A control message.
+pub fn control_message(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 1);
+    out.push(b'c');
+    out.extend_from_slice(data);
+    out
+}
+
+/// Decodes a message from a channel's PUB/SUB channel; `None` when malformed.
+pub fn decode_channel_message(bytes: &Bytes) -> Option<ChannelMessage> {
+    let mut r = Reader::new(bytes);
+    match r.byte()? {
+        b'p' => {
+            let offset: u64 = std::str::from_utf8(r.until(b':')?).ok()?.parse().ok()?;
+            let epoch = String::from_utf8(r.until(b':')?.to_vec()).ok()?;
+            let body = r.rest();
+            let publication = decode_body(&body, offset)?;
+            Some(ChannelMessage::Publication { publication, epoch })
+        }
+        b'j' => Some(ChannelMessage::Join(r.info()?)),
+        b'l' => Some(ChannelMessage::Leave(r.info()?)),
+        _ => None,
+    }
+}
+
+/// The data of a control message; `None` when it is not one.
+pub fn decode_control(bytes: &Bytes) -> Option<Bytes> {
+    (bytes.first() == Some(&b'c')).then(|| bytes.slice(1..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(conn: Option<&'static [u8]>, chan: Option<&'static [u8]>) -> ClientInfo {
+        ClientInfo {
+            user: "user:42 with spaces".into(),
+            client: "7f0c3a1e-0000-4000-8000-000000000000".into(),
+            conn_info: conn.map(Bytes::from_static),
+            chan_info: chan.map(Bytes::from_static),
+        }
+    }
+
+    #[test]
+    fn info_round_trips_with_and_without_optional_fields() {
+        for i in [
+            sample(None, None),
+            sample(Some(b"{\"a\":1}"), None),
+            sample(None, Some(b"")),
+            sample(Some(b"-:12:x"), Some(b"{}")),
+            ClientInfo::default(),
+        ] {
+            let enc = Bytes::from(info(&i));
+            assert_eq!(decode_info(&enc), Some(i));
+        }
+        assert_eq!(decode_info(&Bytes::from_static(b"3:ab")), None);
+        assert_eq!(decode_info(&Bytes::from_static(b"1:a1:b--x")), None);
+    }
+
+    #[test]
+    fn publication_messages_round_trip() {
+        let i = sample(Some(b"{\"n\":\"x\"}"), None);
+        for (info, data) in [
+            (None, &b"{\"text\":\"hi: there\"}"[..]),
+            (Some(&i), &b"[1,2,3]"[..]),
+            (None, &b""[..]),
+            (Some(&i), &b"\x00\xff binary : - 1:"[..]),
+        ] {
+            let body = body(info, data);
+            let msg = Bytes::from(publication_message(17, "AbCd1234", &body));
+            let got = decode_channel_message(&msg).unwrap();
+            assert_eq!(
+                got,
+                ChannelMessage::Publication {
+                    publication: Publication {
+                        offset: 17,
+                        data: Bytes::copy_from_slice(data),
+                        info: info.cloned().map(Arc::new),
+                    },
+                    epoch: "AbCd1234".into(),
+                }
+            );
+            let msg = Bytes::from(publication_message(0, "", &body));
+            let ChannelMessage::Publication { publication, epoch } =
+                decode_channel_message(&msg).unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!((publication.offset, epoch.as_str()), (0, ""));
+        }
+    }
+
+    #[test]
+    fn join_leave_control_and_garbage() {
+        let i = sample(None, Some(b"{\"r\":1}"));
+        let j = Bytes::from(join_leave_message(&i, false));
+        let l = Bytes::from(join_leave_message(&i, true));
+        assert_eq!(
+            decode_channel_message(&j),
+            Some(ChannelMessage::Join(i.clone()))
+        );
+        assert_eq!(decode_channel_message(&l), Some(ChannelMessage::Leave(i)));
+        let c = Bytes::from(control_message(b"{\"op\":\"x\"}"));
+        assert_eq!(decode_control(&c).as_deref(), Some(&b"{\"op\":\"x\"}"[..]));
+        for junk in [&b""[..], b"x", b"p12", b"pX:e:0", b"p1:e:9", b"j3:a"] {
+            assert_eq!(decode_channel_message(&Bytes::copy_from_slice(junk)), None);
+        }
+        assert_eq!(decode_control(&Bytes::from_static(b"p1")), None);
+    }
+}

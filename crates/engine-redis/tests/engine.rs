@@ -1,0 +1,568 @@
+//! The Redis engine against a real `redis-server` (started here on a free port, killed at the
+//! end): the broker and presence contracts the memory engine's tests pin down, delivery between
+//! two engines (two "nodes"), batching of subscriptions, and the fault path: Redis killed and
+//! restarted means unhealthy, failing operations, then resubscription before healthy again and a
+//! reconnect notice.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rotor_core::engine::{
+    Broker, BrokerEventHandler, EngineError, HistoryFilter, PresenceManager, PresenceStats,
+    PublishOptions, StreamPosition,
+};
+use rotor_engine_redis::{RedisConfig, RedisEngine};
+use rotor_protocol::{ClientInfo, Publication};
+
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn redis_available() -> bool {
+    let ok = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none() && std::env::var_os("ROTOR_REQUIRE_REDIS").is_none(),
+            "redis-server is not installed"
+        );
+        eprintln!("skipping: redis-server is not installed");
+    }
+    ok
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cli(self.port, &["PING"]) != "PONG" {
+            assert!(Instant::now() < deadline, "redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn engine(&self) -> RedisEngine {
+        let mut cfg = RedisConfig::single(&format!("127.0.0.1:{}", self.port)).unwrap();
+        cfg.ping_interval = Duration::from_millis(200);
+        RedisEngine::start(cfg)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Default)]
+struct Collector {
+    publications: Mutex<Vec<(String, Publication)>>,
+    joins: Mutex<Vec<(String, ClientInfo)>>,
+    leaves: Mutex<Vec<(String, ClientInfo)>>,
+    controls: Mutex<Vec<Vec<u8>>>,
+    reconnects: Mutex<usize>,
+}
+
+impl BrokerEventHandler for Collector {
+    fn handle_publication(&self, channel: &str, publication: Publication) {
+        self.publications
+            .lock()
+            .push((channel.to_owned(), publication));
+    }
+    fn handle_join(&self, channel: &str, info: ClientInfo) {
+        self.joins.lock().push((channel.to_owned(), info));
+    }
+    fn handle_leave(&self, channel: &str, info: ClientInfo) {
+        self.leaves.lock().push((channel.to_owned(), info));
+    }
+    fn handle_control(&self, data: &[u8]) {
+        self.controls.lock().push(data.to_vec());
+    }
+    fn handle_reconnect(&self) {
+        *self.reconnects.lock() += 1;
+    }
+}
+
+async fn ready(redis: &Redis) -> (RedisEngine, Arc<Collector>) {
+    let engine = redis.engine();
+    assert!(
+        engine.wait_ready(Duration::from_secs(5)).await,
+        "engine ready"
+    );
+    let c = Arc::new(Collector::default());
+    engine.broker.set_handler(c.clone());
+    (engine, c)
+}
+
+fn opts(size: usize, lifetime: u64) -> PublishOptions {
+    PublishOptions {
+        history_size: size,
+        history_lifetime: lifetime,
+    }
+}
+
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn info(user: &str, client: &str) -> ClientInfo {
+    ClientInfo {
+        user: user.into(),
+        client: client.into(),
+        conn_info: Some(Bytes::from_static(b"{\"n\":1}")),
+        chan_info: None,
+    }
+}
+
+fn offsets(p: &[Publication]) -> Vec<u64> {
+    p.iter().map(|p| p.offset).collect()
+}
+
+#[tokio::test]
+async fn history_offsets_trimming_filters_and_epochs() {
+    if !redis_available() {
+        return;
+    }
+    let redis = Redis::start();
+    let (engine, _c) = ready(&redis).await;
+    let b = &engine.broker;
+
+    // The epoch is fixed from the first read on.
+    let first = b.history("c", HistoryFilter::default()).await.unwrap();
+    assert_eq!(first.position.offset, 0);
+    assert_eq!(first.position.epoch.len(), 8);
+    let again = b.history("c", HistoryFilter::default()).await.unwrap();
+    assert_eq!(first.position, again.position);
+
+    for i in 1..=10u64 {
+        let pos = b
+            .publish(
+                "c",
+                Bytes::from(format!("{{\"i\":{i}}}")),
+                None,
+                opts(6, 60),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            pos,
+            StreamPosition {
+                offset: i,
+                epoch: first.position.epoch.clone()
+            }
+        );
+    }
+    let e = first.position.epoch.as_str();
+    let f = |since: Option<(u64, &str)>, limit: Option<usize>, reverse: bool| HistoryFilter {
+        since: since.map(|(offset, epoch)| StreamPosition {
+            offset,
+            epoch: epoch.into(),
+        }),
+        limit,
+        reverse,
+    };
+    let cases: Vec<(HistoryFilter, Vec<u64>)> = vec![
+        (f(None, None, false), vec![5, 6, 7, 8, 9, 10]),
+        (f(None, Some(0), false), vec![]),
+        (f(None, Some(2), false), vec![5, 6]),
+        (f(None, None, true), vec![10, 9, 8, 7, 6, 5]),
+        (f(None, Some(2), true), vec![10, 9]),
+        (f(Some((7, e)), None, false), vec![8, 9, 10]),
+        (f(Some((7, e)), Some(2), false), vec![8, 9]),
+        (f(Some((10, e)), None, false), vec![]),
+        (f(Some((2, e)), None, false), vec![5, 6, 7, 8, 9, 10]),
+        (f(Some((0, "")), None, false), vec![5, 6, 7, 8, 9, 10]),
+        // An empty epoch is "unknown": the offset still selects.
+        (f(Some((8, "")), None, false), vec![9, 10]),
+        // Another epoch's offset means nothing here: everything retained.
+        (
+            f(Some((8, "otherep")), None, false),
+            vec![5, 6, 7, 8, 9, 10],
+        ),
+        (f(Some((8, e)), None, true), vec![7, 6, 5]),
+        (f(Some((8, e)), Some(2), true), vec![7, 6]),
+        (f(Some((5, e)), None, true), vec![]),
+        (f(Some((100, e)), Some(3), true), vec![10, 9, 8]),
+    ];
+    for (filter, want) in cases {
+        let page = b.history("c", filter.clone()).await.unwrap();
+        assert_eq!(offsets(&page.publications), want, "{filter:?}");
+        assert_eq!(page.position.offset, 10);
+    }
+    let page = b.history("c", HistoryFilter::default()).await.unwrap();
+    assert_eq!(page.publications[0].data, Bytes::from_static(b"{\"i\":5}"));
+
+    // Publisher info survives the round trip.
+    let who = Arc::new(info("u1", "c1"));
+    b.publish(
+        "c",
+        Bytes::from_static(b"[]"),
+        Some(who.clone()),
+        opts(6, 60),
+    )
+    .await
+    .unwrap();
+    let page = b
+        .history(
+            "c",
+            HistoryFilter {
+                since: None,
+                limit: Some(1),
+                reverse: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.publications[0].info.as_deref(), Some(&*who));
+    assert_eq!(page.publications[0].offset, 11);
+
+    // Removing history keeps the position; offsets go on.
+    b.remove_history("c").await.unwrap();
+    let page = b.history("c", HistoryFilter::default()).await.unwrap();
+    assert!(page.publications.is_empty());
+    assert_eq!(page.position.offset, 11);
+    let pos = b
+        .publish("c", Bytes::new(), None, opts(6, 60))
+        .await
+        .unwrap();
+    assert_eq!(pos.offset, 12);
+
+    // Without history: offset 0, nothing stored.
+    let pos = b
+        .publish("nohist", Bytes::new(), None, opts(0, 60))
+        .await
+        .unwrap();
+    assert_eq!(pos, StreamPosition::default());
+    assert_eq!(
+        cli(redis.port, &["EXISTS", "centrifugo.stream.{nohist}"]),
+        "0"
+    );
+
+    // Lifetime expires the whole stream; the position stays.
+    b.publish("short", Bytes::new(), None, opts(10, 1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let page = b.history("short", HistoryFilter::default()).await.unwrap();
+    assert!(page.publications.is_empty());
+    assert_eq!(page.position.offset, 1);
+}
+
+#[tokio::test]
+async fn delivery_between_two_nodes_in_order() {
+    if !redis_available() {
+        return;
+    }
+    let redis = Redis::start();
+    let (a, ca) = ready(&redis).await;
+    let (b, cb) = ready(&redis).await;
+
+    // Only a node subscribed to a channel receives it.
+    b.broker.subscribe("chat").await.unwrap();
+    a.broker
+        .publish("chat", Bytes::from_static(b"1"), None, opts(100, 60))
+        .await
+        .unwrap();
+    a.broker
+        .publish("other", Bytes::from_static(b"x"), None, opts(100, 60))
+        .await
+        .unwrap();
+    eventually("b receives", || cb.publications.lock().len() == 1).await;
+    assert!(ca.publications.lock().is_empty());
+    assert_eq!(cb.publications.lock()[0].0, "chat");
+
+    // Concurrent publishers on both nodes: every publication arrives, in offset order.
+    a.broker.subscribe("chat").await.unwrap();
+    let mut tasks = Vec::new();
+    for (n, engine) in [&a, &b].into_iter().enumerate() {
+        let broker = engine.broker.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200 {
+                broker
+                    .publish(
+                        "chat",
+                        Bytes::from(format!("{n}:{i}")),
+                        None,
+                        opts(1000, 60),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for c in [&ca, &cb] {
+        eventually("all 400", || c.publications.lock().len() >= 400).await;
+        let got: Vec<u64> = c
+            .publications
+            .lock()
+            .iter()
+            .filter(|(ch, _)| ch == "chat")
+            .map(|(_, p)| p.offset)
+            .collect();
+        let tail: Vec<u64> = got[got.len() - 400..].to_vec();
+        assert_eq!(tail, (2..=401).collect::<Vec<u64>>());
+    }
+
+    // Joins, leaves and control messages.
+    a.broker
+        .publish_join("chat", info("u", "c1"))
+        .await
+        .unwrap();
+    a.broker
+        .publish_leave("chat", info("u", "c1"))
+        .await
+        .unwrap();
+    a.broker
+        .publish_control(Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    for c in [&ca, &cb] {
+        eventually("join/leave/control", || {
+            !c.joins.lock().is_empty()
+                && !c.leaves.lock().is_empty()
+                && !c.controls.lock().is_empty()
+        })
+        .await;
+        assert_eq!(c.joins.lock()[0], ("chat".to_string(), info("u", "c1")));
+        assert_eq!(c.controls.lock()[0], b"hello");
+    }
+
+    // Unsubscribing the last interest stops delivery; subscribe/unsubscribe calls pair up.
+    b.broker.subscribe("chat").await.unwrap();
+    b.broker.unsubscribe("chat").await.unwrap();
+    let before = cb.publications.lock().len();
+    a.broker
+        .publish("chat", Bytes::from_static(b"still"), None, opts(0, 0))
+        .await
+        .unwrap();
+    eventually("b still subscribed", || {
+        cb.publications.lock().len() == before + 1
+    })
+    .await;
+    b.broker.unsubscribe("chat").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.broker
+        .publish("chat", Bytes::from_static(b"gone"), None, opts(0, 0))
+        .await
+        .unwrap();
+    eventually("a gets it", || {
+        ca.publications
+            .lock()
+            .last()
+            .is_some_and(|(_, p)| p.data == "gone")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(cb.publications.lock().len(), before + 1);
+}
+
+#[tokio::test]
+async fn many_subscriptions_at_once_are_batched() {
+    if !redis_available() {
+        return;
+    }
+    let redis = Redis::start();
+    let (a, _) = ready(&redis).await;
+    let (b, cb) = ready(&redis).await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..2000 {
+        let broker = b.broker.clone();
+        tasks.push(tokio::spawn(async move {
+            broker.subscribe(&format!("ch{i}")).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let took = started.elapsed();
+    let numsub = cli(
+        redis.port,
+        &["PUBSUB", "NUMSUB", "centrifugo.client.{ch1999}"],
+    );
+    assert!(numsub.ends_with('1'), "{numsub}");
+    for i in [0, 999, 1999] {
+        a.broker
+            .publish(
+                &format!("ch{i}"),
+                Bytes::from_static(b"1"),
+                None,
+                opts(0, 0),
+            )
+            .await
+            .unwrap();
+    }
+    eventually("3 deliveries", || cb.publications.lock().len() == 3).await;
+    assert!(
+        took < Duration::from_secs(5),
+        "2000 subscriptions took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn presence_with_expiry_and_stats() {
+    if !redis_available() {
+        return;
+    }
+    let redis = Redis::start();
+    let (e, _) = ready(&redis).await;
+    let p = &e.presence;
+    p.add_presence("room", info("u1", "c1"), 60).await.unwrap();
+    p.add_presence("room", info("u1", "c2"), 60).await.unwrap();
+    p.add_presence("room", info("u2", "c3"), 1).await.unwrap();
+    let mut list = p.presence("room").await.unwrap();
+    list.sort_by(|a, b| a.client.cmp(&b.client));
+    assert_eq!(
+        list,
+        vec![info("u1", "c1"), info("u1", "c2"), info("u2", "c3")]
+    );
+    assert_eq!(
+        p.presence_stats("room").await.unwrap(),
+        PresenceStats {
+            num_clients: 3,
+            num_users: 2
+        }
+    );
+    // c3 expires; refreshing c1 replaces its info.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut changed = info("u1", "c1");
+    changed.chan_info = Some(Bytes::from_static(b"{\"r\":2}"));
+    p.add_presence("room", changed.clone(), 60).await.unwrap();
+    assert_eq!(
+        p.presence_stats("room").await.unwrap(),
+        PresenceStats {
+            num_clients: 2,
+            num_users: 1
+        }
+    );
+    p.remove_presence("room", "c2").await.unwrap();
+    assert_eq!(p.presence("room").await.unwrap(), vec![changed]);
+    p.remove_presence("room", "c1").await.unwrap();
+    assert!(p.presence("room").await.unwrap().is_empty());
+    assert_eq!(
+        cli(redis.port, &["EXISTS", "centrifugo.presence.data.{room}"]),
+        "0"
+    );
+    // Keys expire with their newest entry: a dead node leaves nothing.
+    p.add_presence("ghost", info("u", "c"), 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        cli(
+            redis.port,
+            &["EXISTS", "centrifugo.presence.expire.{ghost}"]
+        ),
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn redis_restart_unhealthy_then_resubscribed_before_healthy() {
+    if !redis_available() {
+        return;
+    }
+    let mut redis = Redis::start();
+    let (a, ca) = ready(&redis).await;
+    let (b, cb) = ready(&redis).await;
+    b.broker.subscribe("live").await.unwrap();
+    assert!(a.broker.is_healthy() && b.broker.is_healthy());
+
+    redis.kill();
+    for e in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while e.broker.is_healthy() {
+            assert!(Instant::now() < deadline, "unhealthy after the kill");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let err = a
+        .broker
+        .publish("live", Bytes::from_static(b"lost"), None, opts(10, 60))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+    assert!(b.broker.subscribe("other").await.is_err());
+    assert!(a.presence.presence("live").await.is_err());
+
+    redis.spawn();
+    for e in [&a, &b] {
+        assert!(e.wait_ready(Duration::from_secs(5)).await, "ready again");
+    }
+    eventually("reconnect notices", || {
+        *ca.reconnects.lock() == 1 && *cb.reconnects.lock() == 1
+    })
+    .await;
+    // Healthy means resubscribed: the first publish after it reaches b.
+    assert_eq!(
+        cli(
+            redis.port,
+            &["PUBSUB", "NUMSUB", "centrifugo.client.{live}"]
+        )
+        .lines()
+        .last(),
+        Some("1")
+    );
+    a.broker
+        .publish("live", Bytes::from_static(b"back"), None, opts(10, 60))
+        .await
+        .unwrap();
+    eventually("delivery after restart", || {
+        cb.publications.lock().iter().any(|(_, p)| p.data == "back")
+    })
+    .await;
+}

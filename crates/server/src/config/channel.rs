@@ -1,0 +1,156 @@
+//! Channel options of one options object (the top level or a namespace), in either generation's
+//! names. Centrifugo 2.x options apply as they are; the permission options of Centrifugo 4+
+//! (`allow_publish_for_client`, `allow_presence_for_subscriber`, ...) combine into them:
+//!
+//! * any `allow_publish_for_*` → `publish`; `allow_publish_for_subscriber` alone also sets
+//!   `subscribe_to_publish` (only subscribers may publish);
+//! * an object using the modern names follows the modern default of presence and history
+//!   being closed to clients: `presence_disable_for_client` / `history_disable_for_client`
+//!   unless an `allow_presence_for_*` / `allow_history_for_*` option is on;
+//! * `force_recovery` is `history_recover` (an alias), `allow_recovery` turns it on too;
+//! * `history_ttl` is `history_lifetime` (an alias, a duration rounded up to whole seconds);
+//! * `allow_subscribe_for_anonymous` is `anonymous` (an alias).
+
+use rotor_core::config::ChannelOptions;
+
+use super::values::{boolean, size, whole_seconds, Input};
+use super::SetError;
+
+/// Options being read from one object; [`ChanAcc::finish`] gives the resulting 2.x options.
+#[derive(Debug, Default)]
+pub(crate) struct ChanAcc {
+    o: ChannelOptions,
+    /// Centrifugo 4+ semantics: set by the caller for nested (v6) objects and by any option
+    /// name only the modern generations have.
+    pub(crate) modern: bool,
+    publish_for_client: bool,
+    publish_for_subscriber: bool,
+    publish_for_anonymous: bool,
+    presence_for_client: bool,
+    history_for_client: bool,
+    allow_recovery: bool,
+    subscribe_for_client: bool,
+}
+
+impl ChanAcc {
+    /// Applies one option under its canonical (alias-resolved) name.
+    pub(crate) fn set(&mut self, key: &str, i: &Input) -> Result<(), SetError> {
+        let o = &mut self.o;
+        match key {
+            "publish" => o.publish = boolean(i)?,
+            "subscribe_to_publish" => o.subscribe_to_publish = boolean(i)?,
+            "anonymous" => o.anonymous = boolean(i)?,
+            "presence" => o.presence = boolean(i)?,
+            "presence_disable_for_client" => o.presence_disable_for_client = boolean(i)?,
+            "join_leave" => o.join_leave = boolean(i)?,
+            "history_size" => o.history_size = size(i)?,
+            "history_lifetime" => o.history_lifetime = whole_seconds(i)?,
+            "history_recover" => o.history_recover = boolean(i)?,
+            "history_disable_for_client" => o.history_disable_for_client = boolean(i)?,
+            "server_side" => o.server_side = boolean(i)?,
+            "proxy_subscribe" => o.proxy_subscribe = boolean(i)?,
+            "proxy_publish" => o.proxy_publish = boolean(i)?,
+            "allow_recovery" => self.allow_recovery = boolean(i)?,
+            "allow_subscribe_for_client" => self.subscribe_for_client = boolean(i)?,
+            "allow_publish_for_client" => self.publish_for_client = boolean(i)?,
+            "allow_publish_for_subscriber" => self.publish_for_subscriber = boolean(i)?,
+            "allow_publish_for_anonymous" => self.publish_for_anonymous = boolean(i)?,
+            "allow_presence_for_client"
+            | "allow_presence_for_subscriber"
+            | "allow_presence_for_anonymous" => self.presence_for_client |= boolean(i)?,
+            "allow_history_for_client"
+            | "allow_history_for_subscriber"
+            | "allow_history_for_anonymous" => self.history_for_client |= boolean(i)?,
+            // Rotor always lets the listed users into `#` channels (the 2.x rule).
+            "allow_user_limited_channels" => drop(boolean(i)?),
+            _ => return Err(SetError::Unknown),
+        }
+        Ok(())
+    }
+
+    /// The resulting options; `what` names the object in warnings.
+    pub(crate) fn finish(self, what: &str, warnings: &mut Vec<String>) -> ChannelOptions {
+        let mut o = self.o;
+        let modern_publish =
+            self.publish_for_client || self.publish_for_subscriber || self.publish_for_anonymous;
+        if modern_publish && !o.publish {
+            o.publish = true;
+            o.subscribe_to_publish |= !self.publish_for_client && !self.publish_for_anonymous;
+        }
+        if self.allow_recovery {
+            o.history_recover = true;
+        }
+        if self.modern {
+            if o.presence && !self.presence_for_client {
+                o.presence_disable_for_client = true;
+            }
+            if o.history_enabled() && !self.history_for_client {
+                o.history_disable_for_client = true;
+            }
+            if !self.subscribe_for_client && !o.server_side {
+                warnings.push(format!(
+                    "{what}: allow_subscribe_for_client is off, but Rotor applies the \
+                     Centrifugo 2.x rule: connected clients may subscribe without a \
+                     subscription token to channels that do not start with the private prefix"
+                ));
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn opts(modern: bool, pairs: &[(&str, serde_json::Value)]) -> (ChannelOptions, Vec<String>) {
+        let mut acc = ChanAcc {
+            modern,
+            ..Default::default()
+        };
+        for (k, v) in pairs {
+            assert!(acc.set(k, &Input::Json(v.clone())).is_ok(), "{k}");
+        }
+        let mut w = Vec::new();
+        (acc.finish("x", &mut w), w)
+    }
+
+    #[test]
+    fn modern_permissions_combine_into_2x_options() {
+        let (o, w) = opts(
+            true,
+            &[
+                ("allow_subscribe_for_client", json!(true)),
+                ("allow_publish_for_subscriber", json!(true)),
+                ("presence", json!(true)),
+                ("history_size", json!(10)),
+                ("history_lifetime", json!("5m")),
+                ("allow_recovery", json!(true)),
+            ],
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert!(o.publish && o.subscribe_to_publish && o.history_recover);
+        assert!(o.presence_disable_for_client && o.history_disable_for_client);
+        assert_eq!((o.history_size, o.history_lifetime), (10, 300));
+
+        let (o, w) = opts(
+            true,
+            &[
+                ("allow_publish_for_client", json!(true)),
+                ("allow_publish_for_subscriber", json!(true)),
+                ("presence", json!(true)),
+                ("allow_presence_for_subscriber", json!(true)),
+            ],
+        );
+        assert!(o.publish && !o.subscribe_to_publish && !o.presence_disable_for_client);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("allow_subscribe_for_client is off"), "{w:?}");
+    }
+
+    #[test]
+    fn classic_objects_keep_2x_defaults() {
+        let (o, w) = opts(false, &[("presence", json!(true))]);
+        assert!(o.presence && !o.presence_disable_for_client && w.is_empty());
+    }
+}

@@ -1,0 +1,473 @@
+//! Centrifugo 6 nested keys (`client.token.hmac_secret_key`, `http_server.port`, ...), from
+//! files (nested objects) and from the environment (the path joined with `_`, upper-cased,
+//! after `CENTRIFUGO_`: `CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY`). Each nested path maps onto
+//! the flat key Rotor uses for the same setting (the Centrifugo 2.x name, or the 4/5 flat name
+//! where 2.x had none), so both generations merge into one set of keys with one precedence.
+//!
+//! Key names are those of Centrifugo 6's `internal/configtypes`.
+
+use serde_json::{Map, Value};
+
+use super::flat;
+
+/// Nested path → flat key. Whether the flat key is implemented is decided by the flat rules, so
+/// a setting has one behaviour whichever generation names it.
+const MAP: &[(&str, &str)] = &[
+    ("http_server.address", "address"),
+    ("http_server.port", "port"),
+    ("http_server.internal_address", "internal_address"),
+    ("http_server.internal_port", "internal_port"),
+    ("http_server.tls.enabled", "tls"),
+    ("http_server.tls.cert_pem", "tls_cert"),
+    ("http_server.tls.key_pem", "tls_key"),
+    ("http_server.tls.server_ca_pem", "tls_root_ca_pem"),
+    ("http_server.tls.client_ca_pem", "tls_client_ca_pem"),
+    (
+        "http_server.tls.insecure_skip_verify",
+        "tls_insecure_skip_verify",
+    ),
+    ("http_server.tls.server_name", "tls_server_name"),
+    ("http_server.tls_external", "tls_external"),
+    ("log.level", "log_level"),
+    ("log.file", "log_file"),
+    ("engine.type", "engine"),
+    ("http_api.key", "api_key"),
+    ("http_api.insecure", "api_insecure"),
+    ("http_api.disabled", "api_disable"),
+    ("http_api.handler_prefix", "api_handler_prefix"),
+    ("http_api.external", "api_external"),
+    ("http_api.error_mode", "api_error_mode"),
+    ("websocket.disabled", "websocket_disable"),
+    ("websocket.handler_prefix", "websocket_handler_prefix"),
+    (
+        "websocket.message_size_limit",
+        "websocket_message_size_limit",
+    ),
+    ("websocket.write_timeout", "websocket_write_timeout"),
+    ("websocket.compression", "websocket_compression"),
+    (
+        "websocket.compression_min_size",
+        "websocket_compression_min_size",
+    ),
+    ("websocket.compression_level", "websocket_compression_level"),
+    ("websocket.read_buffer_size", "websocket_read_buffer_size"),
+    ("websocket.write_buffer_size", "websocket_write_buffer_size"),
+    (
+        "websocket.use_write_buffer_pool",
+        "websocket_use_write_buffer_pool",
+    ),
+    ("admin.enabled", "admin"),
+    ("admin.password", "admin_password"),
+    ("admin.secret", "admin_secret"),
+    ("admin.insecure", "admin_insecure"),
+    ("admin.handler_prefix", "admin_handler_prefix"),
+    ("admin.web_path", "admin_web_path"),
+    ("admin.web_proxy_address", "admin_web_proxy_address"),
+    ("admin.external", "admin_external"),
+    ("prometheus.enabled", "prometheus"),
+    ("prometheus.handler_prefix", "prometheus_handler_prefix"),
+    ("health.enabled", "health"),
+    ("health.handler_prefix", "health_handler_prefix"),
+    ("node.name", "name"),
+    (
+        "node.info_metrics_aggregate_interval",
+        "node_info_metrics_aggregate_interval",
+    ),
+    ("shutdown.timeout", "shutdown_timeout"),
+    ("pid_file", "pid_file"),
+    ("enable_unreleased_features", "enable_unreleased_features"),
+    ("client.token.hmac_secret_key", "token_hmac_secret_key"),
+    ("client.token.rsa_public_key", "token_rsa_public_key"),
+    ("client.token.ecdsa_public_key", "token_ecdsa_public_key"),
+    (
+        "client.token.jwks_public_endpoint",
+        "token_jwks_public_endpoint",
+    ),
+    ("client.token.audience", "token_audience"),
+    ("client.token.audience_regex", "token_audience_regex"),
+    ("client.token.issuer", "token_issuer"),
+    ("client.token.issuer_regex", "token_issuer_regex"),
+    ("client.token.user_id_claim", "token_user_id_claim"),
+    (
+        "client.token.hmac_previous_secret_key",
+        "token_hmac_previous_secret_key",
+    ),
+    (
+        "client.token.hmac_previous_secret_key_valid_until",
+        "token_hmac_previous_secret_key_valid_until",
+    ),
+    (
+        "client.token.insecure_skip_jwks_endpoint_safety_check",
+        "token_insecure_skip_jwks_endpoint_safety_check",
+    ),
+    ("client.allowed_origins", "allowed_origins"),
+    ("client.insecure", "client_insecure"),
+    (
+        "client.allow_anonymous_connect_without_token",
+        "client_anonymous",
+    ),
+    (
+        "client.disallow_anonymous_connection_tokens",
+        "disallow_anonymous_connection_tokens",
+    ),
+    ("client.ping_interval", "websocket_ping_interval"),
+    ("client.pong_timeout", "client_pong_timeout"),
+    ("client.expired_close_delay", "client_expired_close_delay"),
+    (
+        "client.expired_sub_close_delay",
+        "client_expired_sub_close_delay",
+    ),
+    ("client.stale_close_delay", "client_stale_close_delay"),
+    ("client.channel_limit", "client_channel_limit"),
+    ("client.queue_max_size", "client_queue_max_size"),
+    (
+        "client.presence_update_interval",
+        "client_presence_ping_interval",
+    ),
+    ("client.concurrency", "client_concurrency"),
+    (
+        "client.channel_position_check_delay",
+        "client_channel_position_check_delay",
+    ),
+    (
+        "client.channel_position_max_time_lag",
+        "client_channel_position_max_time_lag",
+    ),
+    ("client.connection_limit", "client_connection_limit"),
+    (
+        "client.user_connection_limit",
+        "client_user_connection_limit",
+    ),
+    (
+        "client.connection_rate_limit",
+        "client_connection_rate_limit",
+    ),
+    (
+        "client.connect_include_server_time",
+        "client_connect_include_server_time",
+    ),
+    (
+        "client.history_max_publication_limit",
+        "client_history_max_publication_limit",
+    ),
+    (
+        "client.recovery_max_publication_limit",
+        "client_recovery_max_publication_limit",
+    ),
+    (
+        "client.insecure_skip_token_signature_verify",
+        "client_insecure_skip_token_signature_verify",
+    ),
+    ("client.user_id_http_header", "client_user_id_http_header"),
+    (
+        "client.subscribe_to_user_personal_channel.enabled",
+        "user_subscribe_to_personal",
+    ),
+    (
+        "client.subscribe_to_user_personal_channel.personal_channel_namespace",
+        "user_personal_channel_namespace",
+    ),
+    (
+        "client.subscribe_to_user_personal_channel.single_connection",
+        "user_personal_single_connection",
+    ),
+    ("channel.private_prefix", "channel_private_prefix"),
+    ("channel.namespace_boundary", "channel_namespace_boundary"),
+    ("channel.user_boundary", "channel_user_boundary"),
+    ("channel.user_separator", "channel_user_separator"),
+    ("channel.max_length", "channel_max_length"),
+    ("channel.history_meta_ttl", "memory_history_meta_ttl"),
+    ("channel.publication_data_format", "publication_data_format"),
+    ("channel.namespaces", "namespaces"),
+];
+
+/// Nested subtrees Rotor recognises but does not implement; each is reported once, as a whole.
+const SUBTREES: &[&str] = &[
+    "http_server.tls_autocert",
+    "http_server.internal_tls",
+    "http_server.http3",
+    "http_server.h2c_external",
+    "client.subscription_token",
+    "client.proxy",
+    "client.connect_code_to_unidirectional_disconnect",
+    "channel.proxy",
+    "prometheus.instrument_http_handlers",
+    "prometheus.recovered_publications_histogram",
+    "prometheus.native_histograms",
+    "websocket.decompressed_message_size_limit",
+    "broker",
+    "presence_manager",
+    "map_broker",
+    "controller",
+    "shared_poll",
+    "rpc",
+    "proxies",
+    "grpc_api",
+    "consumers",
+    "sse",
+    "http_stream",
+    "webtransport",
+    "uni_sse",
+    "uni_http_stream",
+    "uni_websocket",
+    "uni_grpc",
+    "emulation",
+    "swagger",
+    "debug",
+    "init",
+    "opentelemetry",
+    "graphite",
+    "usage_stats",
+];
+
+/// `engine.redis.<key>` keys renamed on their way to the `redis_*` keys of the Redis engine.
+const REDIS_RENAMES: &[(&str, &str)] = &[
+    ("sentinel_address", "redis_sentinels"),
+    ("sentinel_master_name", "redis_master_name"),
+];
+
+/// Top-level names that are a Centrifugo 6 section when their value is an object. Some are also
+/// flat keys with a scalar value (`engine: "redis"`, `admin: true`), which stay flat.
+const SECTIONS: &[&str] = &[
+    "http_server",
+    "log",
+    "engine",
+    "broker",
+    "presence_manager",
+    "map_broker",
+    "controller",
+    "shared_poll",
+    "client",
+    "channel",
+    "rpc",
+    "proxies",
+    "http_api",
+    "grpc_api",
+    "consumers",
+    "websocket",
+    "sse",
+    "http_stream",
+    "webtransport",
+    "uni_sse",
+    "uni_http_stream",
+    "uni_websocket",
+    "uni_grpc",
+    "emulation",
+    "admin",
+    "prometheus",
+    "health",
+    "swagger",
+    "debug",
+    "init",
+    "opentelemetry",
+    "graphite",
+    "usage_stats",
+    "node",
+    "shutdown",
+];
+
+/// Sections whose name is not also a flat key: any value there is nested configuration.
+const ONLY_SECTIONS: &[&str] = &[
+    "http_server",
+    "log",
+    "presence_manager",
+    "map_broker",
+    "controller",
+    "shared_poll",
+    "client",
+    "channel",
+    "rpc",
+    "proxies",
+    "http_api",
+    "consumers",
+    "websocket",
+    "emulation",
+    "init",
+    "usage_stats",
+    "node",
+    "shutdown",
+];
+
+/// What a nested path means to Rotor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Nested {
+    /// The flat key it maps onto.
+    Key(String),
+    /// A Centrifugo 6 subtree Rotor does not implement.
+    Unsupported,
+    /// Not a Centrifugo 6 key.
+    Unknown,
+}
+
+/// Whether top-level `key` (lower-cased) with `value` is a Centrifugo 6 section.
+pub(crate) fn is_section(key: &str, value: &Value) -> bool {
+    SECTIONS.contains(&key) && value.is_object()
+        || ONLY_SECTIONS.contains(&key)
+        || SUBTREES.contains(&key)
+}
+
+/// The leaves under section `key`: `(path, value)`, paths lower-cased and joined with `.`.
+/// Arrays, scalars, known subtrees and `channel.without_namespace` options are leaves.
+pub(crate) fn flatten(key: &str, value: Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    walk(key.to_string(), value, &mut out);
+    out
+}
+
+fn walk(path: String, value: Value, out: &mut Vec<(String, Value)>) {
+    if SUBTREES.contains(&path.as_str()) {
+        out.push((path, value));
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                walk(format!("{path}.{}", k.to_ascii_lowercase()), v, out);
+            }
+        }
+        Value::Null if ONLY_SECTIONS.contains(&path.as_str()) => {}
+        leaf => out.push((path, leaf)),
+    }
+}
+
+/// What the nested `path` maps to.
+pub(crate) fn resolve(path: &str) -> Nested {
+    if let Some((_, key)) = MAP.iter().find(|(p, _)| *p == path) {
+        return Nested::Key((*key).to_string());
+    }
+    if let Some(opt) = path.strip_prefix("channel.without_namespace.") {
+        if flat::is_channel_option(opt) {
+            return Nested::Key(opt.to_string());
+        }
+        return Nested::Unknown;
+    }
+    if let Some(k) = path.strip_prefix("engine.redis.") {
+        if let Some((_, renamed)) = REDIS_RENAMES.iter().find(|(from, _)| *from == k) {
+            return Nested::Key((*renamed).to_string());
+        }
+        if !k.is_empty() && !k.contains('.') {
+            return Nested::Key(format!("redis_{k}"));
+        }
+    }
+    let under = |root: &str| path == root || path.starts_with(&format!("{root}."));
+    if SUBTREES.iter().any(|root| under(root)) {
+        return Nested::Unsupported;
+    }
+    Nested::Unknown
+}
+
+/// The environment name of a nested path (after the `CENTRIFUGO_`/`ROTOR_` prefix).
+fn env_name(path: &str) -> String {
+    path.replace(['.', '-'], "_").to_ascii_uppercase()
+}
+
+/// The nested path an environment variable (its name after the prefix) stands for, if it is a
+/// Centrifugo 6 name. Subtrees Rotor does not implement match by prefix.
+pub(crate) fn env_path(rest: &str) -> Option<String> {
+    if let Some((path, _)) = MAP.iter().find(|(p, _)| env_name(p) == rest) {
+        return Some((*path).to_string());
+    }
+    if let Some(opt) = rest.strip_prefix("CHANNEL_WITHOUT_NAMESPACE_") {
+        let opt = opt.to_ascii_lowercase();
+        return Some(format!("channel.without_namespace.{opt}"));
+    }
+    if let Some(k) = rest.strip_prefix("ENGINE_REDIS_") {
+        return Some(format!("engine.redis.{}", k.to_ascii_lowercase()));
+    }
+    let roots = SUBTREES.iter();
+    roots
+        .filter(|root| {
+            let name = env_name(root);
+            rest == name || rest.starts_with(&format!("{name}_"))
+        })
+        .map(|root| (*root).to_string())
+        .next()
+}
+
+/// The environment name of option `opt` of namespace `name` (after the prefix), as Centrifugo 6
+/// derives it: `CHANNEL_NAMESPACES_<NAME>_<OPTION>`, with `.` and `-` in the name as `_`.
+pub(crate) fn namespace_env_name(name: &str, opt: &str) -> String {
+    env_name(&format!("channel.namespaces.{name}.{opt}"))
+}
+
+/// Namespaces given in the environment as space-separated names (`CHANNEL_NAMESPACES="a b"`):
+/// one object per name, options then come from per-namespace variables.
+pub(crate) fn namespaces_from_names(text: &str) -> Value {
+    let items = text.split_whitespace().map(|name| {
+        let mut m = Map::new();
+        m.insert("name".into(), Value::String(name.to_string()));
+        Value::Object(m)
+    });
+    Value::Array(items.collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_resolve_to_flat_keys() {
+        let key = |p: &str| resolve(p);
+        let k = |s: &str| Nested::Key(s.into());
+        assert_eq!(
+            key("client.token.hmac_secret_key"),
+            k("token_hmac_secret_key")
+        );
+        assert_eq!(key("http_server.port"), k("port"));
+        assert_eq!(key("channel.without_namespace.presence"), k("presence"));
+        assert_eq!(
+            key("channel.without_namespace.history_ttl"),
+            k("history_ttl")
+        );
+        assert_eq!(key("channel.without_namespace.port"), Nested::Unknown);
+        assert_eq!(key("engine.redis.address"), k("redis_address"));
+        assert_eq!(key("engine.redis.sentinel_address"), k("redis_sentinels"));
+        assert_eq!(key("client.proxy.connect.endpoint"), Nested::Unsupported);
+        assert_eq!(key("consumers"), Nested::Unsupported);
+        assert_eq!(key("client.nope"), Nested::Unknown);
+    }
+
+    #[test]
+    fn env_names_are_paths_joined_with_underscores() {
+        let p = |s: &str| env_path(s);
+        assert_eq!(
+            p("CLIENT_TOKEN_HMAC_SECRET_KEY").as_deref(),
+            Some("client.token.hmac_secret_key")
+        );
+        assert_eq!(p("HTTP_SERVER_PORT").as_deref(), Some("http_server.port"));
+        assert_eq!(
+            p("CHANNEL_WITHOUT_NAMESPACE_PRESENCE").as_deref(),
+            Some("channel.without_namespace.presence")
+        );
+        assert_eq!(p("GRPC_API_PORT").as_deref(), Some("grpc_api"));
+        assert_eq!(p("PORT"), None);
+        assert_eq!(
+            namespace_env_name("my-chat.v2", "presence"),
+            "CHANNEL_NAMESPACES_MY_CHAT_V2_PRESENCE"
+        );
+    }
+
+    #[test]
+    fn sections_and_leaves() {
+        assert!(is_section("client", &json!({})));
+        assert!(is_section("client", &json!(null)));
+        assert!(is_section("admin", &json!({"enabled": true})));
+        assert!(!is_section("admin", &json!(true)));
+        assert!(!is_section("engine", &json!("redis")));
+        let leaves = flatten(
+            "client",
+            json!({"token": {"hmac_secret_key": "s"}, "proxy": {"connect": {}},
+                "allowed_origins": ["a"]}),
+        );
+        let paths: Vec<_> = leaves.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "client.allowed_origins",
+                "client.proxy",
+                "client.token.hmac_secret_key"
+            ]
+        );
+    }
+}

@@ -1,0 +1,1001 @@
+//! End-to-end tests of configuration and the command line on the real binary: the same settings
+//! as a Centrifugo 2.x JSON file, a Centrifugo 6 YAML file, a TOML file and environment
+//! variables print the same effective configuration; every error path exits non-zero with one
+//! line naming the key; unknown keys warn; each subcommand works against a started server; the
+//! first run without configuration prints a token that connects and a `curl` line that
+//! publishes; `SIGHUP` swaps the token secret and channel options without dropping connections.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{free_port, jwt_with, post, Event, Ws};
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------------------------
+// Running the binary
+// ---------------------------------------------------------------------------------------------
+
+/// A fresh empty folder (no `config.json` unless a test writes one).
+fn scratch() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("rotor-cfgcli-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `rotor ARGS` in `dir` with only `env` among the configuration variables (any
+/// `CENTRIFUGO_*`/`ROTOR_*` of the test process is removed).
+fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CENTRIFUGO_") || k.starts_with("ROTOR_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    /// Asserts exit code 1 and exactly one stderr line, `error: ...` containing `want`.
+    #[track_caller]
+    fn assert_one_line_error(&self, want: &str) {
+        assert_eq!(self.code, Some(1), "{self:#?}");
+        assert!(self.stdout.is_empty(), "nothing on stdout: {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line: {self:#?}");
+        assert!(lines[0].starts_with("error: "), "{self:#?}");
+        assert!(lines[0].contains(want), "{want:?} not in {self:#?}");
+    }
+
+    #[track_caller]
+    fn assert_ok(&self) {
+        assert_eq!(self.code, Some(0), "{self:#?}");
+    }
+}
+
+/// Runs a command that must finish within 20 s.
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut cmd = command(dir, args, env);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn rotor");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(out) => {
+            let out = out.expect("rotor output");
+            Out {
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("rotor {args:?} did not finish within 20 s");
+        }
+    }
+}
+
+/// A server process; killed on drop (its output is printed when the test failed).
+struct Running {
+    child: Child,
+    port: u16,
+    output: Arc<Mutex<String>>,
+}
+
+impl Running {
+    /// Starts `rotor ARGS` in `dir` and waits (10 s at most) until `port` accepts connections.
+    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)], port: u16) -> Running {
+        let mut cmd = command(dir, args, env);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn rotor");
+        let output = Arc::new(Mutex::new(String::new()));
+        let pipes: Vec<Box<dyn std::io::Read + Send>> = vec![
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for mut pipe in pipes {
+            let out = output.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let mut server = Running {
+            child,
+            port,
+            output,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("rotor exited early ({status}):\n{}", server.output());
+            }
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rotor did not listen on {port}:\n{}",
+                server.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until the output contains `needle`.
+    async fn wait_output(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let out = self.output();
+            if out.contains(needle) {
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} not printed within {within:?}:\n{out}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/connection/websocket", self.port)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// `POST /api/<method>` with `X-API-Key`; the JSON answer.
+    async fn api(&self, key: &str, method: &str, params: Value) -> Value {
+        let url = format!("http://127.0.0.1:{}/api/{method}", self.port);
+        let headers = [("X-API-Key", key), ("Content-Type", "application/json")];
+        let r = post(&url, &headers, params.to_string()).await;
+        assert_eq!(r.status, 200, "/api/{method}: {r:?}");
+        r.json()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- rotor output -----\n{}\n-----", self.output());
+        }
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A v2 connect with `token`: `Ok(connect result)` or `Err(close code)`.
+async fn try_connect_v2(url: &str, token: &str) -> Result<Value, u16> {
+    let mut ws = Ws::open(url).await;
+    let id = ws.cmd_v2("connect", json!({ "token": token })).await;
+    loop {
+        match ws.next_event_within(Duration::from_secs(5)).await {
+            Some(Event::Value(v)) if v["id"] == json!(id) => {
+                return match v.get("connect") {
+                    Some(res) => Ok(res.clone()),
+                    None => Err(v["error"]["code"].as_u64().unwrap_or(0) as u16),
+                };
+            }
+            Some(Event::Value(_)) => {}
+            Some(Event::Closed(code, _)) => return Err(code),
+            None => panic!("no connect reply"),
+        }
+    }
+}
+
+/// The token a `gentoken`/`gensubtoken` run printed (stdout is the token alone).
+fn token_of(out: &Out) -> String {
+    out.assert_ok();
+    let token = out.stdout.trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {out:#?}");
+    token
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same settings four ways
+// ---------------------------------------------------------------------------------------------
+
+const SAME_JSON_2X: &str = r#"{
+  "address": "127.0.0.1",
+  "port": 9100,
+  "token_hmac_secret_key": "k1",
+  "api_key": "a1",
+  "log_level": "debug",
+  "allowed_origins": ["http://example.com"],
+  "client_channel_limit": 64,
+  "websocket_ping_interval": 20,
+  "client_expired_close_delay": 10,
+  "publish": true,
+  "subscribe_to_publish": true,
+  "presence": true,
+  "history_size": 10,
+  "history_lifetime": 300,
+  "history_recover": true,
+  "namespaces": [
+    {"name": "chat", "publish": true, "history_size": 5, "history_lifetime": 60},
+    {"name": "room", "presence": true, "join_leave": true, "presence_disable_for_client": true}
+  ]
+}"#;
+
+const SAME_YAML_V6: &str = r#"
+http_server:
+  address: 127.0.0.1
+  port: 9100
+client:
+  token:
+    hmac_secret_key: k1
+  allowed_origins:
+    - http://example.com
+  channel_limit: 64
+  ping_interval: 20s
+  expired_close_delay: 10s
+http_api:
+  key: a1
+log:
+  level: debug
+channel:
+  without_namespace:
+    allow_subscribe_for_client: true
+    allow_publish_for_subscriber: true
+    presence: true
+    allow_presence_for_subscriber: true
+    history_size: 10
+    history_ttl: 5m
+    force_recovery: true
+    allow_history_for_subscriber: true
+  namespaces:
+    - name: chat
+      allow_subscribe_for_client: true
+      allow_publish_for_client: true
+      allow_history_for_client: true
+      history_size: 5
+      history_ttl: 60s
+    - name: room
+      allow_subscribe_for_client: true
+      presence: true
+      join_leave: true
+"#;
+
+const SAME_TOML: &str = r#"
+address = "127.0.0.1"
+port = "9100"
+secret = "k1"
+api_key = "a1"
+log_level = "DEBUG"
+allowed_origins = ["http://example.com"]
+client_channel_limit = 64
+client_ping_interval = "20s"
+client_expired_close_delay = "10s"
+publish = true
+subscribe_to_publish = true
+presence = true
+history_size = 10
+history_lifetime = "5m"
+history_recover = true
+
+[[namespaces]]
+name = "chat"
+publish = true
+history_size = 5
+history_ttl = "1m"
+allow_history_for_client = true
+allow_subscribe_for_client = true
+
+[[namespaces]]
+name = "room"
+presence = true
+join_leave = true
+presence_disable_for_client = true
+"#;
+
+const SAME_ENV: &[(&str, &str)] = &[
+    ("CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.1"),
+    ("CENTRIFUGO_PORT", "9100"),
+    ("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "k1"),
+    ("ROTOR_API_KEY", "a1"),
+    ("CENTRIFUGO_LOG_LEVEL", "debug"),
+    ("CENTRIFUGO_CLIENT_ALLOWED_ORIGINS", "http://example.com"),
+    ("CENTRIFUGO_CLIENT_CHANNEL_LIMIT", "64"),
+    ("CENTRIFUGO_CLIENT_PING_INTERVAL", "20s"),
+    ("CENTRIFUGO_CLIENT_EXPIRED_CLOSE_DELAY", "10"),
+    (
+        "CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_SUBSCRIBE_FOR_CLIENT",
+        "true",
+    ),
+    (
+        "CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_PUBLISH_FOR_SUBSCRIBER",
+        "true",
+    ),
+    ("CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_PRESENCE", "true"),
+    (
+        "CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_PRESENCE_FOR_SUBSCRIBER",
+        "true",
+    ),
+    ("CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_HISTORY_SIZE", "10"),
+    ("CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_HISTORY_TTL", "300s"),
+    (
+        "CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_FORCE_RECOVERY",
+        "true",
+    ),
+    (
+        "CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_HISTORY_FOR_SUBSCRIBER",
+        "true",
+    ),
+    ("CENTRIFUGO_CHANNEL_NAMESPACES", "chat room"),
+    (
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_ALLOW_SUBSCRIBE_FOR_CLIENT",
+        "true",
+    ),
+    (
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_ALLOW_PUBLISH_FOR_CLIENT",
+        "true",
+    ),
+    (
+        "CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_ALLOW_HISTORY_FOR_CLIENT",
+        "true",
+    ),
+    ("CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_HISTORY_SIZE", "5"),
+    ("CENTRIFUGO_CHANNEL_NAMESPACES_CHAT_HISTORY_TTL", "1m"),
+    (
+        "CENTRIFUGO_CHANNEL_NAMESPACES_ROOM_ALLOW_SUBSCRIBE_FOR_CLIENT",
+        "true",
+    ),
+    ("CENTRIFUGO_CHANNEL_NAMESPACES_ROOM_PRESENCE", "true"),
+    ("CENTRIFUGO_CHANNEL_NAMESPACES_ROOM_JOIN_LEAVE", "true"),
+];
+
+#[test]
+fn same_settings_as_2x_json_v6_yaml_toml_and_env_print_the_same_configuration() {
+    let dir = scratch();
+    let json_file = write(&dir, "c2.json", SAME_JSON_2X);
+    let yaml_file = write(&dir, "c6.yaml", SAME_YAML_V6);
+    let toml_file = write(&dir, "c.toml", SAME_TOML);
+    let outs = [
+        (
+            "2.x JSON",
+            run(&dir, &["checkconfig", "-c", s(&json_file)], &[]),
+        ),
+        (
+            "v6 YAML",
+            run(&dir, &["checkconfig", "-c", s(&yaml_file)], &[]),
+        ),
+        (
+            "TOML",
+            run(&dir, &["checkconfig", "-c", s(&toml_file)], &[]),
+        ),
+        ("env", run(&dir, &["checkconfig"], SAME_ENV)),
+    ];
+    for (what, out) in &outs {
+        out.assert_ok();
+        assert!(!out.stderr.contains("warning"), "{what}: {out:#?}");
+        assert!(out.stderr.contains("is valid"), "{what}: {out:#?}");
+    }
+    let reference = &outs[0].1.stdout;
+    for (what, out) in &outs[1..] {
+        assert_eq!(&out.stdout, reference, "{what} differs from 2.x JSON");
+    }
+    // And it is the configuration that was meant (secrets masked).
+    let v: Value = serde_json::from_str(reference).unwrap();
+    assert_eq!(v["port"], json!(9100));
+    assert_eq!(v["token_hmac_secret_key"], json!("********"));
+    assert_eq!(v["api_key"], json!("********"));
+    assert_eq!(v["websocket_ping_interval"], json!("20s"));
+    assert_eq!(v["client_expired_close_delay"], json!("10s"));
+    assert_eq!(v["allowed_origins"], json!(["http://example.com"]));
+    assert_eq!(
+        (&v["history_lifetime"], &v["history_recover"]),
+        (&json!(300), &json!(true))
+    );
+    assert_eq!(v["namespaces"][0]["history_lifetime"], json!(60));
+    assert_eq!(
+        v["namespaces"][1]["presence_disable_for_client"],
+        json!(true)
+    );
+    assert!(!reference.contains("k1") && !reference.contains("a1"));
+    // A different value prints differently.
+    let other = write(&dir, "o.json", &SAME_JSON_2X.replace("9100", "9101"));
+    let out = run(&dir, &["checkconfig", "-c", s(&other)], &[]);
+    assert_ne!(&out.stdout, reference);
+    // Precedence: env over file, flags over env.
+    let env = [("CENTRIFUGO_HTTP_SERVER_PORT", "9200")];
+    let out = run(&dir, &["checkconfig", "-c", s(&json_file)], &env);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["port"], json!(9200));
+    let out = run(
+        &dir,
+        &["-p", "9300", "checkconfig", "-c", s(&json_file)],
+        &env,
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["port"], json!(9300));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and warnings
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_error_exits_non_zero_with_one_line_naming_the_key() {
+    let dir = scratch();
+    let cases: &[(&str, &str, &str)] = &[
+        // Wrong types, each format and key generation.
+        (
+            "json",
+            r#"{"presence":"yes"}"#,
+            r#"config key "presence": expected a boolean, got string"#,
+        ),
+        (
+            "yaml",
+            "client:\n  channel_limit: many\n",
+            r#"config key "client.channel_limit": expected an integer, got string"#,
+        ),
+        (
+            "toml",
+            "port = true\n",
+            r#"config key "port": expected an integer"#,
+        ),
+        (
+            "yaml",
+            "channel:\n  namespaces:\n    - name: chat\n      history_size: lots\n",
+            r#"config key "history_size" in namespace "chat": expected an integer"#,
+        ),
+        (
+            "json",
+            r#"{"client":{"ping_interval":"soon"}}"#,
+            r#"config key "client.ping_interval": invalid duration "soon""#,
+        ),
+        (
+            "yaml",
+            "client: 5\n",
+            r#"config key "client": expected an object"#,
+        ),
+        // Files that are not configuration.
+        ("json", "{nope", "is not valid JSON"),
+        ("yaml", "a: [1,\n  b: {", "is not valid YAML"),
+        ("toml", "x = \n[y", "is not valid TOML"),
+        ("json", "[1, 2]", "the top level must be a JSON object"),
+        // Impossible combinations.
+        (
+            "json",
+            r#"{"history_recover":true}"#,
+            "history_recover needs history_size and history_lifetime",
+        ),
+        (
+            "yaml",
+            "channel:\n  without_namespace:\n    force_recovery: true\n",
+            "history_recover needs history_size and history_lifetime",
+        ),
+        (
+            "json",
+            r#"{"user_subscribe_to_personal":true,"user_personal_single_connection":true}"#,
+            "user_personal_single_connection needs presence",
+        ),
+        (
+            "json",
+            r#"{"namespaces":[{"name":"chat"},{"name":"chat"}]}"#,
+            r#"namespace "chat" is defined twice"#,
+        ),
+        (
+            "json",
+            r#"{"namespaces":[{"name":"a b"}]}"#,
+            r#"invalid namespace name "a b""#,
+        ),
+        ("json", r#"{"tls":true}"#, r#"config key "tls_cert""#),
+        (
+            "yaml",
+            "engine:\n  type: nats\n",
+            r#"config key "engine": unknown engine "nats""#,
+        ),
+        (
+            "json",
+            r#"{"log_level":"loud"}"#,
+            r#"config key "log_level""#,
+        ),
+    ];
+    for (i, (ext, text, want)) in cases.iter().enumerate() {
+        let file = write(&dir, &format!("bad{i}.{ext}"), text);
+        let out = run(&dir, &["checkconfig", "-c", s(&file)], &[]);
+        out.assert_one_line_error(want);
+        // The server refuses the same configuration before listening.
+        let out = run(&dir, &["-c", s(&file)], &[]);
+        out.assert_one_line_error(want);
+    }
+    // Environment values name the variable.
+    let out = run(
+        &dir,
+        &["checkconfig"],
+        &[("CENTRIFUGO_CLIENT_INSECURE", "maybe")],
+    );
+    out.assert_one_line_error(r#"config key "client.insecure": expected a boolean"#);
+    assert!(
+        out.stderr.contains("from env CENTRIFUGO_CLIENT_INSECURE"),
+        "{out:#?}"
+    );
+    let out = run(&dir, &["checkconfig"], &[("ROTOR_HISTORY_SIZE", "-3")]);
+    out.assert_one_line_error("ROTOR_HISTORY_SIZE");
+    // A file that is not there.
+    let out = run(&dir, &["checkconfig", "-c", "missing.json"], &[]);
+    out.assert_one_line_error("cannot read config file missing.json");
+    // Flags are checked too.
+    let out = run(&dir, &["--log_level", "loud", "checkconfig"], &[]);
+    out.assert_one_line_error("(from the command line)");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unknown_and_unsupported_keys_warn_naming_each() {
+    let dir = scratch();
+    let file = write(
+        &dir,
+        "w.yaml",
+        "foo: 1\nclient:\n  bar: 2\n  proxy:\n    connect:\n      endpoint: http://x\n\
+         grpc_api:\n  enabled: true\nchannel:\n  namespaces:\n    - name: chat\n      \
+         allow_subscribe_for_client: true\n      baz: 3\n      delta_publish: true\n",
+    );
+    let env = [
+        ("CENTRIFUGO_QUX", "1"),
+        ("CENTRIFUGO_HTTP_SERVER_QUUX", "1"),
+        ("CENTRIFUGO_SWAGGER_ENABLED", "true"),
+    ];
+    let out = run(&dir, &["checkconfig", "-c", s(&file)], &env);
+    out.assert_ok();
+    for want in [
+        r#"warning: unknown config key "foo""#,
+        r#"warning: unknown config key "client.bar""#,
+        r#"warning: config key "client.proxy" is not supported yet"#,
+        r#"warning: config key "grpc_api" is not supported yet"#,
+        r#"warning: unknown config key "baz" in namespace "chat""#,
+        r#"warning: config key "delta_publish" in namespace "chat" is not supported yet"#,
+        r#"warning: unknown config key "qux" (from env CENTRIFUGO_QUX)"#,
+        r#"warning: unknown config key "http_server_quux" (from env CENTRIFUGO_HTTP_SERVER_QUUX)"#,
+        r#"warning: config key "swagger" is not supported yet; ignored (from env CENTRIFUGO_SWAGGER_ENABLED)"#,
+    ] {
+        assert!(out.stderr.contains(want), "{want:?} not in {out:#?}");
+    }
+    // The effective configuration is still printed.
+    assert!(
+        serde_json::from_str::<Value>(&out.stdout).is_ok(),
+        "{out:#?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subcommands
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn version_and_help_on_every_subcommand() {
+    let dir = scratch();
+    let want = format!("rotor {}", env!("CARGO_PKG_VERSION"));
+    let out = run(&dir, &["version"], &[]);
+    out.assert_ok();
+    assert_eq!(out.stdout.trim(), want);
+    let out = run(&dir, &["--version"], &[]);
+    assert_eq!(out.stdout.trim(), want);
+    let out = run(&dir, &["--help"], &[]);
+    out.assert_ok();
+    for sub in [
+        "genconfig",
+        "checkconfig",
+        "gentoken",
+        "gensubtoken",
+        "checktoken",
+        "checksubtoken",
+        "version",
+    ] {
+        assert!(out.stdout.contains(sub), "{sub} in --help: {}", out.stdout);
+        let out = run(&dir, &[sub, "--help"], &[]);
+        out.assert_ok();
+        assert!(
+            out.stdout.contains(&format!("Usage: rotor {sub}")),
+            "{sub} --help: {out:#?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn genconfig_writes_a_config_that_starts_a_server_and_never_overwrites() {
+    let dir = scratch();
+    let out = run(&dir, &["genconfig"], &[]);
+    out.assert_ok();
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cfg: Value = serde_json::from_str(&text).unwrap();
+    for key in [
+        "token_hmac_secret_key",
+        "api_key",
+        "admin_password",
+        "admin_secret",
+    ] {
+        assert!(
+            cfg[key].as_str().is_some_and(|v| v.len() >= 32),
+            "{key}: {text}"
+        );
+    }
+    // Fresh secrets each time, and no overwriting.
+    let out = run(&dir, &["genconfig"], &[]);
+    out.assert_one_line_error("config.json already exists");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    for name in ["other.yaml", "other.yml", "other.toml", "other.json"] {
+        let out = run(&dir, &["genconfig", "-c", name], &[]);
+        out.assert_ok();
+        let out = run(&dir, &["checkconfig", "-c", name], &[]);
+        out.assert_ok();
+        assert!(
+            out.stderr.lines().all(|l| !l.starts_with("warning")),
+            "{out:#?}"
+        );
+        let other: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(other["token_hmac_secret_key"], json!("********"));
+    }
+    let yaml = std::fs::read_to_string(dir.join("other.yaml")).unwrap();
+    assert!(
+        !yaml.contains(cfg["api_key"].as_str().unwrap()),
+        "fresh secrets"
+    );
+    let out = run(&dir, &["genconfig", "-c", "conf.ini"], &[]);
+    out.assert_one_line_error(".json, .yaml, .yml or .toml");
+
+    // `rotor` in that folder uses config.json: a gentoken token connects, the API key works.
+    let port = free_port();
+    let p = port.to_string();
+    let server = Running::start(&dir, &["-a", "127.0.0.1", "-p", &p], &[], port);
+    assert!(
+        server.output().contains("config.json"),
+        "{}",
+        server.output()
+    );
+    let token = token_of(&run(&dir, &["gentoken", "-u", "alice"], &[]));
+    let res = try_connect_v2(&server.ws_url(), &token).await.unwrap();
+    assert!(res["client"].is_string(), "{res}");
+    let api_key = cfg["api_key"].as_str().unwrap();
+    let info = server.api(api_key, "info", json!({})).await;
+    assert!(info.get("error").is_none(), "{info}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A server on a free port with `token_hmac_secret_key: "secret-1"` and `api_key: "api-1"`.
+fn server_with_config(dir: &Path) -> (Running, PathBuf) {
+    let port = free_port();
+    let cfg = json!({
+        "address": "127.0.0.1",
+        "port": port,
+        "token_hmac_secret_key": "secret-1",
+        "api_key": "api-1",
+    });
+    let path = write(dir, "server.json", &cfg.to_string());
+    let server = Running::start(dir, &["-c", s(&path)], &[], port);
+    (server, path)
+}
+
+#[tokio::test]
+async fn gentoken_tokens_connect_with_both_protocol_generations() {
+    let dir = scratch();
+    let (server, cfg) = server_with_config(&dir);
+    let c = s(&cfg);
+    let out = run(&dir, &["gentoken", "-c", c, "-u", "alice", "-t", "1h"], &[]);
+    let token = token_of(&out);
+    assert!(out.stderr.contains(r#"user "alice""#), "{out:#?}");
+    assert!(
+        out.stderr.contains("in 1h0m0s") || out.stderr.contains("in 59m"),
+        "{out:#?}"
+    );
+    assert!(try_connect_v2(&server.ws_url(), &token).await.is_ok());
+    let mut ws = Ws::open(&server.ws_url()).await;
+    let res = ws.connect_v1(&token).await;
+    assert!(res["client"].is_string(), "{res}");
+    // Without expiry.
+    let token = token_of(&run(
+        &dir,
+        &["gentoken", "-c", c, "-u", "bob", "-t", "0"],
+        &[],
+    ));
+    assert!(try_connect_v2(&server.ws_url(), &token).await.is_ok());
+    // A secret that is not the server's is refused.
+    let other = write(&dir, "other.json", r#"{"token_hmac_secret_key":"nope"}"#);
+    let token = token_of(&run(&dir, &["gentoken", "-c", s(&other), "-u", "eve"], &[]));
+    assert_eq!(try_connect_v2(&server.ws_url(), &token).await, Err(3500));
+    // No secret configured: one clear line.
+    let empty = write(&dir, "empty.json", "{}");
+    let out = run(&dir, &["gentoken", "-c", s(&empty), "-u", "x"], &[]);
+    out.assert_one_line_error("token_hmac_secret_key is not set");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn gensubtoken_tokens_subscribe_to_private_channels() {
+    let dir = scratch();
+    let (server, cfg) = server_with_config(&dir);
+    let c = s(&cfg);
+    let token = token_of(&run(&dir, &["gentoken", "-c", c, "-u", "bob"], &[]));
+    let channel = "$private";
+    // v2 client: the subscription token carries the user, no client ID needed.
+    let mut ws = Ws::open(&server.ws_url()).await;
+    ws.connect_v2(&token).await;
+    let rep = ws.call_v2("subscribe", json!({ "channel": channel })).await;
+    assert_eq!(rep["error"]["code"], json!(103), "no token: {rep}");
+    let args = ["gensubtoken", "-c", c, "-u", "bob", "--channel", channel];
+    let out = run(&dir, &args, &[]);
+    let sub = token_of(&out);
+    assert!(out.stderr.contains(r#"channel "$private""#), "{out:#?}");
+    let rep = ws
+        .call_v2("subscribe", json!({ "channel": channel, "token": sub }))
+        .await;
+    assert!(
+        rep.get("error").is_none() && rep["subscribe"].is_object(),
+        "{rep}"
+    );
+    server
+        .api(
+            "api-1",
+            "publish",
+            json!({"channel": channel, "data": {"n": 1}}),
+        )
+        .await;
+    let push = ws.push().await;
+    assert_eq!(push["push"]["pub"]["data"], json!({"n": 1}), "{push}");
+    // v1 client (centrifuge-js 2.x): the token names the client ID (`--client`).
+    let mut v1 = Ws::open(&server.ws_url()).await;
+    let res = v1.connect_v1(&token).await;
+    let client = res["client"].as_str().unwrap().to_string();
+    let args = [
+        "gensubtoken",
+        "-c",
+        c,
+        "-u",
+        "bob",
+        "-s",
+        channel,
+        "--client",
+        &client,
+        "-t",
+        "10m",
+    ];
+    let sub = token_of(&run(&dir, &args, &[]));
+    let rep = v1.subscribe_v1_token(channel, &sub).await;
+    assert!(rep.get("error").is_none(), "{rep}");
+    // checksubtoken reads it back.
+    let out = run(&dir, &["checksubtoken", "-c", c, &sub], &[]);
+    out.assert_ok();
+    assert!(out.stdout.contains(r#"channel "$private""#), "{out:#?}");
+    assert!(out.stdout.contains(&client), "{out:#?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn checktoken_accepts_valid_tokens_and_rejects_the_rest() {
+    let dir = scratch();
+    let cfg = write(&dir, "c.json", r#"{"token_hmac_secret_key":"secret-1"}"#);
+    let c = s(&cfg);
+    let token = token_of(&run(&dir, &["gentoken", "-c", c, "-u", "alice"], &[]));
+    let out = run(&dir, &["checktoken", "-c", c, &token], &[]);
+    out.assert_ok();
+    assert!(
+        out.stdout
+            .contains(r#"valid connection token for user "alice""#),
+        "{out:#?}"
+    );
+    assert!(out.stdout.contains("expires at unix time"), "{out:#?}");
+    // Another secret, an expired token, garbage: rejected with one line.
+    let other = jwt_with("HS256", b"other", &json!({"sub": "alice"}));
+    let out = run(&dir, &["checktoken", "-c", c, &other], &[]);
+    out.assert_one_line_error("token is not valid");
+    let past = common::now() - 60;
+    let expired = jwt_with("HS256", b"secret-1", &json!({"sub": "alice", "exp": past}));
+    let out = run(&dir, &["checktoken", "-c", c, &expired], &[]);
+    out.assert_one_line_error("expired");
+    let out = run(&dir, &["checktoken", "-c", c, "not-a-token"], &[]);
+    out.assert_one_line_error("token is not valid");
+    // The secret may come from the environment (v6 name) instead of a file.
+    let env = [("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "secret-1")];
+    let out = run(&dir, &["checktoken", &token], &env);
+    out.assert_ok();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// First run
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn first_run_prints_a_token_that_connects_and_a_curl_line_that_publishes() {
+    let dir = scratch();
+    let port = free_port();
+    let p = port.to_string();
+    let server = Running::start(&dir, &["-a", "127.0.0.1", "-p", &p], &[], port);
+    let out = server.wait_output("curl ", Duration::from_secs(5)).await;
+    let line_with = |needle: &str| {
+        out.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{out}"))
+            .to_string()
+    };
+    let secret = line_with("token_hmac_secret_key: ");
+    let secret = secret.rsplit(' ').next().unwrap();
+    assert_eq!(secret.len(), 64, "{out}");
+    let token = line_with("connection token for user");
+    let token = token.rsplit(' ').next().unwrap().to_string();
+    let curl = line_with("curl ");
+    let curl = &curl[curl.find("curl ").unwrap()..];
+    assert!(
+        curl.contains(&format!("http://127.0.0.1:{port}/api/publish")),
+        "{curl}"
+    );
+
+    let mut ws = Ws::open(&server.ws_url()).await;
+    ws.connect_v2(&token).await;
+    let rep = ws.subscribe_v2("chat").await;
+    assert!(rep.get("error").is_none(), "{rep}");
+    let curl = curl.to_string();
+    let done = tokio::task::spawn_blocking(move || {
+        Command::new("sh").arg("-c").arg(&curl).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(done.status.success(), "{done:?}");
+    let answer: Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert!(answer.get("error").is_none(), "{answer}");
+    let push = ws.push().await;
+    assert_eq!(push["push"]["channel"], json!("chat"), "{push}");
+    assert_eq!(
+        push["push"]["pub"]["data"],
+        json!({"text": "hello"}),
+        "{push}"
+    );
+
+    // The next run generates other secrets: this token stops working there.
+    drop(server);
+    let port = free_port();
+    let p = port.to_string();
+    let server = Running::start(&dir, &["-a", "127.0.0.1", "-p", &p], &[], port);
+    server.wait_output("curl ", Duration::from_secs(5)).await;
+    assert_eq!(try_connect_v2(&server.ws_url(), &token).await, Err(3500));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_config_that_lacks_things_still_says_what_is_missing() {
+    let dir = scratch();
+    let port = free_port();
+    let cfg = write(
+        &dir,
+        "c.json",
+        &json!({"address": "127.0.0.1", "port": port}).to_string(),
+    );
+    let server = Running::start(&dir, &["-c", s(&cfg)], &[], port);
+    let out = server
+        .wait_output("token_hmac_secret_key is not set", Duration::from_secs(5))
+        .await;
+    assert!(!out.contains("curl "), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGHUP
+// ---------------------------------------------------------------------------------------------
+
+fn v6_yaml(port: u16, secret: &str, publish: bool) -> String {
+    format!(
+        "http_server:\n  address: 127.0.0.1\n  port: {port}\nclient:\n  token:\n    \
+         hmac_secret_key: {secret}\nhttp_api:\n  key: api-1\nchannel:\n  namespaces:\n    \
+         - name: chat\n      allow_subscribe_for_client: true\n      \
+         allow_publish_for_subscriber: {publish}\n"
+    )
+}
+
+#[tokio::test]
+async fn sighup_reloads_secret_and_channel_options_without_dropping_connections() {
+    let dir = scratch();
+    let port = free_port();
+    let path = write(&dir, "config.yaml", &v6_yaml(port, "old-secret", false));
+    let server = Running::start(&dir, &["-c", s(&path)], &[], port);
+    let c = s(&path);
+    let old_token = token_of(&run(&dir, &["gentoken", "-c", c, "-u", "u1"], &[]));
+
+    let mut ws = Ws::open(&server.ws_url()).await;
+    ws.connect_v2(&old_token).await;
+    let rep = ws.subscribe_v2("chat:room").await;
+    assert!(rep.get("error").is_none(), "{rep}");
+    let rep = ws
+        .call_v2("publish", json!({"channel": "chat:room", "data": {"a": 1}}))
+        .await;
+    assert_eq!(rep["error"]["code"], json!(103), "publishing is off: {rep}");
+
+    std::fs::write(&path, v6_yaml(port, "new-secret", true)).unwrap();
+    let new_token = token_of(&run(&dir, &["gentoken", "-c", c, "-u", "u2"], &[]));
+    assert_eq!(
+        try_connect_v2(&server.ws_url(), &new_token).await,
+        Err(3500)
+    );
+    server.signal("HUP");
+    server
+        .wait_output("configuration reloaded", Duration::from_secs(5))
+        .await;
+
+    // The new secret lets new connections in, the old one no longer does.
+    assert!(try_connect_v2(&server.ws_url(), &new_token).await.is_ok());
+    assert_eq!(
+        try_connect_v2(&server.ws_url(), &old_token).await,
+        Err(3500)
+    );
+    // The connection made with the old secret is still up, and sees the new channel options.
+    server
+        .api(
+            "api-1",
+            "publish",
+            json!({"channel": "chat:room", "data": {"b": 2}}),
+        )
+        .await;
+    let push = ws.push().await;
+    assert_eq!(push["push"]["pub"]["data"], json!({"b": 2}), "{push}");
+    let rep = ws
+        .call_v2("publish", json!({"channel": "chat:room", "data": {"c": 3}}))
+        .await;
+    assert!(rep.get("error").is_none(), "publishing is on now: {rep}");
+    let push = ws.push().await;
+    assert_eq!(push["push"]["pub"]["data"], json!({"c": 3}), "{push}");
+
+    // A broken file is reported and changes nothing.
+    std::fs::write(&path, "client: [").unwrap();
+    server.signal("HUP");
+    server
+        .wait_output("configuration not reloaded", Duration::from_secs(5))
+        .await;
+    assert!(try_connect_v2(&server.ws_url(), &new_token).await.is_ok());
+    ws.assert_open_for(Duration::from_millis(200)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}

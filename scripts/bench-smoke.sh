@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Smoke run of every rotor-bench scenario against the dev build of rotor, so the benchmark tool
+# cannot silently rot: a few hundred connections for a few seconds each; a check fails unless
+# publications were delivered and none was lost, duplicated, reordered or misrouted (or, for
+# idle/churn/join, every connection or cycle went through). Figures are not judged: this is
+# not a benchmark (the machine may be busy).
+#
+#   scripts/bench-smoke.sh            # uses target/debug/rotor and target/debug/rotor-bench
+#   ROTOR_BIN=... BENCH_BIN=... scripts/bench-smoke.sh
+#
+# Builds the two binaries (dev profile) if they are missing. Every server is started on a
+# loopback port and stopped by PID; every run has a timeout. Ends with "N passed, M failed".
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+ROTOR_BIN="${ROTOR_BIN:-$TARGET_DIR/debug/rotor}"
+BENCH_BIN="${BENCH_BIN:-$TARGET_DIR/debug/rotor-bench}"
+PORT="${SMOKE_PORT:-18470}"
+WORK="$TARGET_DIR/bench-smoke"
+mkdir -p "$WORK"
+
+if [ ! -x "$ROTOR_BIN" ] || [ ! -x "$BENCH_BIN" ]; then
+  echo "building rotor and rotor-bench (dev profile)"
+  cargo build -p rotor-server -p rotor-bench || exit 1
+fi
+
+passed=0
+failed=0
+SERVER_PID=""
+
+start_rotor() { # $1 join_leave (true|false)
+  local conf="$WORK/rotor-$1.json"
+  cat >"$conf" <<EOF
+{
+  "address": "127.0.0.1",
+  "port": $PORT,
+  "engine": "memory",
+  "token_hmac_secret_key": "secret",
+  "api_key": "api",
+  "history_size": 100,
+  "history_lifetime": 300,
+  "history_recover": true,
+  "presence": false,
+  "join_leave": $1,
+  "publish": true,
+  "log_level": "error"
+}
+EOF
+  "$ROTOR_BIN" -c "$conf" >"$WORK/rotor-$1.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "rotor did not start; see $WORK/rotor-$1.log" >&2
+  return 1
+}
+
+stop_rotor() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null
+  for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=""
+}
+trap stop_rotor EXIT INT TERM
+
+# val KEY RESULT-LINE
+val() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
+
+# run NAME CHECKS -- ARGS... ; CHECKS is a space-separated list of KEY=VALUE (exact) or KEY>0
+run() {
+  local name="$1" checks="$2"
+  shift 3
+  local log="$WORK/$name.log"
+  printf '\n-- %s: rotor-bench %s\n' "$name" "$*"
+  timeout --kill-after=10 120 "$BENCH_BIN" "$@" \
+    --ws "ws://127.0.0.1:$PORT/connection/websocket" --api "http://127.0.0.1:$PORT/api" \
+    --server-pid "$SERVER_PID" --label "smoke-$name" >"$log" 2>&1
+  local rc=$?
+  local line
+  line=$(grep '^RESULT' "$log" | tail -1)
+  local bad=""
+  [ "$rc" = 0 ] || bad="exit code $rc"
+  [ -n "$line" ] || bad="${bad:+$bad; }no RESULT line"
+  for c in $checks; do
+    local k v want
+    case "$c" in
+      *'>0') k="${c%>0}"; v=$(val "$k" "$line")
+        if ! [[ "$v" =~ ^[0-9.]+$ ]] || ! awk -v x="$v" 'BEGIN { exit !(x > 0) }'; then
+          bad="${bad:+$bad; }$k=$v (want > 0)"
+        fi ;;
+      *=*) k="${c%%=*}"; want="${c#*=}"; v=$(val "$k" "$line")
+        [ "$v" = "$want" ] || bad="${bad:+$bad; }$k=$v (want $want)" ;;
+    esac
+  done
+  if [ -z "$bad" ]; then
+    passed=$((passed + 1))
+    echo "ok   $name: $(echo "$line" | grep -oE '(ok|delivered|lost|dup|reorder|deliv_per_s|p99_ms|kb_per_conn|cycles|churn_per_s|all_in_s|joins)=[^ ]*' | tr '\n' ' ')"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name: $bad"
+    echo "     log: $log"
+    tail -n 15 "$log" | sed 's/^/     | /'
+  fi
+}
+
+DELIVERY="ok>0 conn_failed=0 delivered>0 lost=0 dup=0 reorder=0 unexpected=0 dropped=0 pub_errors=0"
+
+if start_rotor false; then
+  run fanout-max-v1 "$DELIVERY" -- fanout --conns 300 --publishers 4 --mode max --duration 3s
+  run fanout-rate-v1 "$DELIVERY p99_ms>0" -- fanout --conns 200 --publishers 2 --mode rate --rate 100 --duration 3s --channel rate
+  run fanout-max-v2 "$DELIVERY" -- fanout --proto v2 --conns 300 --mode max --duration 3s --procs 2 --channel v2
+  run channels-v1 "$DELIVERY" -- channels --conns 300 --publishers 4 --batch 10 --duration 3s --src-ips 4
+  run idle-v1 "ok=400 conn_failed=0 dropped=0 kb_per_conn>0" -- idle --conns 400 --hold 2s --settle 1s --procs 2 --src-ips 4
+  run churn-v1 "cycles>0 failed=0" -- churn --workers 8 --duration 3s --src-ips 16
+  run churn-v2 "cycles>0 failed=0" -- churn --proto v2 --workers 8 --duration 2s --src-ips 16 --channel c2
+  stop_rotor
+else
+  failed=$((failed + 1))
+fi
+
+if start_rotor true; then
+  run join-v1 "ok=300 conn_failed=0 joins>0 all_in_s>0" -- join --conns 300 --timeout 60s --settle-timeout 10s
+  run join-v2 "ok=300 conn_failed=0 joins>0 all_in_s>0" -- join --proto v2 --conns 300 --timeout 60s --settle-timeout 10s --channel j2
+  stop_rotor
+else
+  failed=$((failed + 1))
+fi
+
+echo
+echo "bench-smoke: $passed passed, $failed failed"
+[ "$failed" = 0 ]

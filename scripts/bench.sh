@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Reproduces the figures in BENCHMARKS.md: Rotor against the reference server (the Go centrifuge
+# library, ../shared/peers/centrifuge-ref), side by side on this machine, servers alternating.
+#
+#   scripts/bench.sh              # build, then all parts below (about an hour with ROUNDS=3)
+#   QUICK=1 scripts/bench.sh      # short runs, one round: checks the setup, figures are rough
+#
+# Parts (PARTS, default all):
+#   compare    ../shared/peers/bench/compare.sh: the neutral Go loadgen against both servers
+#              (fan-out 1k/5k at saturation, rate at 1k, idle 10k/19k, churn, loopback floor)
+#   latency    loadgen `rate` with -conns 100 (the latency target: <= 100 subscribers per
+#              publication, so the load generator is not what is measured)
+#   rb         rotor-bench's scenarios against both servers (fan-out vs subscriber count, fixed-rate
+#              latency vs subscriber count, channels, idle vs connections, churn, join), plus v2
+#              runs against Rotor (the reference speaks only v1)
+# Then `rotor-bench report` writes $BENCH_DIR/tables.md and the PNG charts; raw results and the
+# compare.sh table are copied to $BENCH_DIR too.
+#
+# Environment:
+#   ROUNDS=3  DURATION=10  PARTS="compare latency rb"  QUICK=0  SKIP_BUILD=0
+#   PEERS=<repo>/../shared/peers   OUT_DIR=target/bench/run-<timestamp>   BENCH_DIR=bench
+#   BASE_PORT=18500  BENCH_ROTOR=target/release/rotor (the Rotor binary under test)
+# Both servers and the load generators share this machine's cores: run it on a quiet machine
+# (nothing else compiling) and compare medians, not single runs.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+QUICK="${QUICK:-0}"
+if [ "$QUICK" = 1 ]; then
+  ROUNDS="${ROUNDS:-1}"; DURATION="${DURATION:-4}"
+else
+  ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-10}"
+fi
+PARTS="${PARTS:-compare latency rb}"
+PEERS="${PEERS:-$ROOT/../shared/peers}"
+OUT_DIR="${OUT_DIR:-$ROOT/target/bench/run-$(date -u +%Y%m%dT%H%M%SZ)}"
+BENCH_DIR="${BENCH_DIR:-$ROOT/bench}"
+BASE_PORT="${BASE_PORT:-18500}"
+PEERS_OUT="${PEERS_OUT:-$ROOT/target/peers}"
+ROTOR="${BENCH_ROTOR:-$ROOT/target/release/rotor}"   # the server under test
+RB="$ROOT/target/release/rotor-bench"
+REF="$PEERS_OUT/bin/centrifuge-ref"
+LOADGEN="$PEERS_OUT/bin/loadgen"
+mkdir -p "$OUT_DIR" "$BENCH_DIR"
+RES="$OUT_DIR/results.txt"
+: >>"$RES"
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT_DIR/bench.log"; }
+
+# ---------------------------------------------------------------- build
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  log "building release rotor and rotor-bench (fat LTO: slow), and the peers"
+  cargo build --release -p rotor-server -p rotor-bench || exit 1
+  PEERS_OUT="$PEERS_OUT" bash "$PEERS/build.sh" || exit 1
+fi
+for b in "$ROTOR" "$RB" "$REF" "$LOADGEN"; do
+  [ -x "$b" ] || { echo "missing $b (run without SKIP_BUILD=1)" >&2; exit 1; }
+done
+
+{
+  echo "# scripts/bench.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(hostname) cores=$(nproc) ulimit_n=$(ulimit -n)"
+  echo "# $(grep -m1 'model name' /proc/cpuinfo) ; rotor $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
+  echo "# ROUNDS=$ROUNDS DURATION=$DURATION QUICK=$QUICK PARTS=$PARTS loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee -a "$OUT_DIR/bench.log" >>"$RES"
+
+# ---------------------------------------------------------------- servers
+SERVER_PID=""
+PORT=""
+start_server() { # $1 ref|rotor  $2 join_leave true|false  $3 logfile
+  local name="$1" jl="$2" logf="$3"
+  PORT=$((BASE_PORT + $([ "$name" = ref ] && echo 0 || echo 1)))
+  if [ "$name" = ref ]; then
+    "$REF" -addr "127.0.0.1:$PORT" -log_level error -presence=false -join_leave="$jl" </dev/null >"$logf" 2>&1 &
+  else
+    local conf="$OUT_DIR/rotor-$jl.json"
+    cat >"$conf" <<EOF
+{
+  "address": "127.0.0.1",
+  "port": $PORT,
+  "engine": "memory",
+  "token_hmac_secret_key": "secret",
+  "api_key": "api",
+  "history_size": 100,
+  "history_lifetime": 300,
+  "history_recover": true,
+  "presence": false,
+  "join_leave": $jl,
+  "publish": true,
+  "log_level": "error"
+}
+EOF
+    "$ROTOR" -c "$conf" </dev/null >"$logf" 2>&1 &
+  fi
+  SERVER_PID=$!
+  for _ in $(seq 1 200); do
+    kill -0 "$SERVER_PID" 2>/dev/null || { log "$name exited at start; see $logf"; SERVER_PID=""; return 1; }
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then sleep 0.3; return 0; fi
+    sleep 0.1
+  done
+  log "$name did not listen on $PORT within 20 s"; stop_server; return 1
+}
+
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=""
+}
+trap stop_server EXIT INT TERM
+
+summary() { # pick the headline keys of a RESULT line
+  grep -oE '(ok|deliv_per_s|deliv_per_cpu_s|msgs_per_frame|p50_ms|p99_ms|lost|dup|reorder|kb_per_conn|cpu_us_per_conn_s|churn_per_s|cycles_per_cpu_s|failed|all_in_s|joins|dropped|error)=[^ ]*' | tr '\n' ' '
+}
+
+# ---------------------------------------------------------------- part: compare.sh
+if [[ " $PARTS " == *" compare "* ]]; then
+  log "part compare: $PEERS/bench/compare.sh (ROUNDS=$ROUNDS DURATION=$DURATION)"
+  if [ "$QUICK" = 1 ]; then export CHURN_SECS="${CHURN_SECS:-8}"; fi
+  ROUNDS="$ROUNDS" DURATION="$DURATION" PEERS_OUT="$PEERS_OUT" OUT_DIR="$OUT_DIR/compare" \
+    BASE_PORT=$((BASE_PORT + 10)) \
+    bash "$PEERS/bench/compare.sh" \
+    ref="$REF -addr 127.0.0.1:@PORT@ -log_level error -presence=false -join_leave=false" \
+    rotor="$ROTOR -c @CONFIG@" 2>&1 | tee "$OUT_DIR/compare.out"
+  cp "$OUT_DIR/compare/table.md" "$BENCH_DIR/compare-table.md" 2>/dev/null
+  cp "$OUT_DIR/compare/results.txt" "$BENCH_DIR/compare-results.txt" 2>/dev/null
+fi
+
+# ---------------------------------------------------------------- part: loadgen rate, 100 subscribers
+if [[ " $PARTS " == *" latency "* ]]; then
+  log "part latency: loadgen -mode rate -conns 100 -rate 200 (20k deliveries/s), both servers"
+  for r in $(seq 1 "$ROUNDS"); do
+    for s in ref rotor; do
+      tag="loadgen-rate100"
+      start_server "$s" false "$OUT_DIR/server-$s-$tag-r$r.log" || continue
+      timeout -k 10 $((DURATION + 60)) "$LOADGEN" -ws "ws://127.0.0.1:$PORT/connection/websocket" \
+        -api "http://127.0.0.1:$PORT/api" -server-pid "$SERVER_PID" -label "$s-$tag-r$r" -channel "lat$r" \
+        -mode rate -conns 100 -rate 200 -publishers 2 -duration "${DURATION}s" -data-bytes 100 -drain 10s \
+        </dev/null >"$OUT_DIR/$s-$tag-r$r.log" 2>&1
+      line=$(grep '^RESULT' "$OUT_DIR/$s-$tag-r$r.log" | tail -1)
+      [ -n "$line" ] || line="RESULT error=loadgen_failed"
+      echo "server=$s round=$r tag=$tag scenario=loadgen-rate ${line#RESULT }" >>"$RES"
+      log "$s $tag r$r: $(echo "$line" | summary)"
+      stop_server
+      sleep 1
+    done
+  done
+fi
+
+# ---------------------------------------------------------------- part: rotor-bench
+# Each entry: TAG|SERVERS (both or rotor)|JOIN_LEAVE|TIMEOUT_S|rotor-bench arguments
+D="${DURATION}s"
+if [ "$QUICK" = 1 ]; then
+  MATRIX="
+fanout-max-100|both|false|60|fanout --mode max --conns 100 --publishers 4 --duration $D
+fanout-max-1000|both|false|60|fanout --mode max --conns 1000 --publishers 4 --duration $D
+fanout-max-5000|both|false|90|fanout --mode max --conns 5000 --publishers 4 --duration $D
+fanout-rate-100|both|false|60|fanout --mode rate --conns 100 --rate 200 --publishers 2 --duration $D
+fanout-rate-1000|both|false|60|fanout --mode rate --conns 1000 --rate 20 --publishers 2 --duration $D
+fanout-rate-5000|both|false|90|fanout --mode rate --conns 5000 --rate 4 --publishers 2 --duration $D
+channels-5000|both|false|90|channels --mode max --conns 5000 --publishers 4 --batch 50 --duration $D
+idle-1000|both|false|120|idle --conns 1000 --hold 5s --procs 2 --src-ips 100
+idle-10000|both|false|300|idle --conns 10000 --hold 5s --procs 2 --src-ips 100
+churn|both|false|60|churn --workers 32 --duration $D --src-ips 200
+join-1000|both|true|400|join --conns 1000 --timeout 300s
+join-5000|rotor|true|400|join --conns 5000 --timeout 300s
+fanout-max-1000-v2|rotor|false|60|fanout --proto v2 --mode max --conns 1000 --publishers 4 --duration $D
+churn-v2|rotor|false|60|churn --proto v2 --workers 32 --duration $D --src-ips 200
+"
+else
+  MATRIX="
+fanout-max-100|both|false|90|fanout --mode max --conns 100 --publishers 4 --duration $D
+fanout-max-1000|both|false|90|fanout --mode max --conns 1000 --publishers 4 --duration $D
+fanout-max-2000|both|false|120|fanout --mode max --conns 2000 --publishers 4 --duration $D
+fanout-max-5000|both|false|180|fanout --mode max --conns 5000 --publishers 4 --duration $D
+fanout-max-10000|both|false|240|fanout --mode max --conns 10000 --publishers 4 --duration $D
+fanout-rate-100|both|false|90|fanout --mode rate --conns 100 --rate 200 --publishers 2 --duration $D
+fanout-rate-1000|both|false|90|fanout --mode rate --conns 1000 --rate 20 --publishers 2 --duration $D
+fanout-rate-5000|both|false|180|fanout --mode rate --conns 5000 --rate 4 --publishers 2 --duration $D
+channels-10000|both|false|240|channels --mode max --conns 10000 --publishers 4 --batch 50 --duration $D
+idle-1000|both|false|180|idle --conns 1000 --hold 10s --procs 2 --src-ips 100
+idle-5000|both|false|240|idle --conns 5000 --hold 10s --procs 2 --src-ips 100
+idle-10000|both|false|300|idle --conns 10000 --hold 10s --procs 2 --src-ips 100
+idle-19000|both|false|600|idle --conns 19000 --hold 30s --procs 2 --src-ips 100
+churn|both|false|120|churn --workers 32 --duration 20s --src-ips 200
+join-1000|both|true|400|join --conns 1000 --timeout 300s
+join-5000|both|true|400|join --conns 5000 --timeout 300s
+fanout-max-1000-v2|rotor|false|90|fanout --proto v2 --mode max --conns 1000 --publishers 4 --duration $D
+fanout-max-5000-v2|rotor|false|180|fanout --proto v2 --mode max --conns 5000 --publishers 4 --duration $D
+fanout-rate-100-v2|rotor|false|90|fanout --proto v2 --mode rate --conns 100 --rate 200 --publishers 2 --duration $D
+idle-10000-v2|rotor|false|300|idle --proto v2 --conns 10000 --hold 10s --procs 2 --src-ips 100
+churn-v2|rotor|false|120|churn --proto v2 --workers 32 --duration 20s --src-ips 200
+join-5000-v2|rotor|true|400|join --proto v2 --conns 5000 --timeout 300s
+"
+fi
+
+if [[ " $PARTS " == *" rb "* ]]; then
+  log "part rb: rotor-bench scenarios, $ROUNDS round(s)"
+  for r in $(seq 1 "$ROUNDS"); do
+    while IFS='|' read -r tag servers jl tmo args; do
+      [ -n "$tag" ] || continue
+      # The reference needs minutes for a 5,000-subscriber join: run it in the first round only.
+      if [ "$tag" = join-5000 ] && [ "$r" -gt 1 ]; then servers=rotor; fi
+      list="ref rotor"; [ "$servers" = rotor ] && list="rotor"
+      for s in $list; do
+        start_server "$s" "$jl" "$OUT_DIR/server-$s-$tag-r$r.log" || {
+          echo "server=$s round=$r tag=$tag error=server_start" >>"$RES"; continue; }
+        # shellcheck disable=SC2086
+        timeout -k 10 "$tmo" "$RB" $args --channel "rb$r" --label "$s-$tag-r$r" \
+          --ws "ws://127.0.0.1:$PORT/connection/websocket" --api "http://127.0.0.1:$PORT/api" \
+          --server-pid "$SERVER_PID" </dev/null >"$OUT_DIR/$s-$tag-r$r.log" 2>"$OUT_DIR/$s-$tag-r$r.err"
+        rc=$?
+        line=$(grep '^RESULT' "$OUT_DIR/$s-$tag-r$r.log" | tail -1)
+        [ -n "$line" ] || line="RESULT error=rotor_bench_rc_$rc"
+        echo "server=$s round=$r tag=$tag ${line#RESULT }" >>"$RES"
+        log "$s $tag r$r: $(echo "$line" | summary)"
+        stop_server
+        sleep 1
+      done
+    done <<<"$MATRIX"
+  done
+fi
+
+# ---------------------------------------------------------------- report
+cp "$RES" "$BENCH_DIR/results.txt"
+"$RB" report "$RES" --out "$BENCH_DIR" --reference ref | tee "$OUT_DIR/report.md"
+log "results: $RES; tables and charts: $BENCH_DIR"

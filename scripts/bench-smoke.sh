@@ -101,7 +101,7 @@ run() {
   done
   if [ -z "$bad" ]; then
     passed=$((passed + 1))
-    echo "ok   $name: $(echo "$line" | grep -oE '(ok|delivered|lost|dup|reorder|deliv_per_s|p99_ms|kb_per_conn|cycles|churn_per_s|all_in_s|joins)=[^ ]*' | tr '\n' ' ')"
+    echo "ok   $name: $(echo " $line" | grep -oE ' (ok|delivered|lost|dup|reorder|deliv_per_s|p99_ms|kb_per_conn|cycles|churn_per_s|all_in_s|joins)=[^ ]*' | tr -d '\n')"
   else
     failed=$((failed + 1))
     echo "FAIL $name: $bad"
@@ -117,7 +117,7 @@ if start_rotor false; then
   run fanout-rate-v1 "$DELIVERY p99_ms>0" -- fanout --conns 200 --publishers 2 --mode rate --rate 100 --duration 3s --channel rate
   run fanout-max-v2 "$DELIVERY" -- fanout --proto v2 --conns 300 --mode max --duration 3s --procs 2 --channel v2
   run channels-v1 "$DELIVERY" -- channels --conns 300 --publishers 4 --batch 10 --duration 3s --src-ips 4
-  run idle-v1 "ok=400 conn_failed=0 dropped=0 kb_per_conn>0" -- idle --conns 400 --hold 2s --settle 1s --procs 2 --src-ips 4
+  run idle-v1 "ok=400 conn_failed=0 dropped=0" -- idle --conns 400 --hold 2s --settle 1s --procs 2 --src-ips 4
   run churn-v1 "cycles>0 failed=0" -- churn --workers 8 --duration 3s --src-ips 16
   run churn-v2 "cycles>0 failed=0" -- churn --proto v2 --workers 8 --duration 2s --src-ips 16 --channel c2
   stop_rotor

@@ -112,7 +112,7 @@ stop_server() {
 trap stop_server EXIT INT TERM
 
 summary() { # pick the headline keys of a RESULT line
-  grep -oE '(ok|deliv_per_s|deliv_per_cpu_s|msgs_per_frame|p50_ms|p99_ms|lost|dup|reorder|kb_per_conn|cpu_us_per_conn_s|churn_per_s|cycles_per_cpu_s|failed|all_in_s|joins|dropped|error)=[^ ]*' | tr '\n' ' '
+  sed 's/^/ /' | grep -oE ' (ok|deliv_per_s|deliv_per_cpu_s|msgs_per_frame|p50_ms|p99_ms|lost|dup|reorder|kb_per_conn|cpu_us_per_conn_s|churn_per_s|cycles_per_cpu_s|failed|all_in_s|joins|dropped|error)=[^ ]*' | tr -d '\n'
 }
 
 # ---------------------------------------------------------------- part: compare.sh

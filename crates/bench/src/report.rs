@@ -50,6 +50,8 @@ fn metrics(scenario: &str, mode: &str) -> &'static [(&'static str, bool)] {
             ("max_ms", false),
             ("deliv_per_s", true),
             ("max_pub_lag_ms", false),
+            ("api_p99_ms", false),
+            ("api_max_ms", false),
             ("lost", false),
         ],
         ("idle", _) => &[

@@ -380,6 +380,8 @@ struct PubShared {
     /// Deliveries the publications sent so far should cause (all subscribers up).
     nominal: AtomicU64,
     max_lag_ns: AtomicU64,
+    /// Duration of each API request (µs).
+    api: ShardedHist,
 }
 
 /// `fanout` (group_size None) and `channels` (group channels of `group_size`).
@@ -498,6 +500,7 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
         first_err: Mutex::new(None),
         nominal: AtomicU64::new(0),
         max_lag_ns: AtomicU64::new(0),
+        api: ShardedHist::new(),
     });
     let mut clients = Vec::new();
     for _ in 0..publishers {
@@ -614,7 +617,10 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
                 shared.attempts[p].fetch_add(batch as u64, Relaxed);
                 let first = j;
                 j += batch as u64;
-                match client.post(Bytes::copy_from_slice(&body)).await {
+                let sent_at = Instant::now();
+                let res = client.post(Bytes::copy_from_slice(&body)).await;
+                shared.api.record(sent_at.elapsed().as_micros() as u64);
+                match res {
                     Ok(()) => {
                         shared.ok.fetch_add(batch as u64, Relaxed);
                     }
@@ -798,8 +804,18 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
             );
         }
     }
+    let api = shared.api.snapshot();
+    println!(
+        "API request time p50={:.3}ms p99={:.3}ms max={:.3}ms",
+        ms(&api, 0.5).unwrap_or(0.0),
+        ms(&api, 0.99).unwrap_or(0.0),
+        api.max as f64 / 1000.0
+    );
     out.set("published", published);
     out.set("pub_errors", pub_errors);
+    out.set("api_p50_ms", ms(&api, 0.5));
+    out.set("api_p99_ms", ms(&api, 0.99));
+    out.set("api_max_ms", r3(api.max as f64 / 1000.0));
     out.set("pub_per_s", (published as f64 / pub_dur).round());
     out.set("delivered", done.received);
     out.set("expected", done.expected);

@@ -146,7 +146,8 @@ tt('a publication from each client reaches the other node, with publisher info',
   const got2 = sub2.pubs.find((p) => p.data.text === 'from bo');
   assert.equal(got2.info.user, 'bo');
   assert.deepEqual(got2.info.conn_info, { name: 'Bo' });
-  // Offsets are shared by both nodes: Bo's follows Ann's.
+  // Offsets are shared by both nodes: Bo's follows Ann's (Bo's own copy may still be in flight).
+  await until(() => sub5.pubs.some((p) => p.data.text === 'from bo'), { what: 'Bo gets his own publication' });
   assert.equal(got5.offset + 1, sub5.pubs.find((p) => p.data.text === 'from bo').offset);
 });
 

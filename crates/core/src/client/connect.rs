@@ -165,6 +165,7 @@ impl Session {
             None => 0,
         };
         st.exp = exp;
+        self.shared.tick_soon();
         if claims.info.is_some() {
             st.conn_info = claims.info;
         }

@@ -112,6 +112,8 @@ pub struct ClientShared {
     pub queue: WriterQueue,
     /// Cancelled when the connection must stop reading (closed by the server or the peer).
     pub cancel: CancellationToken,
+    /// When the housekeeping tick next needs to look at this connection (see `tick`).
+    pub(crate) next_due: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ClientShared {
@@ -148,6 +150,7 @@ impl ClientShared {
             }),
             queue: WriterQueue::new(queue_max),
             cancel: CancellationToken::new(),
+            next_due: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -270,6 +273,7 @@ impl ClientShared {
             Generation::V2 => {
                 if let Some(sub) = st.subs.remove(channel) {
                     st.pending_cleanup.push((channel.to_string(), sub));
+                    self.tick_soon();
                 }
                 self.push_unsubscribe(channel, UnsubscribeCode::INSUFFICIENT_STATE);
             }

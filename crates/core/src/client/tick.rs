@@ -1,6 +1,7 @@
 //! Per-connection timers, driven by the node's one housekeeping tick instead of a timer per
 //! connection: pings and pong deadlines, connection and subscription expiry, presence refresh.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -57,19 +58,24 @@ impl ClientShared {
         check_positions: bool,
         work: &mut TickWork,
     ) {
+        // Most ticks find nothing due: answer that without touching the state lock.
+        if !check_positions && mono_ms(now) < self.next_due.load(Ordering::Relaxed) {
+            return;
+        }
         let generation = self.generation();
         let mut st = self.state.lock();
         if !st.connected || st.closed {
             return;
         }
-        let base = ClientInfo {
+        let base = |st: &super::ClientState| ClientInfo {
             user: st.user.clone(),
             client: self.id.to_string(),
             conn_info: st.conn_info.clone(),
             chan_info: None,
         };
-        for (ch, sub) in st.pending_cleanup.drain(..) {
-            let mut info = base.clone();
+        let pending = std::mem::take(&mut st.pending_cleanup);
+        for (ch, sub) in pending {
+            let mut info = base(&st);
             info.chan_info = sub.chan_info.clone();
             work.cleanup.push((self.clone(), ch, sub, info));
         }
@@ -157,7 +163,7 @@ impl ClientShared {
                     Generation::V2 => {
                         for ch in expired {
                             if let Some(sub) = st.subs.remove(&ch) {
-                                let mut info = base.clone();
+                                let mut info = base(&st);
                                 info.chan_info = sub.chan_info.clone();
                                 self.push_unsubscribe(&ch, UnsubscribeCode::EXPIRED);
                                 work.cleanup.push((self.clone(), ch, sub, info));
@@ -168,11 +174,47 @@ impl ClientShared {
             }
             for (ch, sub) in &st.subs {
                 if sub.presence {
-                    let mut info = base.clone();
+                    let mut info = base(&st);
                     info.chan_info = sub.chan_info.clone();
                     work.presence.push((ch.clone(), info));
                 }
             }
         }
+
+        // The earliest moment anything above can become due again.
+        let mut due: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                due = Some(due.map_or(t, |d| d.min(t)));
+            }
+        };
+        consider(st.next_ping);
+        consider(st.pong_deadline);
+        consider(st.next_presence);
+        consider(st.next_position_check);
+        if generation == Generation::V1 && !ping.is_zero() {
+            consider(Some(st.last_seen + ping * 2));
+        }
+        if let Some(e) = st.exp {
+            let close_at = e + cfg.client_expired_close_delay.as_secs() as i64 + 1;
+            let secs = u64::try_from(close_at - now_unix).unwrap_or(0);
+            consider(Some(now + std::time::Duration::from_secs(secs)));
+        }
+        self.next_due
+            .store(due.map_or(u64::MAX, mono_ms), Ordering::Relaxed);
     }
+
+    /// Makes the next tick look at this connection whatever its deadlines say (state that the
+    /// deadlines do not capture changed: a pending cleanup, a new expiry).
+    pub(crate) fn tick_soon(&self) {
+        self.next_due.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Milliseconds since the first call: a compact monotonic clock for deadlines in atomics.
+fn mono_ms(t: Instant) -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    t.checked_duration_since(epoch)
+        .map_or(0, |d| d.as_millis() as u64)
 }

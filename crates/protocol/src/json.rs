@@ -282,7 +282,8 @@ impl JsonEncoder {
     pub fn publication(&self, buf: &mut Vec<u8>, p: &Publication) {
         let mut o = Obj::open(buf);
         self.position(&mut o, p.offset);
-        o.raw("data", if p.data.is_empty() { b"null" } else { &p.data });
+        let b = o.key("data");
+        write_payload(b, &p.data);
         if let Some(info) = &p.info {
             let b = o.key("info");
             client_info(b, info);
@@ -416,13 +417,38 @@ impl JsonEncoder {
     }
 }
 
+/// Writes a raw payload. Payloads from JSON publishers are JSON text and go out as they came;
+/// bytes a Protobuf client published that are not UTF-8 cannot be JSON, so JSON subscribers get
+/// them as a base64 string rather than a frame that would break their whole connection.
+fn write_payload(buf: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        buf.extend_from_slice(b"null");
+    } else if std::str::from_utf8(data).is_ok() {
+        buf.extend_from_slice(data);
+    } else {
+        use base64::Engine as _;
+        buf.push(b'"');
+        buf.extend_from_slice(
+            base64::engine::general_purpose::STANDARD
+                .encode(data)
+                .as_bytes(),
+        );
+        buf.push(b'"');
+    }
+}
+
 /// Writes a ClientInfo object.
 pub fn client_info(buf: &mut Vec<u8>, c: &ClientInfo) {
     let mut o = Obj::open(buf);
     o.str("user", &c.user);
     o.str("client", &c.client);
-    o.raw_opt("conn_info", c.conn_info.as_deref());
-    o.raw_opt("chan_info", c.chan_info.as_deref());
+    // b64info may carry bytes that are not JSON text.
+    if let Some(i) = &c.conn_info {
+        write_payload(o.key("conn_info"), i);
+    }
+    if let Some(i) = &c.chan_info {
+        write_payload(o.key("chan_info"), i);
+    }
     o.close();
 }
 
@@ -574,6 +600,24 @@ mod tests {
             push(V2, Push::Unsubscribe { channel: "c", code: UnsubscribeCode::EXPIRED }),
             "{\"push\":{\"channel\":\"c\",\"unsubscribe\":{\"code\":2501,\"reason\":\"subscription expired\"}}}\n"
         );
+    }
+
+    #[test]
+    fn binary_payload_becomes_a_base64_string_for_json_subscribers() {
+        let p = Publication {
+            offset: 0,
+            data: Bytes::from_static(&[0xff, 0x00, 0x80]),
+            info: None,
+        };
+        let s = push(
+            V2,
+            Push::Publication {
+                channel: "c",
+                publication: &p,
+            },
+        );
+        let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
+        assert_eq!(v["push"]["pub"]["data"], "/wCA");
     }
 
     #[test]

@@ -46,6 +46,29 @@ pub struct HistoryFilter {
     pub reverse: bool,
 }
 
+impl HistoryFilter {
+    /// The current generation's history options (client command and `/api/history`): limit
+    /// absent/0 = only the stream top, negative = all.
+    pub fn from_request(
+        limit: i64,
+        since: Option<rotor_protocol::command::StreamPosition>,
+        reverse: bool,
+    ) -> Self {
+        Self {
+            since: since.map(|s| StreamPosition {
+                offset: s.offset,
+                epoch: s.epoch,
+            }),
+            limit: if limit < 0 {
+                None
+            } else {
+                Some(usize::try_from(limit).unwrap_or(usize::MAX))
+            },
+            reverse,
+        }
+    }
+}
+
 /// The result of a history read: the publications asked for and the current stream top.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryPage {

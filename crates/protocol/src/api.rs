@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::command::{DecodeError, RawJson, StreamPosition};
+use crate::command::{raw_opt, DecodeError, MethodField, RawJson, StreamPosition};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
@@ -138,13 +138,6 @@ pub fn decode_api_params(method: &str, params: &[u8]) -> Result<Option<ApiComman
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum MethodField {
-    Num(u32),
-    Name(String),
-}
-
-#[derive(Deserialize)]
 struct LegacyEnvelope<'a> {
     #[serde(default)]
     id: u32,
@@ -180,17 +173,6 @@ pub fn decode_legacy_api_command(line: &[u8]) -> Result<LegacyApiCommand, Decode
         id: env.id,
         command,
     })
-}
-
-fn raw_opt<'de, D>(d: D) -> Result<Option<RawJson>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    let raw: Option<Box<RawValue>> = Option::deserialize(d)?;
-    Ok(raw.and_then(|r| {
-        let s = r.get();
-        (s != "null").then(|| bytes::Bytes::copy_from_slice(s.as_bytes()))
-    }))
 }
 
 #[cfg(test)]

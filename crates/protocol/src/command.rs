@@ -179,7 +179,7 @@ pub struct Command {
 /// A v1 method as a number or a name (the 2.x server accepts both).
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum MethodField {
+pub(crate) enum MethodField {
     Num(u32),
     Name(String),
 }
@@ -382,7 +382,8 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
     s
 }
 
-fn raw_opt<'de, D>(d: D) -> Result<Option<RawJson>, D::Error>
+/// Deserializes an optional raw JSON payload, keeping its bytes (`null` = absent).
+pub(crate) fn raw_opt<'de, D>(d: D) -> Result<Option<RawJson>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {

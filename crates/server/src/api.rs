@@ -278,18 +278,7 @@ async fn run(
             let filter = if legacy {
                 HistoryFilter::default()
             } else {
-                HistoryFilter {
-                    since: p.since.map(|s| StreamPosition {
-                        offset: s.offset,
-                        epoch: s.epoch,
-                    }),
-                    limit: if p.limit < 0 {
-                        None
-                    } else {
-                        Some(usize::try_from(p.limit).unwrap_or(usize::MAX))
-                    },
-                    reverse: p.reverse,
-                }
+                HistoryFilter::from_request(p.limit, p.since, p.reverse)
             };
             let page = node.api_history(&p.channel, filter).await?;
             Some(history_object(&page.publications, &page.position, shape))

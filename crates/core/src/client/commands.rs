@@ -8,7 +8,7 @@ use rotor_protocol::{DisconnectKind, ErrorCode, Generation, ReplyBody};
 
 use super::{CmdResult, Session};
 use crate::config::ChannelOptions;
-use crate::engine::{HistoryFilter, PublishOptions, StreamPosition};
+use crate::engine::{HistoryFilter, PublishOptions};
 
 impl Session {
     /// Channel options for a command that needs a channel: empty → bad request, unknown
@@ -113,7 +113,7 @@ impl Session {
         let filter = match self.shared.generation() {
             // 2.x history has no paging: everything, oldest first.
             Generation::V1 => HistoryFilter::default(),
-            Generation::V2 => history_filter(req.limit, req.since, req.reverse),
+            Generation::V2 => HistoryFilter::from_request(req.limit, req.since, req.reverse),
         };
         match self.node.broker().history(&req.channel, filter).await {
             Ok(page) => Ok(Some(ReplyBody::History(HistoryResult {
@@ -123,25 +123,5 @@ impl Session {
             }))),
             Err(_) => Err(ErrorCode::INTERNAL.into()),
         }
-    }
-}
-
-/// Current-generation history options: limit absent/0 = only the top, negative = all.
-pub(crate) fn history_filter(
-    limit: i64,
-    since: Option<rotor_protocol::command::StreamPosition>,
-    reverse: bool,
-) -> HistoryFilter {
-    HistoryFilter {
-        since: since.map(|s| StreamPosition {
-            offset: s.offset,
-            epoch: s.epoch,
-        }),
-        limit: if limit < 0 {
-            None
-        } else {
-            Some(usize::try_from(limit).unwrap_or(usize::MAX))
-        },
-        reverse,
     }
 }

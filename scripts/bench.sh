@@ -32,7 +32,7 @@ if [ "$QUICK" = 1 ]; then
 else
   ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-10}"
 fi
-PARTS="${PARTS:-compare latency rb}"
+PARTS="${PARTS:-compare latency rb redis}"
 PEERS="${PEERS:-$ROOT/../shared/peers}"
 OUT_DIR="${OUT_DIR:-$ROOT/target/bench/run-$(date -u +%Y%m%dT%H%M%SZ)}"
 BENCH_DIR="${BENCH_DIR:-$ROOT/bench}"
@@ -221,6 +221,52 @@ if [[ " $PARTS " == *" rb "* ]]; then
       done
     done <<<"$MATRIX"
   done
+fi
+
+# ---------------------------------------------------------------- part: redis (two nodes, one Redis)
+# Issue 5's benchmark: publications through node A's API, 1,000 subscribers on node B, both
+# nodes on one redis-server; loadgen max mode. Same shape for the reference (-engine redis).
+if [[ " $PARTS " == *" redis "* ]] && ! command -v redis-server >/dev/null; then
+  log "redis-server missing: skipping part redis"
+  PARTS="${PARTS/redis/}"
+fi
+if [[ " $PARTS " == *" redis "* ]]; then
+  log "part redis: two nodes on one redis-server, loadgen max, 1000 subscribers on node B"
+  RPORT=$((BASE_PORT + 40))
+  redis-server --port "$RPORT" --save '' --appendonly no --daemonize yes \
+    --dir "$OUT_DIR" --logfile "$OUT_DIR/redis.log" --pidfile "$OUT_DIR/redis.pid"
+  sleep 0.5
+  for r in $(seq 1 "$ROUNDS"); do
+    for s in ref rotor; do
+      pids=()
+      for n in a b; do
+        p=$((BASE_PORT + 41 + $([ "$n" = a ] && echo 0 || echo 1)))
+        if [ "$s" = ref ]; then
+          "$REF" -addr "127.0.0.1:$p" -engine redis -redis_addr "127.0.0.1:$RPORT" -redis_streams \
+            -log_level error -presence=false -join_leave=false </dev/null >"$OUT_DIR/redis-$s-$n-r$r.log" 2>&1 &
+        else
+          printf '{"address":"127.0.0.1","port":%s,"engine":"redis","redis_address":"127.0.0.1:%s","token_hmac_secret_key":"secret","api_key":"api","history_size":100,"history_lifetime":300,"history_recover":true,"log_level":"error","name":"node-%s"}\n' \
+            "$p" "$RPORT" "$n" >"$OUT_DIR/rotor-redis-$n.json"
+          "$ROTOR" -c "$OUT_DIR/rotor-redis-$n.json" </dev/null >"$OUT_DIR/redis-$s-$n-r$r.log" 2>&1 &
+        fi
+        pids+=($!)
+      done
+      sleep 1.5
+      timeout -k 10 $((DURATION + 60)) "$LOADGEN" -ws "ws://127.0.0.1:$((BASE_PORT + 42))/connection/websocket" \
+        -api "http://127.0.0.1:$((BASE_PORT + 41))/api" -server-pid "${pids[1]}" -label "$s-redis-r$r" -channel "redis$r" \
+        -mode max -conns 1000 -publishers 4 -duration "${DURATION}s" -data-bytes 100 \
+        </dev/null >"$OUT_DIR/$s-redis-r$r.log" 2>&1
+      line=$(grep '^RESULT' "$OUT_DIR/$s-redis-r$r.log" | tail -1)
+      [ -n "$line" ] || line="RESULT error=loadgen_failed"
+      echo "server=$s round=$r tag=redis-2nodes scenario=loadgen-max ${line#RESULT }" >>"$RES"
+      log "$s redis-2nodes r$r: $(echo "$line" | summary) $(echo "$line" | grep -oE 'pub_per_s=[^ ]*')"
+      kill -TERM "${pids[@]}" 2>/dev/null
+      wait "${pids[@]}" 2>/dev/null
+      redis-cli -p "$RPORT" flushall >/dev/null
+      sleep 1
+    done
+  done
+  redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1
 fi
 
 # ---------------------------------------------------------------- report

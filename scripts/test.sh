@@ -67,9 +67,9 @@ else
 fi
 
 # The Redis engine's tests start their own redis-server / redis-sentinel processes.
-if ! command -v redis-server >/dev/null || ! command -v redis-sentinel >/dev/null; then
+if ! command -v redis-server >/dev/null || ! command -v redis-sentinel >/dev/null || ! command -v openssl >/dev/null; then
   echo "installing redis-server and redis-sentinel (apt-get)"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel >/dev/null; } ||
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel openssl >/dev/null; } ||
     die "cannot install redis-server (apt-get install redis-server redis-sentinel)"
 fi
 export ROTOR_REQUIRE_REDIS=1

@@ -111,11 +111,8 @@ impl RedisConfig {
     /// Redis key; `redis_history_meta_ttl` (2.5+) and `redis_sequence_ttl` (2.3+) are.
     pub fn from_map(map: &Map<String, Value>) -> Result<Self, ConfigError> {
         let keys = Keys(map);
-        if keys.boolean("redis_tls")? {
-            return Err(bad(
-                "redis_tls: TLS connections to Redis are not supported by this build",
-            ));
-        }
+        let tls = keys.boolean("redis_tls")?;
+        let tls_skip_verify = keys.boolean("redis_tls_skip_verify")?;
         let prefix = keys.string("redis_prefix")?.unwrap_or_default();
         let prefix = if prefix.is_empty() {
             "centrifugo".to_string()
@@ -134,7 +131,10 @@ impl RedisConfig {
             .duration("redis_read_timeout")?
             .filter(|d| !d.is_zero())
             .unwrap_or(Duration::from_secs(5));
-        let topology = topology(&keys)?;
+        let mut topology = topology(&keys)?;
+        if tls {
+            topology = with_tls(topology, tls_skip_verify)?;
+        }
         Ok(Self {
             topology,
             prefix,
@@ -237,11 +237,6 @@ fn topology(keys: &Keys<'_>) -> Result<Topology, ConfigError> {
             } else {
                 format!("redis://{a}")
             };
-            if url.starts_with("rediss://") {
-                return Err(bad(format!(
-                    "{key}: TLS (rediss://) is not supported by this build"
-                )));
-            }
             let info = url
                 .as_str()
                 .into_connection_info()
@@ -306,6 +301,37 @@ fn topology(keys: &Keys<'_>) -> Result<Topology, ConfigError> {
         shards.push(ShardTarget::Direct(info.set_redis_settings(redis)));
     }
     Ok(Topology::Shards(shards))
+}
+
+/// `redis_tls`: every standalone shard talks TLS (certificates checked against the system's
+/// roots unless `redis_tls_skip_verify`). Sentinel and Cluster over TLS are not built yet.
+fn with_tls(topology: Topology, skip_verify: bool) -> Result<Topology, ConfigError> {
+    let Topology::Shards(shards) = topology else {
+        return Err(bad(
+            "redis_tls: TLS to a Redis Cluster is not supported yet (use rediss:// shards)",
+        ));
+    };
+    shards
+        .into_iter()
+        .map(|s| match s {
+            ShardTarget::Direct(info) => {
+                let addr = match info.addr().clone() {
+                    ConnectionAddr::Tcp(host, port) => ConnectionAddr::TcpTls {
+                        host,
+                        port,
+                        insecure: skip_verify,
+                        tls_params: None,
+                    },
+                    other => other,
+                };
+                Ok(ShardTarget::Direct(info.set_addr(addr)))
+            }
+            _ => Err(bad(
+                "redis_tls: TLS through sentinels is not supported yet (use rediss:// shards)",
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Topology::Shards)
 }
 
 fn parse_db(s: Option<&str>) -> Result<i64, ConfigError> {
@@ -524,8 +550,20 @@ mod tests {
         let c = cfg(json!({"redis_url": "redis://h1:1,redis://h2:2", "redis_db": "1,2"})).unwrap();
         assert_eq!(addrs(&c), ["h1:1", "h2:2"]);
         assert!(cfg(json!({"redis_address": "a:1,b:2", "redis_db": "1,2,3"})).is_err());
-        assert!(cfg(json!({"redis_address": "rediss://a:1"})).is_err());
-        assert!(cfg(json!({"redis_tls": true})).is_err());
+        // TLS: rediss:// URLs and redis_tls (standalone shards); not yet through sentinels.
+        assert!(cfg(json!({"redis_address": "rediss://a:1"})).is_ok());
+        let c =
+            cfg(json!({"redis_tls": true, "redis_tls_skip_verify": true, "redis_address": "a:1"}))
+                .unwrap();
+        let Topology::Shards(s) = &c.topology else {
+            panic!("shards expected")
+        };
+        assert!(matches!(&s[0], ShardTarget::Direct(i)
+            if matches!(i.addr(), ConnectionAddr::TcpTls { insecure: true, .. })));
+        assert!(cfg(
+            json!({"redis_tls": true, "redis_master_name": "m", "redis_sentinels": "a:1"})
+        )
+        .is_err());
     }
 
     #[test]

@@ -56,8 +56,14 @@ struct Dispatcher {
     handler: RwLock<Option<Arc<dyn BrokerEventHandler>>>,
     /// Last epoch seen in a publication, per channel with local subscribers.
     epochs: Mutex<HashMap<String, String>>,
-    workers: Vec<mpsc::UnboundedSender<(Vec<u8>, Bytes)>>,
+    /// Bounded: a dispatcher that falls this far behind Redis drops messages and has every
+    /// recoverable subscription check its position (they recover from history), rather than
+    /// letting memory grow without limit.
+    workers: Vec<mpsc::Sender<(Vec<u8>, Bytes)>>,
 }
+
+/// Messages one dispatcher worker may hold before new ones are dropped (see `workers`).
+const DISPATCH_QUEUE: usize = 65_536;
 
 impl Dispatcher {
     fn start(names: Names, cancel: &CancellationToken) -> Arc<Dispatcher> {
@@ -65,7 +71,7 @@ impl Dispatcher {
         let mut receivers = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
         for _ in 0..n {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(DISPATCH_QUEUE);
             workers.push(tx);
             receivers.push(rx);
         }
@@ -140,7 +146,13 @@ impl Dispatcher {
 impl Sink for Dispatcher {
     fn message(&self, pubsub: Vec<u8>, payload: Bytes) {
         let i = (keys::fnv1a(&pubsub) % self.workers.len() as u64) as usize;
-        let _ = self.workers[i].send((pubsub, payload));
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.workers[i].try_send((pubsub, payload))
+        {
+            tracing::warn!("redis dispatcher overloaded: message dropped; checking positions");
+            if let Some(handler) = self.handler.read().clone() {
+                handler.handle_reconnect();
+            }
+        }
     }
 
     fn reconnected(&self) {

@@ -393,7 +393,7 @@ fn process_metrics(w: &mut Writer) {
         return;
     };
     // Fields after the command name, which is in parentheses and may hold spaces.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
         return;
     };
     let f: Vec<&str> = rest.split_whitespace().collect();

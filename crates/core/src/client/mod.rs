@@ -124,6 +124,14 @@ impl std::fmt::Debug for ClientShared {
     }
 }
 
+/// A random UUIDv4 for a new connection, from the thread-local CSPRNG: asking the kernel for
+/// entropy on every connect (what `Uuid::new_v4` does) is a syscall per connection under churn.
+fn new_client_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random::<[u8; 16]>())
+        .into_uuid()
+        .to_string()
+}
+
 impl ClientShared {
     fn new(queue_max: usize, forced: Option<Generation>, encoding: Encoding) -> Self {
         let generation = OnceLock::new();
@@ -131,7 +139,7 @@ impl ClientShared {
             let _ = generation.set(g);
         }
         Self {
-            id: Arc::from(uuid::Uuid::new_v4().to_string()),
+            id: Arc::from(new_client_id().as_str()),
             generation,
             encoding,
             state: Mutex::new(ClientState {
@@ -527,5 +535,27 @@ fn frame_type(kind: &CommandKind) -> FrameType {
         CommandKind::SubRefresh(_) => FrameType::SubRefresh,
         CommandKind::Pong => FrameType::ClientPong,
         CommandKind::Unknown(_) => FrameType::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_client_id;
+
+    #[test]
+    fn client_ids_are_distinct_uuid_v4() {
+        let a = new_client_id();
+        let b = new_client_id();
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            let u = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(u.get_version_num(), 4, "{id}");
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(
+                id.len(),
+                36,
+                "hyphenated form, as Centrifugo sends it: {id}"
+            );
+        }
     }
 }

@@ -10,6 +10,9 @@
 #              (fan-out 1k/5k at saturation, rate at 1k, idle 10k/19k, churn, loopback floor)
 #   latency    loadgen `rate` with -conns 100 (the latency target: <= 100 subscribers per
 #              publication, so the load generator is not what is measured)
+#   breakdown  the latency run again under tcpdump (when tcpdump is there and we may capture):
+#              scripts/latency_breakdown.py splits loadgen's latency into its own publisher
+#              delay, the server's fan-out and the wire (short runs, not the figures of record)
 #   rb         rotor-bench's scenarios against both servers (fan-out vs subscriber count, fixed-rate
 #              latency vs subscriber count, channels, idle vs connections, churn, join), plus v2
 #              runs against Rotor (the reference speaks only v1)
@@ -32,7 +35,7 @@ if [ "$QUICK" = 1 ]; then
 else
   ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-10}"
 fi
-PARTS="${PARTS:-compare latency rb redis}"
+PARTS="${PARTS:-compare latency breakdown rb redis}"
 PEERS="${PEERS:-$ROOT/../shared/peers}"
 OUT_DIR="${OUT_DIR:-$ROOT/target/bench/run-$(date -u +%Y%m%dT%H%M%SZ)}"
 BENCH_DIR="${BENCH_DIR:-$ROOT/bench}"
@@ -149,6 +152,40 @@ if [[ " $PARTS " == *" latency "* ]]; then
   done
 fi
 
+# ---------------------------------------------------------------- part: latency breakdown
+# The latency target's run, 4 s, under `tcpdump -i lo`: every publication's marker is seen in
+# the POST and in each delivery, so the capture splits the end-to-end figure (see the script).
+if [[ " $PARTS " == *" breakdown "* ]] && ! command -v tcpdump >/dev/null; then
+  log "tcpdump missing: skipping part breakdown (apt-get install tcpdump)"
+  PARTS="${PARTS/breakdown/}"
+fi
+if [[ " $PARTS " == *" breakdown "* ]]; then
+  log "part breakdown: loadgen rate -conns 100 under tcpdump, both servers"
+  for r in $(seq 1 "$ROUNDS"); do
+    for s in ref rotor; do
+      tag="rate100-breakdown"
+      start_server "$s" false "$OUT_DIR/server-$s-$tag-r$r.log" || continue
+      cap="$OUT_DIR/$s-$tag-r$r.pcap"
+      tcpdump -i lo -s 512 -w "$cap" "tcp port $PORT" >/dev/null 2>"$OUT_DIR/$s-$tag-r$r.tcpdump" &
+      tpid=$!
+      sleep 1
+      timeout -k 10 60 "$LOADGEN" -ws "ws://127.0.0.1:$PORT/connection/websocket" \
+        -api "http://127.0.0.1:$PORT/api" -server-pid "$SERVER_PID" -label "$s-$tag-r$r" -channel "bd$r" \
+        -mode rate -conns 100 -rate 200 -publishers 2 -duration 4s -data-bytes 100 -drain 3s \
+        </dev/null >"$OUT_DIR/$s-$tag-r$r.log" 2>&1
+      sleep 0.5
+      kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null
+      split=$(tcpdump -r "$cap" -tt -n -A 2>/dev/null | python3 "$ROOT/scripts/latency_breakdown.py" "$PORT")
+      lg=$(grep '^RESULT' "$OUT_DIR/$s-$tag-r$r.log" | tail -1 | grep -oE ' (p50_ms|p99_ms|lost)=[^ ]*' | tr -d '\n')
+      echo "server=$s round=$r tag=$tag scenario=latency-breakdown $split$lg" >>"$RES"
+      log "$s $tag r$r: $split$lg"
+      rm -f "$cap"
+      stop_server
+      sleep 1
+    done
+  done
+fi
+
 # ---------------------------------------------------------------- part: rotor-bench
 # Each entry: TAG|SERVERS (both or rotor)|JOIN_LEAVE|TIMEOUT_S|rotor-bench arguments
 D="${DURATION}s"
@@ -161,6 +198,7 @@ fanout-rate-100|both|false|60|fanout --mode rate --conns 100 --rate 200 --publis
 fanout-rate-1000|both|false|60|fanout --mode rate --conns 1000 --rate 20 --publishers 2 --duration $D
 fanout-rate-5000|both|false|90|fanout --mode rate --conns 5000 --rate 4 --publishers 2 --duration $D
 channels-5000|both|false|90|channels --mode max --conns 5000 --publishers 4 --batch 50 --duration $D
+channels-rate-5000|both|false|90|channels --mode rate --rate 10000 --conns 5000 --publishers 4 --batch 50 --duration $D
 idle-1000|both|false|120|idle --conns 1000 --hold 5s --procs 2 --src-ips 100
 idle-10000|both|false|300|idle --conns 10000 --hold 5s --procs 2 --src-ips 100
 churn|both|false|60|churn --workers 32 --duration $D --src-ips 200
@@ -180,6 +218,7 @@ fanout-rate-100|both|false|90|fanout --mode rate --conns 100 --rate 200 --publis
 fanout-rate-1000|both|false|90|fanout --mode rate --conns 1000 --rate 20 --publishers 2 --duration $D
 fanout-rate-5000|both|false|180|fanout --mode rate --conns 5000 --rate 4 --publishers 2 --duration $D
 channels-10000|both|false|240|channels --mode max --conns 10000 --publishers 4 --batch 50 --duration $D
+channels-rate-10000|both|false|240|channels --mode rate --rate 20000 --conns 10000 --publishers 4 --batch 50 --duration $D
 idle-1000|both|false|180|idle --conns 1000 --hold 10s --procs 2 --src-ips 100
 idle-5000|both|false|240|idle --conns 5000 --hold 10s --procs 2 --src-ips 100
 idle-10000|both|false|300|idle --conns 10000 --hold 10s --procs 2 --src-ips 100

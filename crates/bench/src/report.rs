@@ -54,6 +54,18 @@ fn metrics(scenario: &str, mode: &str) -> &'static [(&'static str, bool)] {
             ("api_max_ms", false),
             ("lost", false),
         ],
+        // scripts/latency_breakdown.py: where loadgen's rate-mode latency goes (packet capture).
+        ("latency-breakdown", _) => &[
+            ("pub_p50_ms", false),
+            ("pub_p99_ms", false),
+            ("first_p50_ms", false),
+            ("last_p50_ms", false),
+            ("last_p99_ms", false),
+            ("server_p50_ms", false),
+            ("server_p99_ms", false),
+            ("wire_p50_ms", false),
+            ("wire_p99_ms", false),
+        ],
         ("idle", _) => &[
             ("kb_per_conn", false),
             ("rss_after_kb", false),

@@ -38,6 +38,7 @@ fi
 PARTS="${PARTS:-compare latency breakdown rb redis}"
 PEERS="${PEERS:-$ROOT/../shared/peers}"
 OUT_DIR="${OUT_DIR:-$ROOT/target/bench/run-$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$OUT_DIR" && OUT_DIR="$(cd "$OUT_DIR" && pwd)"   # absolute: redis-server chdirs to it
 BENCH_DIR="${BENCH_DIR:-$ROOT/bench}"
 BASE_PORT="${BASE_PORT:-18500}"
 PEERS_OUT="${PEERS_OUT:-$ROOT/target/peers}"
@@ -166,7 +167,7 @@ if [[ " $PARTS " == *" breakdown "* ]]; then
       tag="rate100-breakdown"
       start_server "$s" false "$OUT_DIR/server-$s-$tag-r$r.log" || continue
       cap="$OUT_DIR/$s-$tag-r$r.pcap"
-      tcpdump -i lo -s 512 -w "$cap" "tcp port $PORT" >/dev/null 2>"$OUT_DIR/$s-$tag-r$r.tcpdump" &
+      tcpdump -i lo -s 512 -B 16384 -w "$cap" "tcp port $PORT" >/dev/null 2>"$OUT_DIR/$s-$tag-r$r.tcpdump" &
       tpid=$!
       sleep 1
       timeout -k 10 60 "$LOADGEN" -ws "ws://127.0.0.1:$PORT/connection/websocket" \

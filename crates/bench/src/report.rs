@@ -54,6 +54,18 @@ fn metrics(scenario: &str, mode: &str) -> &'static [(&'static str, bool)] {
             ("api_max_ms", false),
             ("lost", false),
         ],
+        // loadgen in max mode (bench.sh part redis: two nodes on one Redis).
+        ("loadgen-max", _) => &[
+            ("pub_per_s", true),
+            ("deliv_per_s", true),
+            ("deliv_per_cpu_s", true),
+            ("msgs_per_frame", true),
+            ("p50_ms", false),
+            ("p99_ms", false),
+            ("lost", false),
+            ("dup", false),
+            ("reorder", false),
+        ],
         // scripts/latency_breakdown.py: where loadgen's rate-mode latency goes (packet capture).
         ("latency-breakdown", _) => &[
             ("pub_p50_ms", false),

@@ -3,8 +3,15 @@
 //!
 //! Invariants:
 //! * A stream's offsets start at 1 and grow by exactly 1 per publish with history; they never
-//!   go back while the stream lives. A stream's epoch is random, fixed at creation, and differs
-//!   from the previous stream's when a channel's stream is recreated.
+//!   go back while the stream lives. A stream's epoch is fixed at creation.
+//! * With a zero `meta_ttl` a stream, once published to, lives as long as the process, so its
+//!   epoch can be derived from the channel name and a per-process random salt. Reading a
+//!   channel never published to then stores nothing: it answers offset 0 and the epoch the
+//!   first publication will create. Subscribing to a million distinct channels costs no memory
+//!   after they are left.
+//! * With a non-zero `meta_ttl` a stream may be dropped and recreated later, so each stream gets
+//!   a random epoch, different from the previous one's, and reads create the stream to keep
+//!   that epoch stable until the metadata expires.
 //! * History expiry (`history_lifetime`) covers the whole stream and is reset by every publish;
 //!   expired history reads as empty but leaves the offset and epoch in place. The metadata
 //!   itself expires `meta_ttl` after the last publish (or after creation), never before the
@@ -48,10 +55,10 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(now: Instant, meta_ttl: Duration) -> Self {
+    fn new(now: Instant, meta_ttl: Duration, epoch: String) -> Self {
         Self {
             top_offset: 0,
-            epoch: Alphanumeric.sample_string(&mut rand::rng(), EPOCH_LEN),
+            epoch,
             items: VecDeque::new(),
             expire_at: None,
             meta_expire_at: deadline(now, meta_ttl),
@@ -132,6 +139,7 @@ fn live_stream<'a>(
     channel: &str,
     now: Instant,
     meta_ttl: Duration,
+    new_epoch: impl FnOnce() -> String,
 ) -> &'a mut Stream {
     let recreate = match streams.get_mut(channel) {
         Some(stream) if !is_expired(stream.meta_expire_at, now) => {
@@ -141,7 +149,7 @@ fn live_stream<'a>(
         _ => true,
     };
     if recreate {
-        streams.insert(channel.to_owned(), Stream::new(now, meta_ttl));
+        streams.insert(channel.to_owned(), Stream::new(now, meta_ttl, new_epoch()));
     }
     streams
         .get_mut(channel)
@@ -157,6 +165,8 @@ pub struct MemoryBroker {
     handler: RwLock<Option<Arc<dyn BrokerEventHandler>>>,
     meta_ttl: Duration,
     clock: Clock,
+    /// Per-process random key for [`MemoryBroker::derived_epoch`].
+    epoch_salt: [u8; 16],
 }
 
 impl MemoryBroker {
@@ -175,6 +185,32 @@ impl MemoryBroker {
             handler: RwLock::new(None),
             meta_ttl,
             clock,
+            epoch_salt: rand::random(),
+        }
+    }
+
+    /// The epoch of `channel`'s stream when `meta_ttl` is zero: stable for this process, so a
+    /// channel needs no stored state until its first publication; different after a restart,
+    /// when the history is gone.
+    fn derived_epoch(&self, channel: &str) -> String {
+        use sha2::{Digest, Sha256};
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let digest = Sha256::new()
+            .chain_update(self.epoch_salt)
+            .chain_update(channel.as_bytes())
+            .finalize();
+        digest[..EPOCH_LEN]
+            .iter()
+            .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+            .collect()
+    }
+
+    /// The epoch for a stream being created now.
+    fn new_epoch(&self, channel: &str) -> String {
+        if self.meta_ttl.is_zero() {
+            self.derived_epoch(channel)
+        } else {
+            Alphanumeric.sample_string(&mut rand::rng(), EPOCH_LEN)
         }
     }
 
@@ -247,7 +283,9 @@ impl Broker for MemoryBroker {
             return Ok(StreamPosition::default());
         }
         let now = (self.clock)();
-        let stream = live_stream(&mut streams, channel, now, self.meta_ttl);
+        let stream = live_stream(&mut streams, channel, now, self.meta_ttl, || {
+            self.new_epoch(channel)
+        });
         let publication = stream.append(publication, opts, now, self.meta_ttl);
         let position = stream.position();
         // Delivered before the lock is released: see the ordering note in the module docs.
@@ -281,10 +319,11 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    /// Reads history per `filter`. A channel never published to (or whose metadata expired)
-    /// gets a stream created here, so its epoch is stable across calls before the first
-    /// publication. `since.epoch` is not checked: the caller compares it with the returned
-    /// position to decide whether recovery succeeded.
+    /// Reads history per `filter`. A channel never published to answers offset 0 and the epoch
+    /// its first publication will have: derived (nothing stored) with a zero `meta_ttl`,
+    /// otherwise from a stream created here so that it stays stable until the metadata expires.
+    /// `since.epoch` is not checked: the caller compares it with the returned position to decide
+    /// whether recovery succeeded.
     async fn history(
         &self,
         channel: &str,
@@ -292,7 +331,18 @@ impl Broker for MemoryBroker {
     ) -> Result<HistoryPage, EngineError> {
         let now = (self.clock)();
         let mut streams = self.shard(channel).lock();
-        let stream = live_stream(&mut streams, channel, now, self.meta_ttl);
+        if self.meta_ttl.is_zero() && !streams.contains_key(channel) {
+            return Ok(HistoryPage {
+                publications: Vec::new(),
+                position: StreamPosition {
+                    offset: 0,
+                    epoch: self.derived_epoch(channel),
+                },
+            });
+        }
+        let stream = live_stream(&mut streams, channel, now, self.meta_ttl, || {
+            self.new_epoch(channel)
+        });
         Ok(HistoryPage {
             publications: stream.select(&filter),
             position: stream.position(),
@@ -503,6 +553,62 @@ mod tests {
                 epoch: first.position.epoch
             }
         );
+    }
+
+    #[tokio::test]
+    async fn reads_store_nothing_with_zero_meta_ttl() {
+        let (broker, _clock, _) = setup(Duration::ZERO);
+        let mut epochs = std::collections::HashSet::new();
+        for i in 0..1000 {
+            let ch = format!("$private-{i}");
+            let page = read(&broker, &ch, HistoryFilter::default()).await;
+            assert_eq!(page.position.offset, 0);
+            assert_eq!(page.position.epoch.len(), EPOCH_LEN);
+            assert!(page
+                .position
+                .epoch
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric()));
+            epochs.insert(page.position.epoch);
+        }
+        assert_eq!(
+            broker.num_streams(),
+            0,
+            "reads must not keep per-channel state"
+        );
+        assert!(
+            epochs.len() > 990,
+            "epochs differ between channels: {}",
+            epochs.len()
+        );
+        broker.remove_history("$private-1").await.unwrap();
+        assert_eq!(broker.num_streams(), 0);
+    }
+
+    #[tokio::test]
+    async fn derived_epoch_changes_with_the_process() {
+        // A restarted node has lost its history: its epochs must not match the old ones.
+        let a = MemoryBroker::new(Duration::ZERO);
+        let b = MemoryBroker::new(Duration::ZERO);
+        let ea = read(&a, "c", HistoryFilter::default()).await.position.epoch;
+        let eb = read(&b, "c", HistoryFilter::default()).await.position.epoch;
+        assert_ne!(ea, eb);
+        assert_eq!(
+            ea,
+            read(&a, "c", HistoryFilter::default()).await.position.epoch
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_create_the_stream_with_a_meta_ttl() {
+        let (broker, _clock, _) = setup(Duration::from_secs(30));
+        let first = read(&broker, "c", HistoryFilter::default()).await.position;
+        assert_eq!(broker.num_streams(), 1);
+        let pos = broker
+            .publish("c", Bytes::new(), None, opts(10, 10))
+            .await
+            .unwrap();
+        assert_eq!(pos.epoch, first.epoch);
     }
 
     #[tokio::test]

@@ -133,6 +133,26 @@ else
   failed=$((failed + 1))
 fi
 
+# bench.sh's latency split: a three-packet capture with known times (publication scheduled at
+# t=1000 s, POST on the wire 0.1 ms later, deliveries 0.2 and 0.4 ms after the POST).
+BD_EXPECT="publications=1 deliveries=2 pub_p50_ms=0.100 pub_p99_ms=0.100 first_p50_ms=0.200 first_p99_ms=0.200 last_p50_ms=0.400 last_p99_ms=0.400"
+bd_out=$(python3 "$ROOT/scripts/latency_breakdown.py" 8000 <<'CAPTURE'
+1000.000100 IP 127.0.0.1.40000 > 127.0.0.1.8000: Flags [P.], length 180
+..POST /api HTTP/1.1..{"method":"publish","params":{"channel":"c","data":{"lg":[0,1,1000000000000],"pad":"x"}}}
+1000.000300 IP 127.0.0.1.8000 > 127.0.0.1.50000: Flags [P.], length 90
+...{"result":{"channel":"c","data":{"data":{"lg":[0,1,1000000000000],"pad":"x"}}}}
+1000.000500 IP 127.0.0.1.8000 > 127.0.0.1.50001: Flags [P.], length 90
+...{"result":{"channel":"c","data":{"data":{"lg":[0,1,1000000000000],"pad":"x"}}}}
+CAPTURE
+)
+if [[ "$bd_out" == "$BD_EXPECT"* ]]; then
+  echo "PASS latency_breakdown.py"
+  passed=$((passed + 1))
+else
+  echo "FAIL latency_breakdown.py: got '$bd_out'"
+  failed=$((failed + 1))
+fi
+
 echo
 echo "bench-smoke: $passed passed, $failed failed"
 [ "$failed" = 0 ]

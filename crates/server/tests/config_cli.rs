@@ -695,11 +695,9 @@ async fn genconfig_writes_a_config_that_starts_a_server_and_never_overwrites() {
     let port = free_port();
     let p = port.to_string();
     let server = Running::start(&dir, &["-a", "127.0.0.1", "-p", &p], &[], port);
-    assert!(
-        server.output().contains("config.json"),
-        "{}",
-        server.output()
-    );
+    server
+        .wait_output("config.json", Duration::from_secs(5))
+        .await;
     let token = token_of(&run(&dir, &["gentoken", "-u", "alice"], &[]));
     let res = try_connect_v2(&server.ws_url(), &token).await.unwrap();
     assert!(res["client"].is_string(), "{res}");

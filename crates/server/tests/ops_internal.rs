@@ -21,11 +21,9 @@ async fn internal_port_takes_api_health_metrics_and_admin() {
     .await;
     let main = |p: &str| format!("http://127.0.0.1:{}{p}", server.port);
     let int = |p: &str| format!("http://127.0.0.1:{internal}{p}");
-    assert!(
-        server.output().contains(&format!("127.0.0.1:{internal}")),
-        "{}",
-        server.output()
-    );
+    let needle = format!("127.0.0.1:{internal}");
+    let out = server.wait_output(&needle).await;
+    assert!(out.contains(&needle), "{out}");
 
     // A client on the main port gets a publication made through the internal API.
     let (mut ws, _) = server.v2_client("alice").await;

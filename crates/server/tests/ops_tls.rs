@@ -103,11 +103,8 @@ async fn https_and_wss_with_a_self_signed_certificate() {
     let mut cfg = tls.config();
     cfg["health"] = json!(true);
     let server = Server::start(cfg).await;
-    assert!(
-        server.output().contains("listening on https://"),
-        "{}",
-        server.output()
-    );
+    let out = server.wait_output("listening on https://").await;
+    assert!(out.contains("listening on https://"), "{out}");
 
     let (status, body) = tls.request(server.port, "GET", "/health", "").await;
     assert_eq!((status, body.as_str()), (200, "{}"));

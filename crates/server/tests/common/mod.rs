@@ -185,6 +185,19 @@ impl Server {
         String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
     }
 
+    /// Waits up to 5 s for `needle` in the output: the port can accept before the reader
+    /// thread has collected the line printed just before. Returns the output either way.
+    pub async fn wait_output(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = self.output();
+            if out.contains(needle) || Instant::now() > deadline {
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `Some(status)` once the process has exited.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         let mut guard = self.child.lock().unwrap();

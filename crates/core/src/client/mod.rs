@@ -126,10 +126,12 @@ impl std::fmt::Debug for ClientShared {
 
 /// A random UUIDv4 for a new connection, from the thread-local CSPRNG: asking the kernel for
 /// entropy on every connect (what `Uuid::new_v4` does) is a syscall per connection under churn.
-fn new_client_id() -> String {
-    uuid::Builder::from_random_bytes(rand::random::<[u8; 16]>())
-        .into_uuid()
-        .to_string()
+fn new_client_id() -> Arc<str> {
+    let id = uuid::Builder::from_random_bytes(rand::random::<[u8; 16]>()).into_uuid();
+    Arc::from(
+        &*id.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    )
 }
 
 impl ClientShared {
@@ -139,7 +141,7 @@ impl ClientShared {
             let _ = generation.set(g);
         }
         Self {
-            id: Arc::from(new_client_id().as_str()),
+            id: new_client_id(),
             generation,
             encoding,
             state: Mutex::new(ClientState {

@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 use rotor_protocol::command::SubscribeRequest;
-use rotor_protocol::{ClientInfo, DisconnectKind, Push, UnsubscribeCode};
+use rotor_protocol::{ClientInfo, Push, UnsubscribeCode};
 
-use crate::control::ControlMessage;
+use crate::control::{ControlMessage, DisconnectReason};
 use crate::engine::{HistoryFilter, HistoryPage, PresenceStats, PublishOptions, StreamPosition};
 use crate::node::Node;
 
@@ -259,11 +259,26 @@ impl Node {
         if user.is_empty() {
             return Err(ApiError::BAD_REQUEST);
         }
-        self.disconnect_local(user, client);
+        self.disconnect_user(user, client, "", DisconnectReason::Force)
+            .await
+    }
+
+    /// Closes a user's connections on every node: only `client` when not empty, all but
+    /// `except` when that is not empty. This node first, so the caller sees its own effect.
+    pub(crate) async fn disconnect_user(
+        &self,
+        user: &str,
+        client: &str,
+        except: &str,
+        reason: DisconnectReason,
+    ) -> Result<(), ApiError> {
+        self.disconnect_local(user, client, except, reason);
         let msg = ControlMessage::Disconnect {
             from: self.uid().to_string(),
             user: user.to_string(),
             client: client.to_string(),
+            except: except.to_string(),
+            reason,
         };
         self.broker()
             .publish_control(msg.encode())
@@ -271,11 +286,18 @@ impl Node {
             .map_err(|_| ApiError::INTERNAL)
     }
 
-    /// The disconnect of [`Node::api_disconnect`] on this node's connections.
-    pub(crate) fn disconnect_local(&self, user: &str, client: &str) {
+    /// The disconnect of [`Node::disconnect_user`] on this node's connections.
+    pub(crate) fn disconnect_local(
+        &self,
+        user: &str,
+        client: &str,
+        except: &str,
+        reason: DisconnectReason,
+    ) {
         for conn in self.hub().user_connections(user) {
-            if client.is_empty() || conn.id() == client {
-                conn.disconnect(DisconnectKind::ForceDisconnect);
+            let id = conn.id();
+            if (client.is_empty() || id == client) && id != except {
+                conn.disconnect(reason.kind());
                 conn.cancel.cancel();
             }
         }

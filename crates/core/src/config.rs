@@ -144,6 +144,22 @@ pub enum ConfigError {
 }
 
 impl NodeConfig {
+    /// The channel a user is subscribed to server-side with `user_subscribe_to_personal`:
+    /// `#<user>`, or `<namespace>:#<user>` with `user_personal_channel_namespace`.
+    pub fn personal_channel(&self, user: &str) -> String {
+        if self.user_personal_channel_namespace.is_empty() {
+            format!("{}{}", self.channel_user_boundary, user)
+        } else {
+            format!(
+                "{}{}{}{}",
+                self.user_personal_channel_namespace,
+                self.channel_namespace_boundary,
+                self.channel_user_boundary,
+                user
+            )
+        }
+    }
+
     /// Checks what Centrifugo checks at start-up; the error names the namespace at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_options("top-level channel options", &self.channel_options)?;

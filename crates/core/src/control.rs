@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use rotor_protocol::DisconnectKind;
 use serde::{Deserialize, Serialize};
 
 /// One control message. JSON on the wire: small, rare, and readable in `redis-cli monitor`.
@@ -31,9 +32,39 @@ pub enum ControlMessage {
     Disconnect {
         from: String,
         user: String,
+        /// Only this connection (every one of the user's when empty).
         client: String,
+        /// A connection to spare (single-connection mode keeps the user's newest one).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        except: String,
+        #[serde(default, skip_serializing_if = "DisconnectReason::is_force")]
+        reason: DisconnectReason,
     },
     NodeInfo(NodeInfoMessage),
+}
+
+/// Why a user's connections are closed: the close code each one gets (in its own generation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisconnectReason {
+    /// The server API's `disconnect`.
+    #[default]
+    Force,
+    /// `user_personal_single_connection`: a newer connection of the user took over.
+    ConnectionLimit,
+}
+
+impl DisconnectReason {
+    fn is_force(&self) -> bool {
+        *self == Self::Force
+    }
+
+    pub fn kind(self) -> DisconnectKind {
+        match self {
+            Self::Force => DisconnectKind::ForceDisconnect,
+            Self::ConnectionLimit => DisconnectKind::ConnectionLimit,
+        }
+    }
 }
 
 /// What a node reports about itself every few seconds.
@@ -99,8 +130,30 @@ mod tests {
             from: "n1".into(),
             user: "42".into(),
             client: String::new(),
+            except: String::new(),
+            reason: DisconnectReason::Force,
         };
         assert_eq!(ControlMessage::decode(&m.encode()), Some(m));
         assert_eq!(ControlMessage::decode(b"garbage"), None);
+    }
+
+    #[test]
+    fn disconnect_with_exception_round_trips_and_plain_form_stays_compact() {
+        let m = ControlMessage::Disconnect {
+            from: "n1".into(),
+            user: "42".into(),
+            client: String::new(),
+            except: "c1".into(),
+            reason: DisconnectReason::ConnectionLimit,
+        };
+        assert_eq!(ControlMessage::decode(&m.encode()), Some(m));
+        // What nodes without the two fields sent (and still send for the API's disconnect).
+        let plain = br#"{"op":"disconnect","from":"n1","user":"42","client":""}"#;
+        let decoded = ControlMessage::decode(plain).expect("decodes");
+        assert_eq!(decoded.encode().as_ref(), plain);
+        let ControlMessage::Disconnect { except, reason, .. } = decoded else {
+            panic!("not a disconnect: {decoded:?}");
+        };
+        assert_eq!((except.as_str(), reason), ("", DisconnectReason::Force));
     }
 }

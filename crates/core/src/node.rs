@@ -339,9 +339,15 @@ impl Node {
         };
         match msg {
             ControlMessage::NodeInfo(info) => self.0.nodes.update(info),
-            ControlMessage::Disconnect { from, user, client } => {
+            ControlMessage::Disconnect {
+                from,
+                user,
+                client,
+                except,
+                reason,
+            } => {
                 if from != self.0.uid {
-                    self.disconnect_local(&user, &client);
+                    self.disconnect_local(&user, &client, &except, reason);
                 }
             }
             ControlMessage::Subscribe {

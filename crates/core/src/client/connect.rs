@@ -8,6 +8,7 @@ use rotor_protocol::{DisconnectKind, ErrorCode, Generation, ReplyBody};
 
 use super::{CmdResult, Session};
 use crate::auth::{ConnectClaims, TokenError};
+use crate::control::DisconnectReason;
 use crate::node::unix_now;
 
 impl Session {
@@ -60,17 +61,7 @@ impl Session {
         // Server-side subscriptions: the token's channels and the personal channel.
         let mut server_channels = claims.channels.clone();
         if cfg.user_subscribe_to_personal && !claims.user.is_empty() {
-            let personal = if cfg.user_personal_channel_namespace.is_empty() {
-                format!("{}{}", cfg.channel_user_boundary, claims.user)
-            } else {
-                format!(
-                    "{}{}{}{}",
-                    cfg.user_personal_channel_namespace,
-                    cfg.channel_namespace_boundary,
-                    cfg.channel_user_boundary,
-                    claims.user
-                )
-            };
+            let personal = cfg.personal_channel(&claims.user);
             if !server_channels.contains(&personal) {
                 server_channels.push(personal);
             }
@@ -132,6 +123,44 @@ impl Session {
             ping: ping_secs,
             pong: ping_secs > 0,
         })))
+    }
+
+    /// Single-connection mode (`user_personal_single_connection`), as Centrifugo 2.x does it
+    /// once a connection is established: this connection is already in its personal channel's
+    /// presence, so a second entry there means an older connection of the same user, on some
+    /// node. Every connection of the user but this one is then closed with `connection limit`,
+    /// on every node. Failing to check or to tell the other nodes closes this connection as an
+    /// internal error instead (it may reconnect), so that two connections never both stay.
+    pub(super) async fn enforce_single_connection(&self) -> Result<(), DisconnectKind> {
+        let cfg = self.node.config();
+        if !(cfg.user_subscribe_to_personal && cfg.user_personal_single_connection) {
+            return Ok(());
+        }
+        let user = self.shared.state.lock().user.clone();
+        if user.is_empty() {
+            return Ok(());
+        }
+        let personal = cfg.personal_channel(&user);
+        let id = self.shared.id();
+        let stats = self
+            .node
+            .presence()
+            .presence_stats(&personal)
+            .await
+            .map_err(|e| {
+                tracing::error!(client = %id, user = %user, error = %e, "single connection: presence stats failed");
+                DisconnectKind::InternalError
+            })?;
+        if stats.num_clients < 2 {
+            return Ok(());
+        }
+        self.node
+            .disconnect_user(&user, "", id, DisconnectReason::ConnectionLimit)
+            .await
+            .map_err(|e| {
+                tracing::error!(client = %id, user = %user, error = %e, "single connection: disconnect failed");
+                DisconnectKind::InternalError
+            })
     }
 
     pub(super) async fn refresh(&mut self, req: RefreshRequest) -> CmdResult {

@@ -451,6 +451,14 @@ impl Session {
                 self.node.activate_subscription(&self.shared, &ch).await;
             }
         }
+        if is_connect && self.node.config().user_personal_single_connection && self.is_connected() {
+            // After the reply, as Centrifugo's connect handler runs once its reply is written.
+            self.flush();
+            if let Err(kind) = self.enforce_single_connection().await {
+                self.disconnect(kind);
+                return false;
+            }
+        }
         true
     }
 

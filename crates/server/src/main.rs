@@ -7,6 +7,7 @@ mod app;
 mod cli;
 mod config;
 mod engine;
+mod http;
 mod metrics;
 mod shutdown;
 mod tls;

@@ -68,6 +68,8 @@ impl TlsListener {
                         }
                     },
                 };
+                // Linux copies TCP_NODELAY from the listener (see `app::spawn_http`).
+                #[cfg(not(target_os = "linux"))]
                 let _ = stream.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {

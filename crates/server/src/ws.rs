@@ -2,20 +2,25 @@
 //! the session, in order) and one writer (everything queued merged into as few frames and
 //! writes as possible) per connection.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use rotor_core::writer::WriterStep;
 use rotor_core::{ClientShared, Session};
 use rotor_protocol::{DisconnectKind, Encoding, Generation};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Message, Utf8Bytes};
 
-use crate::app::SharedState;
+use crate::app::{AppState, SharedState};
 
 /// Initial WebSocket read buffer; tungstenite grows it for larger messages.
 const READ_BUFFER: usize = 1024;
@@ -23,61 +28,234 @@ const READ_BUFFER: usize = 1024;
 /// Merged frames stay below this size unless a single message is larger.
 const MAX_MERGED_FRAME: usize = 64 * 1024;
 
-pub async fn handler(
-    ws: WebSocketUpgrade,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    State(state): State<SharedState>,
-) -> Response {
+/// Sub-protocols we speak, in the order a client's offer is matched against.
+const PROTOCOLS: [&str; 2] = ["centrifuge-protobuf", "centrifuge-json"];
+
+/// Header access shared by the two ways an upgrade arrives: parsed by [`crate::http`] as the
+/// first request of a connection, or by hyper as a later one.
+pub(crate) trait HeaderLookup {
+    /// Every value of header `name` (lower case), in order.
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a;
+}
+
+impl HeaderLookup for HeaderMap {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.get_all(name).iter().map(HeaderValue::as_bytes)
+    }
+}
+
+impl HeaderLookup for [httparse::Header<'_>] {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+}
+
+/// A valid upgrade request: what the connection will speak.
+pub(crate) struct Accepted {
+    forced: Option<Generation>,
+    encoding: Encoding,
+    protocol: Option<&'static str>,
+    accept_key: String,
+}
+
+/// A refused upgrade request: the status and a short plain-text reason.
+pub(crate) struct Refused {
+    pub status: StatusCode,
+    pub reason: &'static str,
+}
+
+impl Refused {
+    fn new(status: StatusCode, reason: &'static str) -> Self {
+        Self { status, reason }
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, self.reason).into_response();
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            r.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        r
+    }
+}
+
+/// Checks a WebSocket upgrade request (RFC 6455 §4.2.1) and our own rules: draining, the
+/// forced protocol generation, the encoding, allowed origins.
+pub(crate) fn handshake<H: HeaderLookup + ?Sized>(
+    state: &AppState,
+    is_get: bool,
+    query: Option<&str>,
+    headers: &H,
+) -> Result<Accepted, Refused> {
+    let bad = |reason| Err(Refused::new(StatusCode::BAD_REQUEST, reason));
+    if !is_get {
+        return Err(Refused::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "websocket upgrade needs GET",
+        ));
+    }
+    if !has_token(headers.values("connection"), b"upgrade") {
+        return bad("Connection header did not include 'upgrade'");
+    }
+    if !has_token(headers.values("upgrade"), b"websocket") {
+        return bad("Upgrade header did not include 'websocket'");
+    }
+    if !headers
+        .values("sec-websocket-version")
+        .any(|v| v.trim_ascii() == b"13")
+    {
+        return Err(Refused::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "Sec-WebSocket-Version must be 13",
+        ));
+    }
+    let Some(key) = headers.values("sec-websocket-key").next() else {
+        return bad("Sec-WebSocket-Key header missing");
+    };
     if state.draining.is_cancelled() {
         // Shutting down: the client reconnects to another node.
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        return Err(Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        ));
     }
     rotor_core::metrics::METRICS.transport_connects.inc();
-    let forced = match query.get("cf_protocol_version").map(String::as_str) {
+    let forced = match query_param(query, "cf_protocol_version").as_deref() {
         None => None,
         Some("v1") => Some(Generation::V1),
         Some("v2") => Some(Generation::V2),
-        Some(_) => return (StatusCode::BAD_REQUEST, "unknown cf_protocol_version").into_response(),
+        Some(_) => return bad("unknown cf_protocol_version"),
     };
+    // The first protocol the client offers that we speak.
+    let protocol = headers
+        .values("sec-websocket-protocol")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .find_map(|offered| PROTOCOLS.into_iter().find(|p| p.as_bytes() == offered));
     // Protobuf by query (`format`, `cf_protocol`, 0.14's `protocol`) or by sub-protocol; a
     // 2.x-era client offers the sub-protocol only together with `format=protobuf`.
-    let ws = ws.protocols(["centrifuge-protobuf", "centrifuge-json"]);
     let by_query = ["format", "cf_protocol", "protocol"]
         .iter()
-        .any(|k| query.get(*k).is_some_and(|v| v == "protobuf"));
-    let by_subprotocol = ws
-        .selected_protocol()
-        .is_some_and(|p| p.as_bytes() == b"centrifuge-protobuf");
-    let encoding = if by_query || by_subprotocol {
+        .any(|k| query_param(query, k).is_some_and(|v| v == "protobuf"));
+    let encoding = if by_query || protocol == Some(PROTOCOLS[0]) {
         Encoding::Protobuf
     } else {
         Encoding::Json
     };
     if let Some(allowed) = &state.settings.allowed_origins {
         let origin = headers
-            .get("origin")
-            .and_then(|v| v.to_str().ok())
+            .values("origin")
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok())
             .unwrap_or("");
         if !origin.is_empty() && !origin_allowed(allowed, origin) {
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+            return Err(Refused::new(StatusCode::FORBIDDEN, "origin not allowed"));
         }
     }
+    Ok(Accepted {
+        forced,
+        encoding,
+        protocol,
+        accept_key: tungstenite::handshake::derive_accept_key(key.trim_ascii()),
+    })
+}
+
+/// Whether a comma-separated header holds `token` (case-insensitive).
+fn has_token<'a>(mut values: impl Iterator<Item = &'a [u8]>, token: &[u8]) -> bool {
+    values.any(|v| {
+        v.split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    })
+}
+
+/// The first value of `key` in a URL query string.
+fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<Cow<'a, str>> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+impl Accepted {
+    /// The `101 Switching Protocols` response head, for the connection-level fast path.
+    pub(crate) fn response_head(&self) -> Vec<u8> {
+        let mut head = Vec::with_capacity(160);
+        head.extend_from_slice(
+            b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-accept: ",
+        );
+        head.extend_from_slice(self.accept_key.as_bytes());
+        if let Some(p) = self.protocol {
+            head.extend_from_slice(b"\r\nsec-websocket-protocol: ");
+            head.extend_from_slice(p.as_bytes());
+        }
+        head.extend_from_slice(b"\r\n\r\n");
+        head
+    }
+}
+
+/// Serves a connection whose `101` has been written; `leftover` holds what the client sent
+/// after its request head.
+pub(crate) async fn run<S>(io: S, leftover: Vec<u8>, state: SharedState, accepted: Accepted)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let config = socket_config(&state);
+    let socket =
+        WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
+    serve_socket(socket, state, accepted.forced, accepted.encoding).await;
+}
+
+/// Small buffers: an idle connection should cost a few KB, not the 2×128 KB defaults. Our
+/// writer already merges everything queued into one frame per write, so no write buffering is
+/// needed below it.
+fn socket_config(state: &AppState) -> WebSocketConfig {
     let max = state.node.config().client_request_max_size;
-    // Small buffers: an idle connection should cost a few KB, not the 2×128 KB defaults. Our
-    // writer already merges everything queued into one frame per write, so no write buffering
-    // is needed below it.
-    ws.read_buffer_size(READ_BUFFER)
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            let fut = serve_socket(socket, state, forced, encoding);
-            if std::env::var_os("ROTOR_DEBUG_SIZES").is_some() {
-                eprintln!("connection future: {} bytes", std::mem::size_of_val(&fut));
-            }
-            fut
-        })
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+/// The route for an upgrade that is not the first request of its connection (after a
+/// keep-alive request, or a head too large for the fast path): hyper does the switch.
+pub async fn handler(State(state): State<SharedState>, req: Request) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let is_get = parts.method == axum::http::Method::GET;
+    let accepted = match handshake(&state, is_get, parts.uri.query(), &parts.headers) {
+        Ok(a) => a,
+        Err(refused) => return refused.into_response(),
+    };
+    let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return Refused::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "connection cannot be upgraded",
+        )
+        .into_response();
+    };
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accepted.accept_key) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(p) = accepted.protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+    }
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => run(TokioIo::new(upgraded), Vec::new(), state, accepted).await,
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    response
 }
 
 /// `allowed_origins` patterns: `*` anywhere matches any run of characters.
@@ -96,12 +274,14 @@ fn origin_allowed(patterns: &[String], origin: &str) -> bool {
     })
 }
 
-async fn serve_socket(
-    mut socket: WebSocket,
+async fn serve_socket<S>(
+    mut socket: WebSocketStream<S>,
     state: SharedState,
     forced: Option<Generation>,
     encoding: Encoding,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let _tracked = state.connections.token();
     let node = &state.node;
     let mut session = node.new_session(forced, encoding);
@@ -133,7 +313,7 @@ async fn serve_socket(
                 shared.disconnect(DisconnectKind::Stale);
                 reading = false;
             }
-            m = socket.recv(), if reading => {
+            m = socket.next(), if reading => {
                 // Boxed: command handling is a deep future, and an idle connection should not
                 // carry its space.
                 reading = Box::pin(read(&mut session, &shared, encoding, m)).await;
@@ -148,7 +328,7 @@ async fn read(
     session: &mut Session,
     shared: &ClientShared,
     encoding: Encoding,
-    m: Option<Result<Message, axum::Error>>,
+    m: Option<Result<Message, tungstenite::Error>>,
 ) -> bool {
     match m {
         None | Some(Ok(Message::Close(_))) => {
@@ -165,7 +345,7 @@ async fn read(
         // Protobuf travels as binary; on a JSON connection binary JSON is accepted the way the
         // Go server does, anything else fails to decode as a bad request.
         Some(Ok(Message::Binary(b))) => session.handle_frame(&b).await,
-        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
             session.touch();
             true
         }
@@ -195,11 +375,10 @@ enum ReadError {
     Gone,
 }
 
-fn classify(e: axum::Error) -> ReadError {
-    let inner = e.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => ReadError::TooBig,
-        Some(tungstenite::Error::Utf8(_) | tungstenite::Error::Protocol(_)) => ReadError::BadData,
+fn classify(e: tungstenite::Error) -> ReadError {
+    match e {
+        tungstenite::Error::Capacity(_) => ReadError::TooBig,
+        tungstenite::Error::Utf8(_) | tungstenite::Error::Protocol(_) => ReadError::BadData,
         _ => ReadError::Gone,
     }
 }
@@ -213,9 +392,9 @@ struct Outbox {
 
 impl Outbox {
     /// Performs one writer step; false when the connection is done.
-    async fn write(
+    async fn write<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut WebSocketStream<S>,
         shared: &ClientShared,
         step: WriterStep,
         write_timeout: Duration,
@@ -250,12 +429,12 @@ impl Outbox {
             WriterStep::Close(frame) => {
                 if let Some(f) = frame {
                     let close = Message::Close(Some(CloseFrame {
-                        code: f.code,
+                        code: CloseCode::from(f.code),
                         reason: Utf8Bytes::from(f.reason),
                     }));
                     let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(close)).await;
                 }
-                let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), SinkExt::close(socket)).await;
                 shared.cancel.cancel();
                 false
             }

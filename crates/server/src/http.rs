@@ -29,7 +29,7 @@ use crate::app::SharedState;
 use crate::ws::{self, Refused};
 
 /// First read of a connection; a browser's upgrade request with cookies fits.
-const HEAD_BUFFER: usize = 2048;
+const HEAD_BUFFER: usize = 1024;
 /// A first request head larger than this goes to hyper, whose own limits apply.
 const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed on the fast path; a request with more goes to hyper.
@@ -84,12 +84,17 @@ where
         match first {
             First::Gone => return,
             First::Upgrade(Ok(accepted), len) => {
-                if io.write_all(&accepted.response_head()).await.is_err() {
+                // Nothing of the HTTP side stays alive for the connection's lifetime.
+                drop((app, stop));
+                let response = accepted.response_head();
+                let (forced, encoding) = accepted.into_parts();
+                if io.write_all(&response).await.is_err() {
                     return;
                 }
+                drop(response);
                 let leftover = head.split_off(len).to_vec();
                 drop(head);
-                ws::run(io, leftover, state, accepted).await;
+                ws::run(io, leftover, state, forced, encoding).await;
                 return;
             }
             First::Upgrade(Err(refused), _) => {
@@ -100,14 +105,16 @@ where
             First::Http => {}
         }
     }
-    serve_http(
+    // Boxed: hyper's connection state is large, and a WebSocket connection's task, which lives
+    // on in this future, should not carry its space.
+    Box::pin(serve_http(
         Rewind {
             prefix: head.freeze(),
             inner: io,
         },
         app,
         stop,
-    )
+    ))
     .await;
 }
 
@@ -122,35 +129,45 @@ where
             Ok(0) | Err(_) => return First::Gone,
             Ok(_) => {}
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(head) {
-            Ok(httparse::Status::Complete(len)) => {
-                let target = req.path.unwrap_or("");
-                let (path, query) = match target.split_once('?') {
-                    Some((p, q)) => (p, Some(q)),
-                    None => (target, None),
-                };
-                let ours = req.version == Some(1)
-                    && path == state.settings.websocket_handler_prefix
-                    && req
-                        .headers
-                        .iter()
-                        .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
-                if !ours {
-                    return First::Http;
-                }
-                let is_get = req.method == Some("GET");
-                return First::Upgrade(ws::handshake(state, is_get, query, req.headers), len);
-            }
-            Ok(httparse::Status::Partial) if head.len() < MAX_HEAD => {
-                if head.capacity() == head.len() {
-                    head.reserve(HEAD_BUFFER);
-                }
-            }
-            // Too large, too many headers or malformed: hyper answers it.
-            _ => return First::Http,
+        if let Some(first) = classify(head, state) {
+            return first;
         }
+        if head.capacity() == head.len() {
+            head.reserve(HEAD_BUFFER);
+        }
+    }
+}
+
+/// Classifies a complete head; `None` while it is incomplete. Not async: the parsed headers
+/// stay on the stack instead of in every connection's future.
+fn classify(head: &[u8], state: &SharedState) -> Option<First> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(len)) => {
+            let target = req.path.unwrap_or("");
+            let (path, query) = match target.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (target, None),
+            };
+            let ours = req.version == Some(1)
+                && path == state.settings.websocket_handler_prefix
+                && req
+                    .headers
+                    .iter()
+                    .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
+            if !ours {
+                return Some(First::Http);
+            }
+            let is_get = req.method == Some("GET");
+            Some(First::Upgrade(
+                ws::handshake(state, is_get, query, req.headers),
+                len,
+            ))
+        }
+        Ok(httparse::Status::Partial) if head.len() < MAX_HEAD => None,
+        // Too large, too many headers or malformed: hyper answers it.
+        _ => Some(First::Http),
     }
 }
 

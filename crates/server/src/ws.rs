@@ -198,16 +198,28 @@ impl Accepted {
     }
 }
 
+impl Accepted {
+    /// What the session needs; the rest is only for the response.
+    pub(crate) fn into_parts(self) -> (Option<Generation>, Encoding) {
+        (self.forced, self.encoding)
+    }
+}
+
 /// Serves a connection whose `101` has been written; `leftover` holds what the client sent
 /// after its request head.
-pub(crate) async fn run<S>(io: S, leftover: Vec<u8>, state: SharedState, accepted: Accepted)
-where
+pub(crate) async fn run<S>(
+    io: S,
+    leftover: Vec<u8>,
+    state: SharedState,
+    forced: Option<Generation>,
+    encoding: Encoding,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let config = socket_config(&state);
     let socket =
         WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
-    serve_socket(socket, state, accepted.forced, accepted.encoding).await;
+    serve_socket(socket, state, forced, encoding).await;
 }
 
 /// Small buffers: an idle connection should cost a few KB, not the 2×128 KB defaults. Our
@@ -249,9 +261,10 @@ pub async fn handler(State(state): State<SharedState>, req: Request) -> Response
     if let Some(p) = accepted.protocol {
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
     }
+    let (forced, encoding) = accepted.into_parts();
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => run(TokioIo::new(upgraded), Vec::new(), state, accepted).await,
+            Ok(upgraded) => run(TokioIo::new(upgraded), Vec::new(), state, forced, encoding).await,
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });

@@ -9,7 +9,8 @@
 #   compare    ../shared/peers/bench/compare.sh: the neutral Go loadgen against both servers
 #              (fan-out 1k/5k at saturation, rate at 1k, idle 10k/19k, churn, loopback floor)
 #   latency    loadgen `rate` with -conns 100 (the latency target: <= 100 subscribers per
-#              publication, so the load generator is not what is measured)
+#              publication, so the load generator is not what is measured), at each of
+#              LAT_RATES publications/s: from both servers idling to past the reference's limit
 #   breakdown  the latency run again under tcpdump (when tcpdump is there and we may capture):
 #              scripts/latency_breakdown.py splits loadgen's latency into its own publisher
 #              delay, the server's fan-out and the wire (short runs, not the figures of record)
@@ -21,6 +22,8 @@
 #
 # Environment:
 #   ROUNDS=3  DURATION=10  PARTS="compare latency rb"  QUICK=0  SKIP_BUILD=0
+#   LAT_RATES="200 1000 2000 2500 3000 3500"  (publications/s to 100 subscribers; LAT_SECS=6 each
+#   except 200, which runs DURATION: the run of record since the first session)
 #   PEERS=<repo>/../shared/peers   OUT_DIR=target/bench/run-<timestamp>   BENCH_DIR=bench
 #   BASE_PORT=18500  BENCH_ROTOR=target/release/rotor (the Rotor binary under test)
 # Both servers and the load generators share this machine's cores: run it on a quiet machine
@@ -134,21 +137,26 @@ fi
 
 # ---------------------------------------------------------------- part: loadgen rate, 100 subscribers
 if [[ " $PARTS " == *" latency "* ]]; then
-  log "part latency: loadgen -mode rate -conns 100 -rate 200 (20k deliveries/s), both servers"
+  LAT_RATES="${LAT_RATES:-$([ "$QUICK" = 1 ] && echo "200 3000" || echo "200 1000 2000 2500 3000 3500")}"
+  LAT_SECS="${LAT_SECS:-$([ "$QUICK" = 1 ] && echo 3 || echo 6)}"
+  log "part latency: loadgen -mode rate -conns 100 at $LAT_RATES publications/s, both servers"
   for r in $(seq 1 "$ROUNDS"); do
-    for s in ref rotor; do
-      tag="loadgen-rate100"
-      start_server "$s" false "$OUT_DIR/server-$s-$tag-r$r.log" || continue
-      timeout -k 10 $((DURATION + 60)) "$LOADGEN" -ws "ws://127.0.0.1:$PORT/connection/websocket" \
-        -api "http://127.0.0.1:$PORT/api" -server-pid "$SERVER_PID" -label "$s-$tag-r$r" -channel "lat$r" \
-        -mode rate -conns 100 -rate 200 -publishers 2 -duration "${DURATION}s" -data-bytes 100 -drain 10s \
-        </dev/null >"$OUT_DIR/$s-$tag-r$r.log" 2>&1
-      line=$(grep '^RESULT' "$OUT_DIR/$s-$tag-r$r.log" | tail -1)
-      [ -n "$line" ] || line="RESULT error=loadgen_failed"
-      echo "server=$s round=$r tag=$tag scenario=loadgen-rate ${line#RESULT }" >>"$RES"
-      log "$s $tag r$r: $(echo "$line" | summary)"
-      stop_server
-      sleep 1
+    for rate in $LAT_RATES; do
+      # 200/s (20 k deliveries/s) keeps its tag and length: the run of record since session one.
+      if [ "$rate" = 200 ]; then tag="loadgen-rate100"; secs="$DURATION"; else tag="loadgen-rate100-$rate"; secs="$LAT_SECS"; fi
+      for s in ref rotor; do
+        start_server "$s" false "$OUT_DIR/server-$s-$tag-r$r.log" || continue
+        timeout -k 10 $((secs + 60)) "$LOADGEN" -ws "ws://127.0.0.1:$PORT/connection/websocket" \
+          -api "http://127.0.0.1:$PORT/api" -server-pid "$SERVER_PID" -label "$s-$tag-r$r" -channel "lat$r" \
+          -mode rate -conns 100 -rate "$rate" -publishers 2 -duration "${secs}s" -data-bytes 100 -drain 10s \
+          </dev/null >"$OUT_DIR/$s-$tag-r$r.log" 2>&1
+        line=$(grep '^RESULT' "$OUT_DIR/$s-$tag-r$r.log" | tail -1)
+        [ -n "$line" ] || line="RESULT error=loadgen_failed"
+        echo "server=$s round=$r tag=$tag scenario=loadgen-rate ${line#RESULT }" >>"$RES"
+        log "$s $tag r$r: $(echo "$line" | summary)"
+        stop_server
+        sleep 1
+      done
     done
   done
 fi

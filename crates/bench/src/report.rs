@@ -173,6 +173,12 @@ fn group_key(kv: &Kv) -> String {
         ),
         "idle" | "join" => format!("{} conns={}", g("scenario"), g("conns")),
         "churn" => format!("churn workers={}", g("workers")),
+        // loadgen's `rate` runs (bench.sh part latency): one table per rate.
+        "loadgen-rate" => format!(
+            "loadgen-rate conns={} rate={}/s",
+            g("conns"),
+            g("target_rate")
+        ),
         s => s.to_string(),
     }
 }
@@ -263,11 +269,21 @@ fn tables(rows: &[Row], reference: &str) -> String {
 /// Points per series name.
 type Series = BTreeMap<String, Vec<(f64, f64)>>;
 
-/// (series, x, median y) points for rows matching `filter`.
+/// (series, x, median y) points for rows matching `filter`; x is the connection count.
 fn points(rows: &[Row], filter: impl Fn(&Kv) -> bool, y: impl Fn(&Kv) -> Option<f64>) -> Series {
+    points_by(rows, filter, |kv| kv.num("conns"), y)
+}
+
+/// [`points`] with any x.
+fn points_by(
+    rows: &[Row],
+    filter: impl Fn(&Kv) -> bool,
+    x: impl Fn(&Kv) -> Option<f64>,
+    y: impl Fn(&Kv) -> Option<f64>,
+) -> Series {
     let mut acc: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     for r in rows.iter().filter(|r| filter(&r.kv)) {
-        let (Some(x), Some(v)) = (r.kv.num("conns"), y(&r.kv)) else {
+        let (Some(x), Some(v)) = (x(&r.kv), y(&r.kv)) else {
             continue;
         };
         acc.entry(series(r))
@@ -479,6 +495,23 @@ pub fn run(a: &ReportArgs) -> Result<(), String> {
             points(&rows, v1_fanout("rate"), |kv| kv.num("p99_ms")),
         ),
         (
+            "latency-rate.png",
+            "loadgen, 100 subscribers: p99 latency against the rate (lower is better)".into(),
+            "deliveries per second (publications/s × 100)",
+            "p99 latency, ms (log)",
+            true,
+            points_by(
+                &rows,
+                |kv| {
+                    kv.get("scenario") == Some("loadgen-rate")
+                        && kv.num("conns") == Some(100.0)
+                        && kv.get("error").is_none()
+                },
+                |kv| Some(kv.num("target_rate")? * kv.num("conns")?),
+                |kv| kv.num("p99_ms"),
+            ),
+        ),
+        (
             "idle-rss.png",
             "Server memory with idle connections (lower is better)".into(),
             "connections (one subscription each)",
@@ -548,5 +581,35 @@ mod tests {
         );
         let p = points(&rows, |_| true, |kv| kv.num("deliv_per_s"));
         assert_eq!(p["rotor"], vec![(1000.0, 700.0)]);
+    }
+
+    #[test]
+    fn loadgen_rate_runs_are_grouped_and_charted_per_rate() {
+        let rows: Vec<Row> = [
+            "server=ref round=1 scenario=loadgen-rate conns=100 target_rate=200 p99_ms=2",
+            "server=ref round=1 scenario=loadgen-rate conns=100 target_rate=3000 p99_ms=20",
+            "server=rotor round=1 scenario=loadgen-rate conns=100 target_rate=200 p99_ms=2",
+            "server=rotor round=1 scenario=loadgen-rate conns=100 target_rate=3000 p99_ms=3",
+        ]
+        .iter()
+        .map(|l| {
+            let kv = Kv::parse(l);
+            Row {
+                server: kv.get("server").unwrap().to_string(),
+                kv,
+            }
+        })
+        .collect();
+        let t = tables(&rows, "ref");
+        assert!(t.contains("### loadgen-rate conns=100 rate=200/s"), "{t}");
+        assert!(t.contains("### loadgen-rate conns=100 rate=3000/s"), "{t}");
+        assert!(t.contains("| p99_ms ↓ | 20.0 | 3.000 | 0.15× |"), "{t}");
+        let p = points_by(
+            &rows,
+            |_| true,
+            |kv| Some(kv.num("target_rate")? * kv.num("conns")?),
+            |kv| kv.num("p99_ms"),
+        );
+        assert_eq!(p["ref"], vec![(20_000.0, 2.0), (300_000.0, 20.0)]);
     }
 }

@@ -88,7 +88,8 @@ where
                 drop((app, stop));
                 let response = accepted.response_head();
                 let (forced, encoding) = accepted.into_parts();
-                if io.write_all(&response).await.is_err() {
+                // Flushed: over TLS the record may otherwise wait in the session's buffer.
+                if io.write_all(&response).await.is_err() || io.flush().await.is_err() {
                     return;
                 }
                 drop(response);
@@ -98,8 +99,9 @@ where
                 return;
             }
             First::Upgrade(Err(refused), _) => {
-                let _ = io.write_all(&refusal(&refused)).await;
-                let _ = io.shutdown().await;
+                if io.write_all(&refusal(&refused)).await.is_ok() {
+                    let _ = io.shutdown().await;
+                }
                 return;
             }
             First::Http => {}

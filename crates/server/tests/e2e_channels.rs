@@ -1807,6 +1807,46 @@ async fn client_user_connection_limit_closes_the_extra_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_reader_is_dropped_once_a_write_waits_past_the_write_timeout() {
+    // The queue is far larger than what is sent, so only `websocket_write_timeout` (1 s) can
+    // end the silent connection: its socket fills, a write waits, and the writer gives up.
+    let server = Server::start(json!({
+        "client_queue_max_size": 256 << 20,
+        "websocket_write_timeout": 1,
+    }))
+    .await;
+    let _silent = TinyWs::subscriber(&server, G::V1, "silent", "stall", 4096).await;
+    let mut reader = connect_user(&server, G::V2, "reader").await;
+    reader.ws.auto_pong = true;
+    reader.sub_ok("stall").await;
+    let wmem_max: u64 = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2).and_then(|n| n.parse().ok()))
+        .unwrap_or(4 << 20);
+    let pad = "x".repeat(16_000);
+    let total = (wmem_max + (2 << 20)) / 16_000;
+    let publisher = Publisher::new(&server);
+    for n in 0..total {
+        publisher
+            .publish("stall", json!({"n": n, "pad": pad}))
+            .await;
+        assert_eq!(data_n(&reader.pub_in("stall").await), n);
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the stalled subscriber dropped",
+        || async {
+            let r = api_v2(&server, "channels", json!({})).await;
+            (r["result"]["channels"]["stall"]["num_clients"] == json!(1)).then_some(())
+        },
+    )
+    .await;
+    assert!(reader.ws.closed().is_none(), "the reader stays connected");
+    api_publish(&server, "stall", json!({"n": total, "pad": "after"})).await;
+    assert_eq!(data_n(&reader.pub_in("stall").await), total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_client_is_closed_3008_while_another_subscriber_gets_everything() {
     // A 2000-byte queue per connection. Two subscribers (v1, v2) stop reading, on sockets with
     // a small receive buffer so the server's writes to them block after a few kilobytes; two

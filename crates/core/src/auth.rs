@@ -206,12 +206,18 @@ struct HmacKey(Vec<u8>);
 #[derive(Clone)]
 pub struct TokenVerifier {
     hmac: Option<HmacKey>,
+    /// `token_audience`: when non-empty, `aud` must be this string or an array holding it.
+    audience: String,
+    /// `token_issuer`: when non-empty, `iss` must equal it.
+    issuer: String,
 }
 
 impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenVerifier")
             .field("hmac", &self.hmac.as_ref().map(|_| "<redacted>"))
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
             .finish()
     }
 }
@@ -226,7 +232,53 @@ impl TokenVerifier {
         } else {
             Some(HmacKey(hmac_secret.as_bytes().to_vec()))
         };
-        Self { hmac }
+        Self {
+            hmac,
+            audience: String::new(),
+            issuer: String::new(),
+        }
+    }
+
+    /// The verifier the node uses for client tokens: the HMAC secret plus the
+    /// `token_audience` / `token_issuer` checks of `cfg`.
+    #[must_use]
+    pub fn from_config(cfg: &crate::config::NodeConfig) -> Self {
+        Self::new(&cfg.token_hmac_secret_key)
+            .with_audience(&cfg.token_audience)
+            .with_issuer(&cfg.token_issuer)
+    }
+
+    /// Requires `aud` to contain `audience` (RFC 7519 §4.1.3: a string or an array of
+    /// strings); a token without `aud` is then invalid. Empty = no check.
+    #[must_use]
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        audience.clone_into(&mut self.audience);
+        self
+    }
+
+    /// Requires `iss` to equal `issuer` exactly; a token without `iss` is then invalid.
+    /// Empty = no check.
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: &str) -> Self {
+        issuer.clone_into(&mut self.issuer);
+        self
+    }
+
+    /// `aud` / `iss` against the configured values. Run before the time claims, as
+    /// Centrifugo does, so a token meant for another service is invalid (terminal) rather
+    /// than expired (which invites the client to fetch a fresh one and retry).
+    fn check_aud_iss(
+        &self,
+        aud: Option<&RawValue>,
+        iss: Option<&RawValue>,
+    ) -> Result<(), TokenError> {
+        if !self.audience.is_empty() && !audience_contains(aud, &self.audience) {
+            return Err(invalid("audience mismatch"));
+        }
+        if !self.issuer.is_empty() && !issuer_is(iss, &self.issuer) {
+            return Err(invalid("issuer mismatch"));
+        }
+        Ok(())
     }
 
     /// Verifies a connection token at `now_unix` (seconds).
@@ -246,6 +298,7 @@ impl TokenVerifier {
     ) -> Result<ConnectClaims, TokenError> {
         let payload = self.verified_payload(token)?;
         let wire: ConnectWire<'_> = parse_json(&payload, "claims")?;
+        self.check_aud_iss(wire.aud, wire.iss)?;
         let info = pick_info(wire.info, wire.b64info.as_deref())?;
         let token_exp = wire.exp.map(|d| d.0);
         if check_exp {
@@ -280,6 +333,7 @@ impl TokenVerifier {
     ) -> Result<SubscribeClaims, TokenError> {
         let payload = self.verified_payload(token)?;
         let wire: SubscribeWire<'_> = parse_json(&payload, "claims")?;
+        self.check_aud_iss(wire.aud, wire.iss)?;
         let info = pick_info(wire.info, wire.b64info.as_deref())?;
         let token_exp = wire.exp.map(|d| d.0);
         check_exp_claim(token_exp, now_unix)?;
@@ -415,6 +469,29 @@ fn pick_info(info: Option<&RawValue>, b64info: Option<&str>) -> Result<Option<By
     }
 }
 
+/// `aud` (a string, or an array of strings) names `want`. Absent, `null` or any other
+/// shape never matches. Parsed only when an audience is configured, so without one an
+/// unusual `aud` stays ignored as before.
+fn audience_contains(aud: Option<&RawValue>, want: &str) -> bool {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Aud {
+        One(String),
+        Many(Vec<String>),
+    }
+    match aud.map(|raw| serde_json::from_str::<Aud>(raw.get())) {
+        Some(Ok(Aud::One(s))) => s == want,
+        Some(Ok(Aud::Many(list))) => list.iter().any(|s| s == want),
+        _ => false,
+    }
+}
+
+/// `iss` is exactly the string `want`; absent or not a string never matches.
+fn issuer_is(iss: Option<&RawValue>, want: &str) -> bool {
+    iss.and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        .is_some_and(|s| s == want)
+}
+
 /// `exp` must be strictly in the future (RFC 7519 §4.1.4).
 fn check_exp_claim(exp: Option<i64>, now: i64) -> Result<(), TokenError> {
     match exp {
@@ -437,11 +514,16 @@ struct Header {
     alg: String,
 }
 
-/// Connection claims as they appear on the wire. Unknown claims (`iat`, `jti`, `aud`,
-/// `iss`, `subs`, `meta`, ...) are ignored; JSON `null` counts as absent.
+/// Connection claims as they appear on the wire. Unknown claims (`iat`, `jti`, `subs`,
+/// `meta`, ...) are ignored; JSON `null` counts as absent. `aud` and `iss` are kept raw and
+/// interpreted only when `token_audience` / `token_issuer` is configured.
 #[derive(Deserialize)]
 struct ConnectWire<'a> {
     sub: Option<String>,
+    #[serde(borrow)]
+    aud: Option<&'a RawValue>,
+    #[serde(borrow)]
+    iss: Option<&'a RawValue>,
     #[serde(borrow)]
     info: Option<&'a RawValue>,
     b64info: Option<String>,
@@ -456,6 +538,10 @@ struct ConnectWire<'a> {
 #[derive(Deserialize)]
 struct SubscribeWire<'a> {
     sub: Option<String>,
+    #[serde(borrow)]
+    aud: Option<&'a RawValue>,
+    #[serde(borrow)]
+    iss: Option<&'a RawValue>,
     client: Option<String>,
     channel: Option<String>,
     #[serde(borrow)]
@@ -1182,5 +1268,154 @@ mod tests {
         }
         // The untouched token still verifies (sanity check for the mutation arm).
         assert!(v.verify_connect(&valid, NOW, true).is_ok());
+    }
+
+    fn aud_verifier() -> TokenVerifier {
+        verifier().with_audience("rotor")
+    }
+
+    fn iss_verifier() -> TokenVerifier {
+        verifier().with_issuer("https://issuer.example")
+    }
+
+    #[test]
+    fn audience_as_string_or_array_containing_it_is_accepted() {
+        for claims in [
+            r#"{"sub":"u","aud":"rotor"}"#,
+            r#"{"sub":"u","aud":["other","rotor"]}"#,
+            r#"{"sub":"u","aud":["rotor"]}"#,
+        ] {
+            let t = sign_hs256(SECRET, claims);
+            assert_eq!(
+                aud_verifier().verify_connect(&t, NOW, true).unwrap().user,
+                "u",
+                "{claims}"
+            );
+            assert!(aud_verifier().verify_subscribe(&t, NOW).is_ok(), "{claims}");
+        }
+    }
+
+    #[test]
+    fn audience_mismatch_or_missing_is_invalid() {
+        for claims in [
+            r#"{"sub":"u","aud":"other"}"#,
+            r#"{"sub":"u","aud":["other","x"]}"#,
+            r#"{"sub":"u","aud":[]}"#,
+            r#"{"sub":"u","aud":"Rotor"}"#,
+            r#"{"sub":"u","aud":"rotor "}"#,
+            r#"{"sub":"u"}"#,
+            r#"{"sub":"u","aud":null}"#,
+            r#"{"sub":"u","aud":1}"#,
+            r#"{"sub":"u","aud":{"rotor":true}}"#,
+            r#"{"sub":"u","aud":["rotor",1]}"#,
+        ] {
+            let t = sign_hs256(SECRET, claims);
+            assert!(
+                is_invalid(aud_verifier().verify_connect(&t, NOW, true)),
+                "{claims}"
+            );
+            assert!(
+                is_invalid(aud_verifier().verify_subscribe(&t, NOW)),
+                "{claims}"
+            );
+        }
+    }
+
+    #[test]
+    fn audience_is_checked_before_expiry() {
+        // A token for another audience is refused as invalid even when it is also stale,
+        // so the client is not invited to refresh it.
+        let claims = format!(r#"{{"sub":"u","aud":"other","exp":{}}}"#, NOW - 10);
+        let t = sign_hs256(SECRET, &claims);
+        assert!(is_invalid(aud_verifier().verify_connect(&t, NOW, true)));
+        assert!(is_invalid(aud_verifier().verify_subscribe(&t, NOW)));
+        let claims = format!(r#"{{"sub":"u","aud":"rotor","exp":{}}}"#, NOW - 10);
+        let t = sign_hs256(SECRET, &claims);
+        assert_eq!(
+            aud_verifier().verify_connect(&t, NOW, true),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn issuer_must_equal_exactly() {
+        let ok = sign_hs256(SECRET, r#"{"sub":"u","iss":"https://issuer.example"}"#);
+        assert_eq!(
+            iss_verifier().verify_connect(&ok, NOW, true).unwrap().user,
+            "u"
+        );
+        assert!(iss_verifier().verify_subscribe(&ok, NOW).is_ok());
+        for claims in [
+            r#"{"sub":"u","iss":"https://other.example"}"#,
+            r#"{"sub":"u","iss":"https://issuer.example/"}"#,
+            r#"{"sub":"u","iss":["https://issuer.example"]}"#,
+            r#"{"sub":"u","iss":null}"#,
+            r#"{"sub":"u"}"#,
+        ] {
+            let t = sign_hs256(SECRET, claims);
+            assert!(
+                is_invalid(iss_verifier().verify_connect(&t, NOW, true)),
+                "{claims}"
+            );
+            assert!(
+                is_invalid(iss_verifier().verify_subscribe(&t, NOW)),
+                "{claims}"
+            );
+        }
+    }
+
+    #[test]
+    fn audience_and_issuer_unchecked_when_not_configured() {
+        // Today's behaviour is kept: without configuration any `aud` / `iss`, even of an
+        // unusual type, is ignored.
+        for claims in [
+            r#"{"sub":"u","aud":"x","iss":"y"}"#,
+            r#"{"sub":"u","aud":5,"iss":{"a":1}}"#,
+            r#"{"sub":"u"}"#,
+        ] {
+            let t = sign_hs256(SECRET, claims);
+            assert!(verifier().verify_connect(&t, NOW, true).is_ok(), "{claims}");
+            let v = verifier().with_audience("").with_issuer("");
+            assert!(v.verify_subscribe(&t, NOW).is_ok(), "{claims}");
+        }
+    }
+
+    #[test]
+    fn audience_and_issuer_together() {
+        let v = aud_verifier().with_issuer("https://issuer.example");
+        let t = sign_hs256(
+            SECRET,
+            r#"{"sub":"u","aud":"rotor","iss":"https://issuer.example"}"#,
+        );
+        assert!(v.verify_connect(&t, NOW, true).is_ok());
+        let t = sign_hs256(SECRET, r#"{"sub":"u","aud":"rotor"}"#);
+        assert!(is_invalid(v.verify_connect(&t, NOW, true)));
+        let t = sign_hs256(SECRET, r#"{"sub":"u","iss":"https://issuer.example"}"#);
+        assert!(is_invalid(v.verify_connect(&t, NOW, true)));
+    }
+
+    #[test]
+    fn from_config_carries_audience_and_issuer() {
+        let cfg = crate::config::NodeConfig {
+            token_hmac_secret_key: SECRET.into(),
+            token_audience: "rotor".into(),
+            token_issuer: "i".into(),
+            ..Default::default()
+        };
+        let v = TokenVerifier::from_config(&cfg);
+        let t = sign_hs256(SECRET, r#"{"sub":"u","aud":"rotor","iss":"i"}"#);
+        assert!(v.verify_connect(&t, NOW, true).is_ok());
+        let t = sign_hs256(SECRET, r#"{"sub":"u","aud":"other","iss":"i"}"#);
+        assert!(is_invalid(v.verify_connect(&t, NOW, true)));
+    }
+
+    #[test]
+    fn audience_checked_only_after_signature() {
+        // A forged token with the right audience is still refused for its signature.
+        let t = sign_hs256("other", r#"{"sub":"u","aud":"rotor"}"#);
+        assert_eq!(
+            aud_verifier().verify_connect(&t, NOW, true),
+            Err(TokenError::Invalid("signature mismatch".into()))
+        );
     }
 }

@@ -49,6 +49,10 @@ pub struct NodeConfig {
 
     /// HMAC secret for connection and subscription JWTs (`token_hmac_secret_key`, legacy `secret`).
     pub token_hmac_secret_key: String,
+    /// `token_audience`: when set, a token's `aud` must contain it; empty = not checked.
+    pub token_audience: String,
+    /// `token_issuer`: when set, a token's `iss` must equal it; empty = not checked.
+    pub token_issuer: String,
     /// `client_insecure`: no token needed, `exp` ignored, anyone may subscribe and publish.
     pub client_insecure: bool,
     /// `client_anonymous`: connect without a token as user `""`.
@@ -101,6 +105,8 @@ impl Default for NodeConfig {
             name: "rotor".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             token_hmac_secret_key: String::new(),
+            token_audience: String::new(),
+            token_issuer: String::new(),
             client_insecure: false,
             client_anonymous: false,
             channel_private_prefix: "$".to_string(),

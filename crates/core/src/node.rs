@@ -109,7 +109,7 @@ impl Node {
             }));
             NodeInner {
                 rules: ArcSwap::from_pointee(ChannelRules::new(&cfg)),
-                verifier: ArcSwap::from_pointee(TokenVerifier::new(&cfg.token_hmac_secret_key)),
+                verifier: ArcSwap::from_pointee(TokenVerifier::from_config(&cfg)),
                 cfg,
                 hub,
                 broker,
@@ -140,7 +140,7 @@ impl Node {
         self.0.verifier.load()
     }
 
-    /// Swaps in the token secret and the channel rules (options, namespaces, channel name
+    /// Swaps in the token settings (secret, audience, issuer) and the channel rules (options, namespaces, channel name
     /// symbols) of `cfg` without touching connections: subscriptions already made stay as they
     /// are, later commands see the new rules. Every other setting keeps its start-up value
     /// ([`Node::config`] is not changed).
@@ -152,7 +152,7 @@ impl Node {
         self.0.rules.store(Arc::new(ChannelRules::new(cfg)));
         self.0
             .verifier
-            .store(Arc::new(TokenVerifier::new(&cfg.token_hmac_secret_key)));
+            .store(Arc::new(TokenVerifier::from_config(cfg)));
         Ok(())
     }
     pub fn broker(&self) -> &Arc<dyn Broker> {

@@ -177,6 +177,17 @@ fn print_warnings(cfg: &LoadedConfig) {
     }
 }
 
+/// Minted tokens carry the configured `token_audience` / `token_issuer`, so the server that
+/// reads the same config accepts them.
+fn add_aud_iss(claims: &mut serde_json::Value, cfg: &LoadedConfig) {
+    if !cfg.node.token_audience.is_empty() {
+        claims["aud"] = json!(cfg.node.token_audience);
+    }
+    if !cfg.node.token_issuer.is_empty() {
+        claims["iss"] = json!(cfg.node.token_issuer);
+    }
+}
+
 fn secret_of(cfg: &LoadedConfig) -> anyhow::Result<&str> {
     let secret = cfg.node.token_hmac_secret_key.as_str();
     if secret.is_empty() {
@@ -240,6 +251,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(exp) = exp {
                 claims["exp"] = json!(exp);
             }
+            add_aud_iss(&mut claims, &cfg);
             let token = rotor_core::auth::sign_hs256(secret_of(&cfg)?, &claims.to_string());
             eprintln!(
                 "HS256 connection token for user {user:?}, {}:",
@@ -258,6 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print_warnings(&cfg);
             let exp = expiry(*ttl);
             let mut claims = json!({ "sub": user, "channel": channel });
+            add_aud_iss(&mut claims, &cfg);
             if let Some(client) = client {
                 claims["client"] = json!(client);
             }
@@ -275,7 +288,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Checktoken { token }) => {
             let cfg = load()?;
             print_warnings(&cfg);
-            let verifier = rotor_core::auth::TokenVerifier::new(secret_of(&cfg)?);
+            let verifier = rotor_core::auth::TokenVerifier::new(secret_of(&cfg)?)
+                .with_audience(&cfg.node.token_audience)
+                .with_issuer(&cfg.node.token_issuer);
             let now = rotor_core::node::unix_now();
             let claims = verifier
                 .verify_connect(token, now, true)
@@ -290,7 +305,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Checksubtoken { token }) => {
             let cfg = load()?;
             print_warnings(&cfg);
-            let verifier = rotor_core::auth::TokenVerifier::new(secret_of(&cfg)?);
+            let verifier = rotor_core::auth::TokenVerifier::new(secret_of(&cfg)?)
+                .with_audience(&cfg.node.token_audience)
+                .with_issuer(&cfg.node.token_issuer);
             let now = rotor_core::node::unix_now();
             let claims = verifier
                 .verify_subscribe(token, now)

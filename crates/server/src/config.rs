@@ -265,6 +265,9 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
         "allowed_origins" => s.allowed_origins = Some(list(i)?),
         "name" => n.name = string(i)?,
         "token_hmac_secret_key" => n.token_hmac_secret_key = string(i)?,
+        // Exact keys: matched here before the `token_` prefix of not-yet-supported keys.
+        "token_audience" => n.token_audience = string(i)?,
+        "token_issuer" => n.token_issuer = string(i)?,
         "client_insecure" => n.client_insecure = boolean(i)?,
         "client_anonymous" => n.client_anonymous = boolean(i)?,
         "channel_private_prefix" => n.channel_private_prefix = string(i)?,

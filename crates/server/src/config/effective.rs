@@ -91,6 +91,8 @@ pub fn effective(cfg: &LoadedConfig) -> Value {
         ),
         ("allowed_origins", json!(s.allowed_origins)),
         ("token_hmac_secret_key", secret(&n.token_hmac_secret_key)),
+        ("token_audience", json!(n.token_audience)),
+        ("token_issuer", json!(n.token_issuer)),
         ("client_insecure", json!(n.client_insecure)),
         ("client_anonymous", json!(n.client_anonymous)),
         ("channel_private_prefix", json!(n.channel_private_prefix)),

@@ -55,6 +55,25 @@ fn from_env(msg: String, var: &Option<String>) -> String {
     }
 }
 
+/// The warning for `token_audience_regex` / `token_issuer_regex` (no regex engine in Rotor),
+/// spelling out what that means for security: without the exact key nothing checks the claim.
+/// `exact_set` says whether `token_audience` and `token_issuer` are set.
+fn token_regex_warning(key: &str, given: &str, exact_set: (bool, bool)) -> Option<String> {
+    let (claim, exact, set) = match key {
+        "token_audience_regex" => ("aud", "token_audience", exact_set.0),
+        "token_issuer_regex" => ("iss", "token_issuer", exact_set.1),
+        _ => return None,
+    };
+    let base = unsupported(given);
+    Some(if set {
+        format!("{base}: only {exact} (exact match) is enforced on the token {claim:?} claim")
+    } else {
+        format!(
+            "{base}: the token {claim:?} claim is NOT enforced (set {exact} for an exact match)"
+        )
+    })
+}
+
 /// A value that leaves an ignored key silent: zero-like, or a proxy name left at "default".
 fn is_unset(key: &str, i: &Input) -> bool {
     i.is_zero() || (key.ends_with("_proxy_name") && string(i).is_ok_and(|s| s == "default"))
@@ -203,6 +222,8 @@ impl Layers {
         let mut t = Target::default();
         let mut origins = BTreeMap::new();
         let mut namespaces = None;
+        let is_set = |k: &str| map.get(k).is_some_and(|e| !is_unset(k, &e.input));
+        let exact_set = (is_set("token_audience"), is_set("token_issuer"));
         for (key, e) in map {
             if key == "namespaces" {
                 namespaces = Some(e);
@@ -220,7 +241,9 @@ impl Layers {
                 Err(SetError::Bad(m)) => return Err(key_err(&e.given, None, m, &e.origin)),
                 Err(SetError::Unknown) if flat::is_unsupported(&key) => {
                     if !is_unset(&key, &e.input) {
-                        warnings.push(from_env(unsupported(&e.given), &e.var));
+                        let msg = token_regex_warning(&key, &e.given, exact_set)
+                            .unwrap_or_else(|| unsupported(&e.given));
+                        warnings.push(from_env(msg, &e.var));
                     }
                 }
                 Err(SetError::Unknown) => match &e.var {

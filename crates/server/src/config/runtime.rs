@@ -1,5 +1,6 @@
 //! Configuration at run time: the first run without any configuration (a secret and an API key
-//! generated for this run), and `SIGHUP` reloads of the token secret and channel options.
+//! generated for this run), and `SIGHUP` reloads of the token settings (secret, audience,
+//! issuer) and channel options.
 
 use std::path::PathBuf;
 
@@ -119,7 +120,7 @@ async fn sighup_loop(node: Node, source: Option<PathBuf>, generated: bool) {
                 }
                 match node.reload(&new.node) {
                     Ok(()) => tracing::info!(
-                        "configuration reloaded: token secret and channel options \
+                        "configuration reloaded: token secret, audience, issuer and channel options \
                          (other settings apply at the next start)"
                     ),
                     Err(e) => tracing::error!("configuration not reloaded: {e}"),

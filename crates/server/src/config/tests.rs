@@ -779,3 +779,66 @@ fn effective_configuration_masks_secrets() {
     assert_eq!(e["shutdown_timeout"], json!("30s"));
     assert!(!e.to_string().contains("\"s\""));
 }
+
+#[test]
+fn token_audience_and_issuer_are_applied_not_warned() {
+    let c = ok(r#"{"token_audience":"rotor","token_issuer":"https://i.example"}"#);
+    assert_eq!(c.node.token_audience, "rotor");
+    assert_eq!(c.node.token_issuer, "https://i.example");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let e = effective(&c);
+    assert_eq!(e["token_audience"], json!("rotor"));
+    assert_eq!(e["token_issuer"], json!("https://i.example"));
+    // Centrifugo 6 nested names and the environment reach the same settings.
+    let c = run(
+        None,
+        &[
+            ("CENTRIFUGO_CLIENT_TOKEN_AUDIENCE", "a6"),
+            ("CENTRIFUGO_TOKEN_ISSUER", "i4"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        (&*c.node.token_audience, &*c.node.token_issuer),
+        ("a6", "i4")
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = load_text(
+        "yaml",
+        "client:\n  token:\n    audience: a\n    issuer: i\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!((&*c.node.token_audience, &*c.node.token_issuer), ("a", "i"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // A wrong type is an error naming the key.
+    has(&fail(r#"{"token_audience":["a"]}"#), "token_audience");
+}
+
+#[test]
+fn other_token_keys_still_warn_and_regexes_say_not_enforced() {
+    let c = ok(r#"{"token_rsa_public_key":"k","token_audience_regex":"^a$",
+        "token_issuer_regex":"^i$"}"#);
+    let w = c.warnings.join("\n");
+    has(
+        &w,
+        r#"config key "token_rsa_public_key" is not supported yet; ignored"#,
+    );
+    has(
+        &w,
+        r#"config key "token_audience_regex" is not supported yet; ignored: the token "aud" claim is NOT enforced (set token_audience for an exact match)"#,
+    );
+    has(
+        &w,
+        r#"config key "token_issuer_regex" is not supported yet; ignored: the token "iss" claim is NOT enforced (set token_issuer for an exact match)"#,
+    );
+    assert_eq!(c.warnings.len(), 3, "{w}");
+    let c = ok(r#"{"token_audience":"a","token_audience_regex":"^a$"}"#);
+    let w = c.warnings.join("\n");
+    has(
+        &w,
+        r#"config key "token_audience_regex" is not supported yet; ignored: only token_audience (exact match) is enforced on the token "aud" claim"#,
+    );
+    assert_eq!(c.warnings.len(), 1, "{w}");
+    assert_eq!(c.node.token_audience, "a");
+}

@@ -997,3 +997,43 @@ async fn sighup_reloads_secret_and_channel_options_without_dropping_connections(
     ws.assert_open_for(Duration::from_millis(200)).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn token_audience_and_issuer_reach_gentoken_checktoken_and_sighup() {
+    let dir = scratch();
+    let port = free_port();
+    let cfg = |aud: &str| {
+        format!(
+            r#"{{"address":"127.0.0.1","port":{port},"token_hmac_secret_key":"k",
+            "token_audience":"{aud}","token_issuer":"https://app.example"}}"#
+        )
+    };
+    let path = write(&dir, "config.json", &cfg("a1"));
+    let c = s(&path);
+    let out = run(&dir, &["checkconfig", "-c", c], &[]);
+    out.assert_ok();
+    assert!(
+        !out.stderr.contains("token_audience"),
+        "no warning: {out:#?}"
+    );
+    let server = Running::start(&dir, &["-c", c], &[], port);
+    // gentoken mints tokens with the configured aud and iss; checktoken checks them.
+    let t1 = token_of(&run(&dir, &["gentoken", "-c", c, "-u", "u1"], &[]));
+    run(&dir, &["checktoken", "-c", c, &t1], &[]).assert_ok();
+    assert!(try_connect_v2(&server.ws_url(), &t1).await.is_ok());
+    let no_iss = jwt_with("HS256", b"k", &json!({"sub": "u1", "aud": "a1"}));
+    run(&dir, &["checktoken", "-c", c, &no_iss], &[]).assert_one_line_error("token is not valid");
+    assert_eq!(try_connect_v2(&server.ws_url(), &no_iss).await, Err(3500));
+
+    // SIGHUP applies a new audience like a new secret.
+    std::fs::write(&path, cfg("a2")).unwrap();
+    let t2 = token_of(&run(&dir, &["gentoken", "-c", c, "-u", "u2"], &[]));
+    assert_eq!(try_connect_v2(&server.ws_url(), &t2).await, Err(3500));
+    server.signal("HUP");
+    server
+        .wait_output("configuration reloaded", Duration::from_secs(5))
+        .await;
+    assert!(try_connect_v2(&server.ws_url(), &t2).await.is_ok());
+    assert_eq!(try_connect_v2(&server.ws_url(), &t1).await, Err(3500));
+    let _ = std::fs::remove_dir_all(dir);
+}

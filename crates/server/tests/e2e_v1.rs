@@ -1751,3 +1751,18 @@ async fn recovery_in_seq_mode_returns_missed_publications_newest_first() {
         "seq/gen mode sends newest first: {rep}"
     );
 }
+
+#[tokio::test]
+async fn connect_with_token_for_another_audience_closes_3002_invalid_token() {
+    let server = Server::start(json!({"token_audience": "rotor", "token_issuer": "i"})).await;
+    for claims in [
+        json!({"sub": "alice", "aud": "other", "iss": "i"}),
+        json!({"sub": "alice", "aud": "rotor", "iss": "other"}),
+        json!({"sub": "alice"}),
+    ] {
+        connect_expect_close(&server, &jwt(&claims), 3002, V1_INVALID_TOKEN).await;
+    }
+    let token = jwt(&json!({"sub": "alice", "aud": ["rotor"], "iss": "i"}));
+    let (_ws, rep) = raw_connect(&server, &token).await;
+    assert!(rep["result"]["client"].is_string(), "reply: {rep}");
+}

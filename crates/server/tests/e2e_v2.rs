@@ -1062,3 +1062,94 @@ async fn v1_and_v2_subscribers_of_one_channel_each_get_their_own_shape() {
         json!({"push": {"channel": "mixed", "pub": {"data": {"m": 1}}}})
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// token_audience / token_issuer
+// ---------------------------------------------------------------------------------------------
+
+/// Opens a v2 connection and connects with `claims`; returns the socket and the reply (or the
+/// close as `{"closed", "reason"}`).
+async fn v2_connect_claims(server: &Server, claims: &Value) -> (Ws, Value) {
+    let mut ws = Ws::open(&server.ws_url()).await;
+    ws.cmd_v2("connect", json!({ "token": jwt(claims) })).await;
+    let rep = match ws.next_event_within(WAIT).await {
+        Some(Event::Value(v)) => v,
+        Some(Event::Closed(c, r)) => json!({"closed": c, "reason": r}),
+        None => panic!("no answer to connect"),
+    };
+    (ws, rep)
+}
+
+#[tokio::test]
+async fn token_audience_refuses_other_or_missing_aud_like_a_bad_signature() {
+    let server = Server::start(json!({"token_audience": "rotor"})).await;
+    for claims in [
+        json!({"sub": "alice", "aud": "other"}),
+        json!({"sub": "alice", "aud": ["other", "x"]}),
+        json!({"sub": "alice"}),
+    ] {
+        let (_ws, rep) = v2_connect_claims(&server, &claims).await;
+        assert_eq!(
+            rep,
+            json!({"closed": 3500, "reason": "invalid token"}),
+            "{claims}"
+        );
+    }
+    for claims in [
+        json!({"sub": "alice", "aud": "rotor"}),
+        json!({"sub": "alice", "aud": ["other", "rotor"]}),
+    ] {
+        let (_ws, rep) = v2_connect_claims(&server, &claims).await;
+        assert_eq!(
+            rep["connect"]["client"].as_str().map(is_uuid_v4),
+            Some(true),
+            "{rep}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_issuer_refuses_other_or_missing_iss() {
+    let server = Server::start(json!({"token_issuer": "https://app.example"})).await;
+    for claims in [
+        json!({"sub": "alice", "iss": "https://evil.example"}),
+        json!({"sub": "alice"}),
+    ] {
+        let (_ws, rep) = v2_connect_claims(&server, &claims).await;
+        assert_eq!(
+            rep,
+            json!({"closed": 3500, "reason": "invalid token"}),
+            "{claims}"
+        );
+    }
+    let (_ws, rep) = v2_connect_claims(
+        &server,
+        &json!({"sub": "alice", "iss": "https://app.example"}),
+    )
+    .await;
+    assert!(rep["connect"].is_object(), "{rep}");
+}
+
+#[tokio::test]
+async fn token_audience_applies_to_subscription_tokens_like_a_bad_signature() {
+    let server = Server::start(json!({"token_audience": "rotor"})).await;
+    let (mut ws, rep) = v2_connect_claims(&server, &json!({"sub": "alice", "aud": "rotor"})).await;
+    assert!(rep["connect"].is_object(), "{rep}");
+    let bad = jwt(&json!({"sub": "alice", "channel": "$g", "aud": "other"}));
+    let rep = ws
+        .call_v2("subscribe", json!({"channel": "$g", "token": bad}))
+        .await;
+    // The same answer as for a badly signed subscription token.
+    assert_eq!(rep, error_reply(2, 103, "permission denied"));
+    let missing = jwt(&json!({"sub": "alice", "channel": "$g"}));
+    let rep = ws
+        .call_v2("subscribe", json!({"channel": "$g", "token": missing}))
+        .await;
+    assert_eq!(rep, error_reply(3, 103, "permission denied"));
+    ws.assert_open_for(Duration::from_millis(300)).await;
+    let good = jwt(&json!({"sub": "alice", "channel": "$g", "aud": ["rotor"]}));
+    let rep = ws
+        .call_v2("subscribe", json!({"channel": "$g", "token": good}))
+        .await;
+    assert!(rep["subscribe"].is_object(), "{rep}");
+}

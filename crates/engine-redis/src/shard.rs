@@ -17,8 +17,11 @@
 //! right state. The supervisor batches: it drains every pending request and sends one
 //! SUBSCRIBE and one UNSUBSCRIBE for the lot. A subscribe call returns once Redis confirmed.
 //!
-//! Messages reach the sink in the order Redis delivered them on the connection, so the
-//! publications of one channel arrive in offset order.
+//! Messages go to the sink straight from the PUB/SUB connection's reader ([`PushRouter`]), in
+//! the order Redis delivered them, so the publications of one channel arrive in offset order.
+//! Nothing queues between Redis and the sink, whose own queues are bounded: a node that falls
+//! behind makes Redis buffer (and, past `client-output-buffer-limit pubsub`, cut the
+//! connection, which the supervisor handles like any loss) instead of growing without bound.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,7 +30,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::aio::{AsyncPushSender, ConnectionLike, MultiplexedConnection, SendError};
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 use redis::{
@@ -47,6 +50,38 @@ pub(crate) trait Sink: Send + Sync + 'static {
     fn message(&self, channel: Vec<u8>, payload: Bytes);
     /// The shard was cut off and is connected and subscribed again.
     fn reconnected(&self);
+}
+
+/// Where a PUB/SUB connection's pushes go. Messages are handed to the sink right away by the
+/// connection's reader (the sink never blocks: it only queues, bounded); the rest, subscription
+/// confirmations and changes and the disconnection notice, go to the supervisor, and only as
+/// many of them exist as this node's own subscription changes cause.
+#[derive(Clone)]
+struct PushRouter {
+    sink: Arc<dyn Sink>,
+    control: mpsc::UnboundedSender<PushInfo>,
+}
+
+impl AsyncPushSender for PushRouter {
+    fn send(&self, push: PushInfo) -> Result<(), SendError> {
+        match push.kind {
+            PushKind::Message | PushKind::SMessage => {
+                deliver(&*self.sink, push);
+                Ok(())
+            }
+            _ => self.control.send(push).map_err(|_| SendError),
+        }
+    }
+}
+
+/// Hands a PUB/SUB message (channel, payload) to the sink.
+fn deliver(sink: &dyn Sink, push: PushInfo) {
+    let mut it = push.data.into_iter();
+    if let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+        (it.next(), it.next())
+    {
+        sink.message(channel, Bytes::from(payload));
+    }
 }
 
 /// How to reach the shard.
@@ -396,10 +431,14 @@ impl Shard {
         let mut delay = Duration::from_millis(50);
         let mut connected_before = false;
         loop {
-            let (push_tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
+            let (control, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
+            let router = PushRouter {
+                sink: sink.clone(),
+                control,
+            };
             let attempt = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = tokio::time::timeout(self.timing.connect * 3, self.connect(push_tx)) => r,
+                r = tokio::time::timeout(self.timing.connect * 3, self.connect(router)) => r,
             };
             let mut session = match attempt {
                 Ok(Ok(s)) => s,
@@ -455,7 +494,7 @@ impl Shard {
                 )
                 .await;
             self.set_unready();
-            // What was read before the connection broke is still valid: deliver it.
+            // Control pushes read before the connection broke (messages went to the sink).
             while let Ok(push) = pushes.try_recv() {
                 self.dispatch(push, &active, &*sink);
             }
@@ -566,14 +605,9 @@ impl Shard {
         sink: &dyn Sink,
     ) -> Option<String> {
         match push.kind {
+            // The router hands messages to the sink itself; this is for completeness.
             PushKind::Message | PushKind::SMessage => {
-                let mut it = push.data.into_iter();
-                let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
-                    (it.next(), it.next())
-                else {
-                    return None;
-                };
-                sink.message(channel, Bytes::from(payload));
+                deliver(sink, push);
                 None
             }
             PushKind::SUnsubscribe => {
@@ -625,7 +659,7 @@ impl Shard {
             .set_response_timeout(Some(self.timing.read))
     }
 
-    async fn connect(&self, pushes: mpsc::UnboundedSender<PushInfo>) -> RedisResult<Session> {
+    async fn connect(&self, pushes: PushRouter) -> RedisResult<Session> {
         match &self.target {
             Target::Single(t) => {
                 let client = match t {
@@ -698,11 +732,7 @@ impl Shard {
         Client::open(info.set_redis_settings(redis))
     }
 
-    async fn connect_cluster(
-        &self,
-        c: &ClusterTarget,
-        pushes: mpsc::UnboundedSender<PushInfo>,
-    ) -> RedisResult<Session> {
+    async fn connect_cluster(&self, c: &ClusterTarget, pushes: PushRouter) -> RedisResult<Session> {
         // Any seed that answers tells the slot map and whether sharded PUB/SUB exists.
         let mut last_err = None;
         let mut found = None;

@@ -566,3 +566,117 @@ async fn redis_restart_unhealthy_then_resubscribed_before_healthy() {
     })
     .await;
 }
+
+/// A handler that holds every delivery until `open`, like a node whose fan-out is stuck.
+#[derive(Default)]
+struct Stalled {
+    open: std::sync::atomic::AtomicBool,
+    delivered: std::sync::atomic::AtomicUsize,
+    reconnects: std::sync::atomic::AtomicUsize,
+}
+
+impl BrokerEventHandler for Stalled {
+    fn handle_publication(&self, _: &str, _: Publication) {
+        // block_in_place: the runtime moves this worker's queued tasks to another thread first,
+        // so only the dispatcher worker that called us is stuck, as with a stuck fan-out.
+        tokio::task::block_in_place(|| {
+            while !self.open.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        self.delivered
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+    fn handle_join(&self, _: &str, _: ClientInfo) {}
+    fn handle_leave(&self, _: &str, _: ClientInfo) {}
+    fn handle_control(&self, _: &[u8]) {}
+    fn handle_reconnect(&self) {
+        self.reconnects
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// More PUB/SUB messages than the node can hold while its handler is stuck: the excess is
+/// dropped and every subscription is told to check its position (clients then recover from
+/// history), instead of piling up in memory; once unstuck, delivery resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_the_node_cannot_take_is_dropped_with_a_position_check() {
+    use std::sync::atomic::Ordering::Acquire;
+    if !redis_available() {
+        return;
+    }
+    let redis = Redis::start();
+    let engine = redis.engine();
+    assert!(engine.wait_ready(Duration::from_secs(5)).await);
+    let h = Arc::new(Stalled::default());
+    engine.broker.set_handler(h.clone());
+    engine.broker.subscribe("flood").await.unwrap();
+    // A real publication first: it blocks the one dispatcher worker this channel maps to.
+    engine
+        .broker
+        .publish("flood", Bytes::from_static(b"first"), None, opts(10, 60))
+        .await
+        .unwrap();
+    // Then raw messages on the channel's PUB/SUB name, more than a worker's queue (65,536).
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let body = rotor_engine_redis::wire::body(None, b"\"x\"");
+    let message = rotor_engine_redis::wire::publication_message(0, "", &body);
+    for _ in 0..8 {
+        let mut pipe = redis::pipe();
+        for _ in 0..10_000 {
+            pipe.cmd("PUBLISH")
+                .arg("centrifugo.client.{flood}")
+                .arg(&message)
+                .ignore();
+        }
+        let () = pipe.query_async(&mut conn).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.reconnects.load(Acquire) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no position check after overflowing the dispatcher"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        h.delivered.load(Acquire),
+        0,
+        "the handler was stuck throughout"
+    );
+    h.open.store(true, std::sync::atomic::Ordering::Release);
+    // What was queued drains, and new publications flow again.
+    engine
+        .broker
+        .publish("flood", Bytes::from_static(b"after"), None, opts(10, 60))
+        .await
+        .unwrap();
+    // Every message is accounted for: delivered, or dropped with a position check.
+    let sent = 1 + 80_000 + 1;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.delivered.load(Acquire) + h.reconnects.load(Acquire) < sent {
+        assert!(
+            Instant::now() < deadline,
+            "delivered {} + dropped {} of {sent}",
+            h.delivered.load(Acquire),
+            h.reconnects.load(Acquire)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (delivered, dropped) = (h.delivered.load(Acquire), h.reconnects.load(Acquire));
+    assert_eq!(
+        delivered + dropped,
+        sent,
+        "nothing lost silently, nothing twice"
+    );
+    assert!(
+        dropped > 0 && delivered > 2,
+        "{delivered} delivered, {dropped} dropped"
+    );
+    assert!(
+        engine.broker.subscribe("other").await.is_ok(),
+        "the engine still serves"
+    );
+}

@@ -19,9 +19,9 @@
 //!
 //! Messages go to the sink straight from the PUB/SUB connection's reader ([`PushRouter`]), in
 //! the order Redis delivered them, so the publications of one channel arrive in offset order.
-//! Nothing queues between Redis and the sink, whose own queues are bounded: a node that falls
-//! behind makes Redis buffer (and, past `client-output-buffer-limit pubsub`, cut the
-//! connection, which the supervisor handles like any loss) instead of growing without bound.
+//! Nothing queues between Redis and the sink, whose own queues are bounded (a message that
+//! finds its queue full is dropped and the node checks positions, so clients recover it from
+//! history): however far the node falls behind, its memory does not grow with the backlog.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

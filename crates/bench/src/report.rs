@@ -548,6 +548,20 @@ pub fn run(a: &ReportArgs) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// Rows from results lines, as `load` makes them.
+    fn rows(lines: &[&str]) -> Vec<Row> {
+        lines
+            .iter()
+            .map(|l| {
+                let kv = Kv::parse(l);
+                Row {
+                    server: kv.get("server").unwrap().to_string(),
+                    kv,
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn medians() {
         assert_eq!(median(&mut []), None);
@@ -558,21 +572,12 @@ mod tests {
 
     #[test]
     fn table_has_medians_and_ratios() {
-        let rows: Vec<Row> = [
+        let rows = rows(&[
             "server=ref round=1 scenario=fanout proto=v1 mode=max conns=1000 publishers=4 batch=1 deliv_per_s=100 lost=0",
             "server=ref round=2 scenario=fanout proto=v1 mode=max conns=1000 publishers=4 batch=1 deliv_per_s=300 lost=0",
             "server=rotor round=1 scenario=fanout proto=v1 mode=max conns=1000 publishers=4 batch=1 deliv_per_s=600 lost=0",
             "server=rotor round=2 scenario=fanout proto=v1 mode=max conns=1000 publishers=4 batch=1 deliv_per_s=800 lost=0",
-        ]
-        .iter()
-        .map(|l| {
-            let kv = Kv::parse(l);
-            Row {
-                server: kv.get("server").unwrap().to_string(),
-                kv,
-            }
-        })
-        .collect();
+        ]);
         let t = tables(&rows, "ref");
         assert!(t.contains("### fanout max conns=1000"), "{t}");
         assert!(
@@ -585,21 +590,12 @@ mod tests {
 
     #[test]
     fn loadgen_rate_runs_are_grouped_and_charted_per_rate() {
-        let rows: Vec<Row> = [
+        let rows = rows(&[
             "server=ref round=1 scenario=loadgen-rate conns=100 target_rate=200 p99_ms=2",
             "server=ref round=1 scenario=loadgen-rate conns=100 target_rate=3000 p99_ms=20",
             "server=rotor round=1 scenario=loadgen-rate conns=100 target_rate=200 p99_ms=2",
             "server=rotor round=1 scenario=loadgen-rate conns=100 target_rate=3000 p99_ms=3",
-        ]
-        .iter()
-        .map(|l| {
-            let kv = Kv::parse(l);
-            Row {
-                server: kv.get("server").unwrap().to_string(),
-                kv,
-            }
-        })
-        .collect();
+        ]);
         let t = tables(&rows, "ref");
         assert!(t.contains("### loadgen-rate conns=100 rate=200/s"), "{t}");
         assert!(t.contains("### loadgen-rate conns=100 rate=3000/s"), "{t}");

@@ -489,14 +489,13 @@ impl Shard {
                     &mut active,
                     &mut requests,
                     &mut pushes,
-                    &*sink,
                     &cancel,
                 )
                 .await;
             self.set_unready();
             // Control pushes read before the connection broke (messages went to the sink).
             while let Ok(push) = pushes.try_recv() {
-                self.dispatch(push, &active, &*sink);
+                self.dispatch(push, &active);
             }
             let Some(reason) = reason else { return };
             tracing::warn!(shard = %self.label, %reason, "redis connection lost; reconnecting");
@@ -510,14 +509,13 @@ impl Shard {
         active: &mut HashSet<String>,
         requests: &mut mpsc::UnboundedReceiver<Request>,
         pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
-        sink: &dyn Sink,
         cancel: &CancellationToken,
     ) -> Option<String> {
         let mut ping = tokio::time::interval(self.timing.ping);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         loop {
-            // Not biased: a flood of messages must not starve subscribes and pings.
+            // Not biased: a burst of control pushes must not starve subscribes and pings.
             tokio::select! {
                 _ = cancel.cancelled() => return None,
                 _ = self.lost.notified() => return Some("a command failed on the connection".into()),
@@ -527,7 +525,7 @@ impl Shard {
                         return Some("connection closed".into());
                     }
                     Some(p) => {
-                        if let Some(reason) = self.dispatch(p, active, sink) {
+                        if let Some(reason) = self.dispatch(p, active) {
                             return Some(reason);
                         }
                     }
@@ -596,20 +594,11 @@ impl Shard {
         Ok(())
     }
 
-    /// Hands a received push to the sink; `Some(reason)` when it shows the subscriptions are no
-    /// longer what this node asked for (a cluster slot moved away).
-    fn dispatch(
-        &self,
-        push: PushInfo,
-        active: &HashSet<String>,
-        sink: &dyn Sink,
-    ) -> Option<String> {
+    /// Looks at a control push (messages went to the sink through [`PushRouter`]); `Some(reason)`
+    /// when it shows the subscriptions are no longer what this node asked for (a cluster slot
+    /// moved away).
+    fn dispatch(&self, push: PushInfo, active: &HashSet<String>) -> Option<String> {
         match push.kind {
-            // The router hands messages to the sink itself; this is for completeness.
-            PushKind::Message | PushKind::SMessage => {
-                deliver(sink, push);
-                None
-            }
             PushKind::SUnsubscribe => {
                 // Our own unsubscribes removed the channel from `active` before they were sent;
                 // one still active was dropped by the server (slot migration).

@@ -23,6 +23,7 @@
 
 mod broker;
 pub mod config;
+mod droplog;
 mod keys;
 mod presence;
 mod scripts;
@@ -44,6 +45,7 @@ pub use config::{ConfigError, RedisConfig, ShardTarget, Topology};
 pub use keys::{jump_hash, shard_of, slot};
 pub use presence::RedisPresence;
 
+use droplog::DropLog;
 use keys::Names;
 use shard::{Shard, Sink, Target, Timing};
 
@@ -60,6 +62,7 @@ struct Dispatcher {
     /// recoverable subscription check its position (they recover from history), rather than
     /// letting memory grow without limit.
     workers: Vec<mpsc::Sender<(Vec<u8>, Bytes)>>,
+    drops: DropLog,
 }
 
 /// Messages one dispatcher worker may hold before new ones are dropped (see `workers`).
@@ -80,6 +83,7 @@ impl Dispatcher {
             handler: RwLock::new(None),
             epochs: Mutex::new(HashMap::new()),
             workers,
+            drops: DropLog::new(),
         });
         for mut rx in receivers {
             let weak = Arc::downgrade(&dispatcher);
@@ -148,7 +152,7 @@ impl Sink for Dispatcher {
         let i = (keys::fnv1a(&pubsub) % self.workers.len() as u64) as usize;
         if let Err(mpsc::error::TrySendError::Full(_)) = self.workers[i].try_send((pubsub, payload))
         {
-            tracing::warn!("redis dispatcher overloaded: message dropped; checking positions");
+            self.drops.dropped();
             if let Some(handler) = self.handler.read().clone() {
                 handler.handle_reconnect();
             }

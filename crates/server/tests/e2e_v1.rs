@@ -1766,3 +1766,32 @@ async fn connect_with_token_for_another_audience_closes_3002_invalid_token() {
     let (_ws, rep) = raw_connect(&server, &token).await;
     assert!(rep["result"]["client"].is_string(), "reply: {rep}");
 }
+
+/// A burst of publications reaches a subscriber merged, several to a frame, also when the
+/// writer has just seen sparse traffic (a lone publication, written without waiting). Every
+/// publication arrives, in order.
+#[tokio::test]
+async fn a_burst_after_a_lone_publication_is_merged_into_few_frames() {
+    let server = Server::start(json!({})).await;
+    let (mut ws, _) = server.v1_client("alice").await;
+    assert_eq!(ws.subscribe_v1("news").await["result"], json!({}));
+    api_publish(&server, "news", json!({"n": 0})).await;
+    assert_eq!(ws.push().await["result"]["data"]["data"], json!({"n": 0}));
+    let before = ws.frames.len();
+    const BURST: u64 = 300;
+    let body = (1..=BURST)
+        .map(|n| json!({"method": "publish", "params": {"channel": "news", "data": {"n": n}}}))
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let r = api_v1_raw(&server, &body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    for n in 1..=BURST {
+        assert_eq!(ws.push().await["result"]["data"]["data"], json!({ "n": n }));
+    }
+    let frames = ws.frames.len() - before;
+    assert!(
+        frames <= (BURST / 3) as usize,
+        "{BURST} publications in {frames} frames: the burst was not merged"
+    );
+}

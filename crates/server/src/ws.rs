@@ -401,10 +401,6 @@ fn classify(e: tungstenite::Error) -> ReadError {
 struct Outbox {
     batch: Vec<Bytes>,
     buf: BytesMut,
-    /// The last wake found one message and yielding brought no more: the traffic is sparse, so
-    /// the next lone message is written at once instead of after a yield. Several messages at
-    /// a wake mean load again, and coalescing resumes.
-    quiet: bool,
 }
 
 impl Outbox {
@@ -417,13 +413,9 @@ impl Outbox {
         write_timeout: Duration,
     ) -> bool {
         if step == WriterStep::Data {
-            let at_wake = self.batch.len();
-            if !self.quiet || at_wake > 1 {
-                // Let the fan-out that woke us finish queueing: one write instead of several.
-                tokio::task::yield_now().await;
-                shared.queue.take_more(&mut self.batch);
-                self.quiet = at_wake == 1 && self.batch.len() == 1;
-            }
+            // Let the fan-out that woke us finish queueing: one write instead of several.
+            tokio::task::yield_now().await;
+            shared.queue.take_more(&mut self.batch);
         }
         if !self.batch.is_empty() {
             let send = async {

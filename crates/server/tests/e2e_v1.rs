@@ -1767,9 +1767,8 @@ async fn connect_with_token_for_another_audience_closes_3002_invalid_token() {
     assert!(rep["result"]["client"].is_string(), "reply: {rep}");
 }
 
-/// A burst of publications reaches a subscriber merged, several to a frame, also when the
-/// writer has just seen sparse traffic (a lone publication, written without waiting). Every
-/// publication arrives, in order.
+/// A burst of publications reaches a subscriber merged, several to a frame, also right after
+/// the writer has sent a lone publication on its own. Every publication arrives, in order.
 #[tokio::test]
 async fn a_burst_after_a_lone_publication_is_merged_into_few_frames() {
     let server = Server::start(json!({})).await;

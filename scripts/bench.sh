@@ -122,6 +122,16 @@ summary() { # pick the headline keys of a RESULT line
   sed 's/^/ /' | grep -oE ' (ok|deliv_per_s|deliv_per_cpu_s|msgs_per_frame|p50_ms|p99_ms|lost|dup|reorder|kb_per_conn|cpu_us_per_conn_s|churn_per_s|cycles_per_cpu_s|failed|all_in_s|joins|dropped|error)=[^ ]*' | tr -d '\n'
 }
 
+# record <run log> <fields put before the result> <error when there is none> [extra keys to log]
+# Appends the run's last RESULT line (or the error) to results.txt and logs its headline.
+record() {
+  local line
+  line=$(grep '^RESULT' "$1" | tail -1)
+  [ -n "$line" ] || line="RESULT error=$3"
+  echo "$2 ${line#RESULT }" >>"$RES"
+  log "$2: $(echo "$line" | summary)${4:+ $(echo "$line" | grep -oE " $4=[^ ]*" | tr -d '\n')}"
+}
+
 # ---------------------------------------------------------------- part: compare.sh
 if [[ " $PARTS " == *" compare "* ]]; then
   log "part compare: $PEERS/bench/compare.sh (ROUNDS=$ROUNDS DURATION=$DURATION)"
@@ -150,10 +160,7 @@ if [[ " $PARTS " == *" latency "* ]]; then
           -api "http://127.0.0.1:$PORT/api" -server-pid "$SERVER_PID" -label "$s-$tag-r$r" -channel "lat$r" \
           -mode rate -conns 100 -rate "$rate" -publishers 2 -duration "${secs}s" -data-bytes 100 -drain 10s \
           </dev/null >"$OUT_DIR/$s-$tag-r$r.log" 2>&1
-        line=$(grep '^RESULT' "$OUT_DIR/$s-$tag-r$r.log" | tail -1)
-        [ -n "$line" ] || line="RESULT error=loadgen_failed"
-        echo "server=$s round=$r tag=$tag scenario=loadgen-rate ${line#RESULT }" >>"$RES"
-        log "$s $tag r$r: $(echo "$line" | summary)"
+        record "$OUT_DIR/$s-$tag-r$r.log" "server=$s round=$r tag=$tag scenario=loadgen-rate" loadgen_failed
         stop_server
         sleep 1
       done
@@ -260,10 +267,7 @@ if [[ " $PARTS " == *" rb "* ]]; then
           --ws "ws://127.0.0.1:$PORT/connection/websocket" --api "http://127.0.0.1:$PORT/api" \
           --server-pid "$SERVER_PID" </dev/null >"$OUT_DIR/$s-$tag-r$r.log" 2>"$OUT_DIR/$s-$tag-r$r.err"
         rc=$?
-        line=$(grep '^RESULT' "$OUT_DIR/$s-$tag-r$r.log" | tail -1)
-        [ -n "$line" ] || line="RESULT error=rotor_bench_rc_$rc"
-        echo "server=$s round=$r tag=$tag ${line#RESULT }" >>"$RES"
-        log "$s $tag r$r: $(echo "$line" | summary)"
+        record "$OUT_DIR/$s-$tag-r$r.log" "server=$s round=$r tag=$tag" "rotor_bench_rc_$rc"
         stop_server
         sleep 1
       done
@@ -304,10 +308,8 @@ if [[ " $PARTS " == *" redis "* ]]; then
         -api "http://127.0.0.1:$((BASE_PORT + 41))/api" -server-pid "${pids[1]}" -label "$s-redis-r$r" -channel "redis$r" \
         -mode max -conns 1000 -publishers 4 -duration "${DURATION}s" -data-bytes 100 \
         </dev/null >"$OUT_DIR/$s-redis-r$r.log" 2>&1
-      line=$(grep '^RESULT' "$OUT_DIR/$s-redis-r$r.log" | tail -1)
-      [ -n "$line" ] || line="RESULT error=loadgen_failed"
-      echo "server=$s round=$r tag=redis-2nodes scenario=loadgen-max ${line#RESULT }" >>"$RES"
-      log "$s redis-2nodes r$r: $(echo "$line" | summary) $(echo "$line" | grep -oE 'pub_per_s=[^ ]*')"
+      record "$OUT_DIR/$s-redis-r$r.log" "server=$s round=$r tag=redis-2nodes scenario=loadgen-max" \
+        loadgen_failed pub_per_s
       kill -TERM "${pids[@]}" 2>/dev/null
       wait "${pids[@]}" 2>/dev/null
       redis-cli -p "$RPORT" flushall >/dev/null

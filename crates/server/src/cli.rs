@@ -188,6 +188,13 @@ fn add_aud_iss(claims: &mut serde_json::Value, cfg: &LoadedConfig) {
     }
 }
 
+/// The verifier the server built from the same config would use: `checktoken` and
+/// `checksubtoken` then agree with it on secret, audience and issuer.
+fn verifier_of(cfg: &LoadedConfig) -> anyhow::Result<rotor_core::auth::TokenVerifier> {
+    secret_of(cfg)?;
+    Ok(rotor_core::auth::TokenVerifier::from_config(&cfg.node))
+}
+
 fn secret_of(cfg: &LoadedConfig) -> anyhow::Result<&str> {
     let secret = cfg.node.token_hmac_secret_key.as_str();
     if secret.is_empty() {
@@ -288,9 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Checktoken { token }) => {
             let cfg = load()?;
             print_warnings(&cfg);
-            let verifier = rotor_core::auth::TokenVerifier::new(secret_of(&cfg)?)
-                .with_audience(&cfg.node.token_audience)
-                .with_issuer(&cfg.node.token_issuer);
+            let verifier = verifier_of(&cfg)?;
             let now = rotor_core::node::unix_now();
             let claims = verifier
                 .verify_connect(token, now, true)
@@ -305,9 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Checksubtoken { token }) => {
             let cfg = load()?;
             print_warnings(&cfg);
-            let verifier = rotor_core::auth::TokenVerifier::new(secret_of(&cfg)?)
-                .with_audience(&cfg.node.token_audience)
-                .with_issuer(&cfg.node.token_issuer);
+            let verifier = verifier_of(&cfg)?;
             let now = rotor_core::node::unix_now();
             let claims = verifier
                 .verify_subscribe(token, now)

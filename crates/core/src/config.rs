@@ -21,8 +21,18 @@ pub struct ChannelOptions {
     pub history_recover: bool,
     pub history_disable_for_client: bool,
     pub server_side: bool,
+    /// Subscribes go to the backend's subscribe proxy (2.x `proxy_subscribe`, 6.x
+    /// `subscribe_proxy_enabled`).
     pub proxy_subscribe: bool,
+    /// Client publications go to the backend's publish proxy.
     pub proxy_publish: bool,
+    /// 6.x `sub_refresh_proxy_enabled`: subscriptions with an expiry are refreshed by the
+    /// server through the backend.
+    pub proxy_sub_refresh: bool,
+    /// 6.x `*_proxy_name`: which proxy object (`""` = the default one).
+    pub subscribe_proxy_name: String,
+    pub publish_proxy_name: String,
+    pub sub_refresh_proxy_name: String,
 }
 
 impl ChannelOptions {

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backend;
 pub mod channel;
 pub mod client;
 pub mod config;

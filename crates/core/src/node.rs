@@ -11,6 +11,7 @@ use rotor_protocol::{ClientInfo, DisconnectKind, Encoding, Generation, PositionF
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenVerifier;
+use crate::backend::Backend;
 use crate::channel::ChannelRules;
 use crate::client::{ClientShared, Session, SubState, TickWork};
 use crate::config::{ConfigError, NodeConfig};
@@ -45,6 +46,8 @@ pub(crate) struct NodeInner {
     nodes: NodeRegistry,
     /// Set when the broker reconnected: check every recoverable subscription on the next tick.
     check_positions: AtomicBool,
+    /// The application backend (proxies), set once before serving; `None` costs nothing.
+    backend: std::sync::OnceLock<Arc<dyn Backend>>,
 }
 
 /// A cheap handle on the node; clone it freely.
@@ -120,6 +123,7 @@ impl Node {
                 uid: uuid::Uuid::new_v4().to_string(),
                 nodes: NodeRegistry::default(),
                 check_positions: AtomicBool::new(false),
+                backend: std::sync::OnceLock::new(),
             }
         }));
         Ok(node)
@@ -154,6 +158,16 @@ impl Node {
             .verifier
             .store(Arc::new(TokenVerifier::from_config(cfg)));
         Ok(())
+    }
+    /// Installs the application backend (the proxies). Call once, before serving connections;
+    /// a second call is refused (the backend is not reloaded, as Centrifugo does not reload
+    /// proxies on SIGHUP).
+    pub fn set_backend(&self, backend: Arc<dyn Backend>) -> Result<(), Arc<dyn Backend>> {
+        self.0.backend.set(backend)
+    }
+    /// The application backend, when proxies are configured.
+    pub fn backend(&self) -> Option<&Arc<dyn Backend>> {
+        self.0.backend.get()
     }
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.0.broker

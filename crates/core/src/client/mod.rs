@@ -114,6 +114,15 @@ pub struct ClientShared {
     pub cancel: CancellationToken,
     /// When the housekeeping tick next needs to look at this connection (see `tick`).
     pub(crate) next_due: std::sync::atomic::AtomicU64,
+    /// What the transport told about itself for the backend (set once, only with a backend).
+    transport: OnceLock<Box<TransportMeta>>,
+}
+
+/// The transport request as the backend sees it: its name and the headers it asked for.
+#[derive(Debug, Default)]
+struct TransportMeta {
+    name: &'static str,
+    headers: Arc<[(String, String)]>,
 }
 
 impl std::fmt::Debug for ClientShared {
@@ -161,6 +170,7 @@ impl ClientShared {
             queue: WriterQueue::new(queue_max),
             cancel: CancellationToken::new(),
             next_due: std::sync::atomic::AtomicU64::new(0),
+            transport: OnceLock::new(),
         }
     }
 
@@ -343,6 +353,31 @@ impl Session {
 
     pub fn shared(&self) -> &Arc<ClientShared> {
         &self.shared
+    }
+
+    /// Tells the backend which transport this is (`websocket`, `sockjs`, ...) and hands it the
+    /// request headers it wants (`(name, value)`; names are compared lower-cased). A no-op
+    /// without a backend, so a transport may call it unconditionally, but it should skip
+    /// collecting headers when [`Node::backend`] is `None`.
+    pub fn set_transport<'a>(
+        &self,
+        name: &'static str,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) {
+        let Some(backend) = self.node.backend() else {
+            return;
+        };
+        let mut kept = Vec::new();
+        for (k, v) in headers {
+            let k = k.to_ascii_lowercase();
+            if backend.wants_header(&k) {
+                kept.push((k, String::from_utf8_lossy(v).into_owned()));
+            }
+        }
+        let _ = self.shared.transport.set(Box::new(TransportMeta {
+            name,
+            headers: Arc::from(kept),
+        }));
     }
 
     /// Whether the connect command has succeeded.

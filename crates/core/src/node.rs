@@ -263,6 +263,18 @@ impl Node {
         for (client, channel, sub, info) in work.cleanup {
             self.drop_subscription(&client, &channel, &sub, &info).await;
         }
+        // Backend calls take up to their proxy's timeout: each runs on its own, not in the tick.
+        for client in work.refresh {
+            let node = self.clone();
+            tokio::spawn(async move { node.refresh_via_backend(client).await });
+        }
+        for (client, channel, proxy) in work.sub_refresh {
+            let node = self.clone();
+            tokio::spawn(async move {
+                node.sub_refresh_via_backend(client, channel, proxy.to_string())
+                    .await
+            });
+        }
     }
 
     /// Undoes a subscription's effects outside the connection: hub entry, broker interest,

@@ -4,11 +4,14 @@
 
 use crate::Generation;
 
-/// An error sent in a reply. The connection stays open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An error sent in a reply. The connection stays open. The built-in codes have static
+/// messages; an application backend may answer with its own code, message and `temporary`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorCode {
     pub code: u32,
-    pub message: &'static str,
+    pub message: std::borrow::Cow<'static, str>,
+    /// v2 clients retry temporary errors instead of giving up (v1 has no such field).
+    pub temporary: bool,
 }
 
 impl ErrorCode {
@@ -27,12 +30,25 @@ impl ErrorCode {
     pub const UNRECOVERABLE_POSITION: Self = Self::new(112, "unrecoverable position");
 
     const fn new(code: u32, message: &'static str) -> Self {
-        Self { code, message }
+        Self {
+            code,
+            message: std::borrow::Cow::Borrowed(message),
+            temporary: matches!(code, 100 | 111),
+        }
+    }
+
+    /// An application's error (from the backend): any code, message and `temporary` flag.
+    pub fn custom(code: u32, message: String, temporary: bool) -> Self {
+        Self {
+            code,
+            message: std::borrow::Cow::Owned(message),
+            temporary,
+        }
     }
 
     /// v2 clients retry temporary errors instead of giving up.
     pub fn temporary(&self) -> bool {
-        matches!(self.code, 100 | 111)
+        self.temporary
     }
 }
 
@@ -59,6 +75,8 @@ pub enum DisconnectKind {
     ChannelLimit,
     /// v2 only: the client sent a message the generation does not allow (e.g. an unsolicited pong).
     InappropriateProtocol,
+    /// v2 only: the command is not available on this server (a `send` without a handler).
+    NotAvailable,
 }
 
 /// A close frame's code and reason text, ready for the transport.
@@ -92,7 +110,7 @@ impl DisconnectKind {
                 Normal => (3000, "normal", true),
                 Shutdown => (3001, "shutdown", true),
                 InvalidToken => (3002, "invalid token", false),
-                BadRequest | InappropriateProtocol => (3003, "bad request", false),
+                BadRequest | InappropriateProtocol | NotAvailable => (3003, "bad request", false),
                 InternalError => (3004, "internal server error", true),
                 Expired => (3005, "expired", true),
                 SubscriptionExpired => (3006, "subscription expired", true),
@@ -125,6 +143,7 @@ impl DisconnectKind {
                 ConnectionLimit => (3504, "connection limit", false),
                 ChannelLimit => (3505, "channel limit", false),
                 InappropriateProtocol => (3506, "inappropriate protocol", false),
+                NotAvailable => (3508, "not available", false),
             },
         };
         Disconnect {

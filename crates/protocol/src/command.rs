@@ -33,6 +33,8 @@ pub struct ConnectRequest {
     pub subs: BTreeMap<String, SubscribeRequest>,
     pub name: String,
     pub version: String,
+    /// v2 header emulation: headers the client could not set on its transport.
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

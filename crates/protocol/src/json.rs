@@ -114,7 +114,7 @@ impl JsonEncoder {
     fn error(&self, buf: &mut Vec<u8>, e: &ErrorCode) {
         let mut o = Obj::open(buf);
         o.num("code", u64::from(e.code));
-        o.str("message", e.message);
+        o.str("message", &e.message);
         if self.generation == Generation::V2 {
             o.bool_true("temporary", e.temporary());
         }
@@ -241,6 +241,7 @@ impl JsonEncoder {
         }
         if self.generation == Generation::V2 {
             o.bool_true("was_recovering", r.was_recovering);
+            o.raw_opt("data", r.data.as_deref());
         }
         o.close();
     }

@@ -33,6 +33,8 @@ pub struct SubscribeResult {
     pub recovered: bool,
     /// v2: the client asked to recover (echoed so it knows the outcome applies).
     pub was_recovering: bool,
+    /// v2: application data from the backend's subscribe answer.
+    pub data: Option<Bytes>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

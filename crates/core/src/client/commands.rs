@@ -7,6 +7,7 @@ use rotor_protocol::reply::HistoryResult;
 use rotor_protocol::{DisconnectKind, ErrorCode, Generation, ReplyBody};
 
 use super::{CmdResult, Session};
+use crate::backend::{BackendStyle, PublishEvent};
 use crate::config::ChannelOptions;
 use crate::engine::{HistoryFilter, PublishOptions};
 
@@ -34,22 +35,48 @@ impl Session {
         };
         let opts = self.channel_options(&req.channel)?;
         let cfg = self.node.config();
-        if !opts.publish && !cfg.client_insecure {
-            return Err(ErrorCode::PERMISSION_DENIED.into());
-        }
-        let info = {
+        let backend = self.node.backend().cloned();
+        // Centrifugo 6: the publish proxy replaces the publish permission checks; 2.x checks
+        // them first and then asks its proxy.
+        let proxy_first = opts.proxy_publish
+            && backend
+                .as_ref()
+                .is_some_and(|b| b.style() == BackendStyle::Modern);
+        if !proxy_first {
+            if !opts.publish && !cfg.client_insecure {
+                return Err(ErrorCode::PERMISSION_DENIED.into());
+            }
             let st = self.shared.state.lock();
             if opts.subscribe_to_publish && !st.subs.contains_key(&req.channel) {
                 return Err(ErrorCode::PERMISSION_DENIED.into());
             }
-            self.shared.info_in(&st, &req.channel)
-        };
-        if opts.proxy_publish {
-            return Err(ErrorCode::NOT_AVAILABLE.into());
         }
-        let popts = PublishOptions {
+        let mut data = data;
+        let mut popts = PublishOptions {
             history_size: opts.history_size,
             history_lifetime: opts.history_lifetime,
+        };
+        if opts.proxy_publish {
+            let Some(backend) = backend else {
+                return Err(ErrorCode::NOT_AVAILABLE.into());
+            };
+            let ctx = self.shared.conn_context();
+            let ev = PublishEvent {
+                channel: req.channel.clone(),
+                data: data.clone(),
+            };
+            let g = backend.publish(&opts.publish_proxy_name, &ctx, ev).await?;
+            if let Some(replaced) = self.shared.checked_payload(g.data)? {
+                data = replaced;
+            }
+            if g.skip_history {
+                popts.history_size = 0;
+                popts.history_lifetime = 0;
+            }
+        }
+        let info = {
+            let st = self.shared.state.lock();
+            self.shared.info_in(&st, &req.channel)
         };
         let started = std::time::Instant::now();
         let result = self

@@ -6,25 +6,110 @@ use rotor_protocol::command::{ConnectRequest, RefreshRequest, SubscribeRequest};
 use rotor_protocol::reply::{ConnectResult, RefreshResult};
 use rotor_protocol::{DisconnectKind, ErrorCode, Generation, ReplyBody};
 
-use super::{CmdResult, Session};
+use super::proxy::backend_expiry;
+use super::{CmdError, CmdResult, Session};
 use crate::auth::{ConnectClaims, TokenError};
+use crate::backend::{Backend, ConnectEvent, ServerSub};
 use crate::control::DisconnectReason;
 use crate::node::unix_now;
 
+/// Who a connection is, whichever way it was established (token, backend, anonymous).
+#[derive(Default)]
+struct Credentials {
+    user: String,
+    exp: Option<i64>,
+    info: Option<bytes::Bytes>,
+    /// Connect reply `data` (backend only).
+    data: Option<bytes::Bytes>,
+    subs: Vec<ServerSub>,
+    meta: Option<bytes::Bytes>,
+}
+
+impl Credentials {
+    fn from_claims(c: ConnectClaims, insecure: bool) -> Self {
+        Self {
+            user: c.user,
+            // Insecure mode ignores a token's expiry (the backend's is kept).
+            exp: if insecure { None } else { c.exp },
+            info: c.info,
+            data: None,
+            subs: c
+                .channels
+                .into_iter()
+                .map(|channel| ServerSub {
+                    channel,
+                    ..ServerSub::default()
+                })
+                .collect(),
+            meta: None,
+        }
+    }
+}
+
 impl Session {
+    /// A connect without a token, decided by the backend. `Ok(None)`: it gave no credentials.
+    async fn connect_via_backend(
+        &mut self,
+        backend: std::sync::Arc<dyn Backend>,
+        req: &ConnectRequest,
+    ) -> Result<Option<Credentials>, CmdError> {
+        if !req.headers.is_empty() {
+            let kept: Vec<(String, String)> = req
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .filter(|(k, _)| backend.wants_emulated_header(k))
+                .collect();
+            if !kept.is_empty() {
+                self.shared.state.lock().emulated_headers = Some(kept.into());
+            }
+        }
+        let ctx = self.shared.conn_context();
+        let ev = ConnectEvent {
+            data: req.data.clone(),
+            name: req.name.clone(),
+            version: req.version.clone(),
+            channels: req.subs.keys().cloned().collect(),
+        };
+        let Some(g) = backend.connect(&ctx, ev).await? else {
+            return Ok(None);
+        };
+        let shared = &self.shared;
+        let mut subs = Vec::with_capacity(g.subs.len());
+        for mut s in g.subs {
+            s.info = shared.checked_payload(s.info)?;
+            s.data = shared.checked_payload(s.data)?;
+            subs.push(s);
+        }
+        Ok(Some(Credentials {
+            user: g.user,
+            exp: backend_expiry(g.expire_at, unix_now()),
+            info: shared.checked_payload(g.info)?,
+            data: shared.checked_payload(g.data)?,
+            subs,
+            meta: g.meta,
+        }))
+    }
+
     pub(super) async fn connect(&mut self, req: ConnectRequest) -> CmdResult {
         let node = self.node.clone();
         let cfg = node.config();
         let generation = self.shared.generation();
         let now = unix_now();
-        let claims = if req.token.is_empty() {
-            if !(cfg.client_anonymous || cfg.client_insecure) {
+        let backend = node.backend();
+        let creds = if req.token.is_empty() {
+            let granted = match backend.filter(|b| b.capabilities().connect) {
+                Some(b) => self.connect_via_backend(b.clone(), &req).await?,
+                None => None,
+            };
+            match granted {
+                Some(c) => c,
+                None if cfg.client_anonymous || cfg.client_insecure => Credentials::default(),
                 // No credentials and no anonymous access.
-                return Err(DisconnectKind::BadRequest.into());
+                None => return Err(DisconnectKind::BadRequest.into()),
             }
-            ConnectClaims::default()
         } else {
-            match node
+            let claims = match node
                 .verifier()
                 .verify_connect(&req.token, now, !cfg.client_insecure)
             {
@@ -34,22 +119,23 @@ impl Session {
                     tracing::debug!(client = %self.shared.id(), error = %e, "invalid connection token");
                     return Err(DisconnectKind::InvalidToken.into());
                 }
+            };
+            if generation == Generation::V2 && claims.has_channel_claim {
+                // A subscription token used as a connection token.
+                return Err(DisconnectKind::InvalidToken.into());
             }
+            Credentials::from_claims(claims, cfg.client_insecure)
         };
-        if generation == Generation::V2 && claims.has_channel_claim {
-            // A subscription token used as a connection token.
-            return Err(DisconnectKind::InvalidToken.into());
-        }
-        let exp = if cfg.client_insecure {
-            None
-        } else {
-            claims.exp
-        };
+        let exp = creds.exp;
+        // With a refresh proxy the server refreshes every expiring connection itself.
+        let server_refresh = exp.is_some() && backend.is_some_and(|b| b.capabilities().refresh);
         let ttl = match exp {
             Some(e) if e <= now => return Err(ErrorCode::EXPIRED.into()),
+            Some(_) if server_refresh => 0,
             Some(e) => u32::try_from(e - now).unwrap_or(u32::MAX),
             None => 0,
         };
+        let claims = creds;
         let limit = cfg.client_user_connection_limit;
         if limit > 0
             && !claims.user.is_empty()
@@ -58,16 +144,19 @@ impl Session {
             return Err(DisconnectKind::ConnectionLimit.into());
         }
 
-        // Server-side subscriptions: the token's channels and the personal channel.
-        let mut server_channels = claims.channels.clone();
+        // Server-side subscriptions: the token's (or backend's) channels and the personal channel.
+        let mut server_subs = claims.subs;
         if cfg.user_subscribe_to_personal && !claims.user.is_empty() {
             let personal = cfg.personal_channel(&claims.user);
-            if !server_channels.contains(&personal) {
-                server_channels.push(personal);
+            if !server_subs.iter().any(|s| s.channel == personal) {
+                server_subs.push(ServerSub {
+                    channel: personal,
+                    ..ServerSub::default()
+                });
             }
         }
-        for ch in &server_channels {
-            if node.rules().options(ch).is_none() {
+        for s in &server_subs {
+            if node.rules().options(&s.channel).is_none() {
                 return Err(ErrorCode::UNKNOWN_CHANNEL.into());
             }
         }
@@ -78,6 +167,8 @@ impl Session {
             st.user = claims.user.clone();
             st.conn_info = claims.info.clone();
             st.exp = exp;
+            st.server_refresh = server_refresh;
+            st.meta = claims.meta;
             let now_i = Instant::now();
             st.last_seen = now_i;
             st.next_presence = Some(now_i + cfg.client_presence_ping_interval);
@@ -94,13 +185,14 @@ impl Session {
         node.hub().add_client(&self.shared, &claims.user);
 
         let mut subs = Vec::new();
-        for ch in server_channels {
+        for sub in server_subs {
+            let ch = sub.channel.clone();
             let recover = req.subs.get(&ch).cloned().unwrap_or_default();
             let sub_req = SubscribeRequest {
                 channel: ch.clone(),
                 ..recover
             };
-            match self.subscribe_server_side(sub_req).await {
+            match self.subscribe_server_side(sub_req, sub).await {
                 Ok(r) => subs.push((ch, r)),
                 Err(e) => {
                     tracing::warn!(client = %self.shared.id(), channel = %ch, error = ?e, "server-side subscribe failed");
@@ -116,9 +208,9 @@ impl Session {
         Ok(Some(ReplyBody::Connect(ConnectResult {
             client: self.shared.id().to_string(),
             version: cfg.version.clone(),
-            expires: exp.is_some(),
+            expires: exp.is_some() && !server_refresh,
             ttl,
-            data: None,
+            data: claims.data,
             subs,
             ping: ping_secs,
             pong: ping_secs > 0,
@@ -164,7 +256,8 @@ impl Session {
     }
 
     pub(super) async fn refresh(&mut self, req: RefreshRequest) -> CmdResult {
-        if req.token.is_empty() {
+        if req.token.is_empty() || self.shared.state.lock().server_refresh {
+            // No token, or the server refreshes this connection through the backend.
             return Err(DisconnectKind::BadRequest.into());
         }
         let cfg = self.node.config();

@@ -8,6 +8,7 @@
 
 mod commands;
 mod connect;
+mod proxy;
 mod subscribe;
 mod tick;
 
@@ -32,10 +33,16 @@ use crate::writer::{CloseFrame, WriterQueue};
 pub(crate) use tick::TickWork;
 
 /// How a command fails: an error reply, or the end of the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CmdError {
     Error(ErrorCode),
     Disconnect(DisconnectKind),
+    /// A close the application backend chose: its code, reason and (v1) reconnect advice.
+    Close {
+        code: u16,
+        reason: String,
+        reconnect: bool,
+    },
 }
 
 impl From<ErrorCode> for CmdError {
@@ -81,6 +88,9 @@ pub(crate) struct SubState {
     pub epoch: String,
     /// Consecutive position checks that found the stream ahead of this subscription.
     pub position_failures: u8,
+    /// The backend proxy that refreshes this subscription at its expiry (6.x `sub_refresh`);
+    /// `None`: it expires (or the client refreshes it with a token).
+    pub refresh_proxy: Option<Arc<str>>,
 }
 
 /// Mutable per-connection state.
@@ -92,6 +102,12 @@ pub(crate) struct ClientState {
     pub conn_info: Option<Bytes>,
     /// Connection expiry, unix seconds.
     pub exp: Option<i64>,
+    /// The server refreshes this connection through the backend at `exp` (refresh proxy).
+    pub server_refresh: bool,
+    /// Connection meta from the backend (never sent to the client).
+    pub meta: Option<Bytes>,
+    /// v2 connect-frame headers the backend wants (header emulation).
+    pub emulated_headers: Option<Arc<[(String, String)]>>,
     pub subs: HashMap<String, SubState>,
     /// Subscriptions dropped from inside the fan-out, to be cleaned up by the next tick.
     pub pending_cleanup: Vec<(String, SubState)>,
@@ -159,6 +175,9 @@ impl ClientShared {
                 user: String::new(),
                 conn_info: None,
                 exp: None,
+                server_refresh: false,
+                meta: None,
+                emulated_headers: None,
                 subs: HashMap::new(),
                 pending_cleanup: Vec::new(),
                 last_seen: Instant::now(),
@@ -238,6 +257,24 @@ impl ClientShared {
     pub fn disconnect(&self, kind: DisconnectKind) {
         let frame = self.close_frame(kind);
         let code = frame.code;
+        if self.queue.close(Some(frame)) {
+            metrics::METRICS.server_disconnects.inc(u32::from(code));
+        }
+    }
+
+    /// Closes with a code and reason the application backend chose. v1 clients get the reason
+    /// as JSON advice with `reconnect`; v2 clients read plain text and decide from the code.
+    pub(crate) fn disconnect_with(&self, code: u16, reason: &str, reconnect: bool) {
+        let reason = match self.generation() {
+            Generation::V1 => {
+                serde_json::json!({ "reason": reason, "reconnect": reconnect }).to_string()
+            }
+            Generation::V2 => reason.to_string(),
+        };
+        let frame = CloseFrame {
+            code,
+            reason: truncate_close_reason(reason),
+        };
         if self.queue.close(Some(frame)) {
             metrics::METRICS.server_disconnects.inc(u32::from(code));
         }
@@ -475,6 +512,16 @@ impl Session {
                 self.disconnect(kind);
                 return false;
             }
+            Err(CmdError::Close {
+                code,
+                reason,
+                reconnect,
+            }) => {
+                self.flush();
+                self.shared.disconnect_with(code, &reason, reconnect);
+                self.shared.cancel.cancel();
+                return false;
+            }
         }
         if self.out.len() > before {
             metrics::sent(frame_type, self.out.len() - before);
@@ -507,8 +554,8 @@ impl Session {
             CommandKind::PresenceStats(req) => self.presence_stats(req).await,
             CommandKind::History(req) => self.history(req).await,
             CommandKind::Ping => Ok(Some(ReplyBody::Ping)),
-            CommandKind::Send(_) => Ok(None),
-            CommandKind::Rpc(_) => Err(ErrorCode::NOT_AVAILABLE.into()),
+            CommandKind::Send(_) => self.send(),
+            CommandKind::Rpc(req) => self.rpc(req).await,
             CommandKind::Refresh(req) => self.refresh(req).await,
             CommandKind::SubRefresh(req) => self.sub_refresh(req).await,
             CommandKind::Pong => self.pong(),
@@ -561,6 +608,19 @@ impl Session {
         }
         self.node.hub().remove_client(&self.shared, &user);
     }
+}
+
+/// A WebSocket close reason holds at most 123 bytes: longer ones are cut at a character boundary.
+fn truncate_close_reason(mut reason: String) -> String {
+    const MAX: usize = 123;
+    if reason.len() > MAX {
+        let mut end = MAX;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
 }
 
 /// The metrics label of a command.

@@ -6,9 +6,11 @@ use rotor_protocol::command::{ChannelRequest, SubRefreshRequest, SubscribeReques
 use rotor_protocol::reply::SubscribeResult;
 use rotor_protocol::{DisconnectKind, ErrorCode, Generation, Push, ReplyBody};
 
+use super::proxy::backend_expiry;
 use super::ClientShared;
 use super::{CmdError, CmdResult, Session, SubState, SubStatus};
 use crate::auth::{SubscribeClaims, TokenError};
+use crate::backend::{BackendStyle, ServerSub, SubOverride, SubscribeEvent};
 use crate::config::ChannelOptions;
 use crate::engine::{HistoryFilter, StreamPosition};
 use crate::node::{unix_now, Node};
@@ -42,17 +44,25 @@ impl Session {
         if opts.server_side {
             return Err(ErrorCode::PERMISSION_DENIED.into());
         }
-        if user.is_empty() && !opts.anonymous && !cfg.client_insecure {
+        let user_limited = node.rules().is_user_limited(ch);
+        let private = node.rules().is_private(ch);
+        let tokened = private || (generation == Generation::V2 && !req.token.is_empty());
+        let backend = node.backend();
+        let proxied = !tokened && opts.proxy_subscribe && !user_limited;
+        // 2.x checks anonymous access before its proxy; Centrifugo 6 lets the proxy decide.
+        let proxy_decides_anonymous =
+            proxied && backend.is_some_and(|b| b.style() == BackendStyle::Modern);
+        if user.is_empty() && !opts.anonymous && !cfg.client_insecure && !proxy_decides_anonymous {
             return Err(ErrorCode::PERMISSION_DENIED.into());
         }
-        if node.rules().is_user_limited(ch) && !node.rules().user_allowed(ch, &user) {
+        if user_limited && !node.rules().user_allowed(ch, &user) {
             return Err(ErrorCode::PERMISSION_DENIED.into());
         }
         let now = unix_now();
-        let private = node.rules().is_private(ch);
-        let (chan_info, expire_at) = if private
-            || (generation == Generation::V2 && !req.token.is_empty())
-        {
+        let mut opts = opts;
+        let mut force_push_join_leave = false;
+        let mut data = None;
+        let (chan_info, expire_at) = if tokened {
             if req.token.is_empty() {
                 return Err(ErrorCode::PERMISSION_DENIED.into());
             }
@@ -71,15 +81,35 @@ impl Session {
                 });
             }
             (claims.info, claims.exp)
-        } else if opts.proxy_subscribe {
-            return Err(ErrorCode::NOT_AVAILABLE.into());
+        } else if proxied {
+            let Some(backend) = backend.cloned() else {
+                return Err(ErrorCode::NOT_AVAILABLE.into());
+            };
+            let ctx = self.shared.conn_context();
+            let ev = SubscribeEvent {
+                channel: req.channel.clone(),
+                data: req.data.clone(),
+            };
+            let g = backend
+                .subscribe(&opts.subscribe_proxy_name, &ctx, ev)
+                .await?;
+            data = self.shared.checked_payload(g.data)?;
+            force_push_join_leave = apply_overrides(&mut opts, &g.overrides);
+            (
+                self.shared.checked_payload(g.info)?,
+                backend_expiry(g.expire_at, now),
+            )
         } else {
             (None, None)
         };
         if matches!(expire_at, Some(e) if e <= now) {
             return Err(ErrorCode::EXPIRED.into());
         }
-        let push_join_leave = opts.join_leave && (generation == Generation::V1 || req.join_leave);
+        // With a sub_refresh proxy the server refreshes the subscription: no expiry in the reply.
+        let refresh_proxy = (expire_at.is_some() && opts.proxy_sub_refresh && backend.is_some())
+            .then(|| std::sync::Arc::<str>::from(opts.sub_refresh_proxy_name.as_str()));
+        let push_join_leave = force_push_join_leave
+            || (opts.join_leave && (generation == Generation::V1 || req.join_leave));
         let mut result = self
             .node
             .establish_subscription(
@@ -91,10 +121,19 @@ impl Session {
                 push_join_leave,
             )
             .await?;
-        if let Some(e) = expire_at {
-            result.expires = true;
-            result.ttl = u32::try_from(e - now).unwrap_or(u32::MAX);
+        match (expire_at, refresh_proxy) {
+            (Some(_), Some(proxy)) => {
+                if let Some(sub) = self.shared.state.lock().subs.get_mut(ch) {
+                    sub.refresh_proxy = Some(proxy);
+                }
+            }
+            (Some(e), None) => {
+                result.expires = true;
+                result.ttl = u32::try_from(e - now).unwrap_or(u32::MAX);
+            }
+            (None, _) => {}
         }
+        result.data = data;
         self.to_activate.push(req.channel.clone());
         Ok(Some(ReplyBody::Subscribe(result)))
     }
@@ -117,22 +156,26 @@ impl Session {
         }
     }
 
-    /// Subscribes to a channel the server chose (token `channels`, personal channel).
+    /// Subscribes to a channel the server chose (token or backend `channels`/`subs`, personal
+    /// channel), with the channel info, data and overrides the backend gave.
     pub(super) async fn subscribe_server_side(
         &mut self,
         req: SubscribeRequest,
+        sub: ServerSub,
     ) -> Result<SubscribeResult, CmdError> {
-        let Some(opts) = self.node.rules().options(&req.channel).cloned() else {
+        let Some(mut opts) = self.node.rules().options(&req.channel).cloned() else {
             return Err(ErrorCode::UNKNOWN_CHANNEL.into());
         };
         if self.shared.state.lock().subs.contains_key(&req.channel) {
             return Err(ErrorCode::ALREADY_SUBSCRIBED.into());
         }
-        let push_join_leave = opts.join_leave;
-        let r = self
+        let forced = apply_overrides(&mut opts, &sub.overrides);
+        let push_join_leave = opts.join_leave || forced;
+        let mut r = self
             .node
-            .establish_subscription(&self.shared, &req, &opts, None, None, push_join_leave)
+            .establish_subscription(&self.shared, &req, &opts, sub.info, None, push_join_leave)
             .await?;
+        r.data = sub.data;
         self.to_activate.push(req.channel.clone());
         Ok(r)
     }
@@ -205,6 +248,22 @@ impl Session {
     }
 }
 
+/// Applies a backend's per-subscription overrides to the channel's options; returns whether
+/// join/leave pushes are forced on for this subscriber. Recovery can only be forced on where
+/// the channel keeps history.
+fn apply_overrides(opts: &mut ChannelOptions, o: &SubOverride) -> bool {
+    if let Some(v) = o.presence {
+        opts.presence = v;
+    }
+    if let Some(v) = o.join_leave {
+        opts.join_leave = v;
+    }
+    if let Some(v) = o.force_recovery {
+        opts.history_recover = v && opts.history_enabled();
+    }
+    o.force_push_join_leave == Some(true)
+}
+
 impl Node {
     /// Registers the subscription (buffering live publications), adds presence and reads the
     /// stream position / missed publications. The caller sends the reply, then [`Node::activate_subscription`]s.
@@ -235,6 +294,7 @@ impl Node {
                     offset: 0,
                     epoch: String::new(),
                     position_failures: 0,
+                    refresh_proxy: None,
                 },
             );
             shared.info_in(&st, ch)

@@ -21,6 +21,10 @@ pub(crate) struct TickWork {
     /// Recoverable subscriptions whose stream position is to be compared with the stream top:
     /// (connection, channel, offset delivered, epoch followed).
     pub positions: Vec<(std::sync::Arc<ClientShared>, String, u64, String)>,
+    /// Connections whose expiry came, to be refreshed through the backend.
+    pub refresh: Vec<std::sync::Arc<ClientShared>>,
+    /// Subscriptions to refresh through the backend: (connection, channel, proxy name).
+    pub sub_refresh: Vec<(std::sync::Arc<ClientShared>, String, std::sync::Arc<str>)>,
 }
 
 impl ClientShared {
@@ -117,9 +121,15 @@ impl ClientShared {
             }
         }
 
-        if st
-            .exp
-            .is_some_and(|e| now_unix > e + cfg.client_expired_close_delay.as_secs() as i64)
+        if st.server_refresh && st.exp.is_some_and(|e| now_unix >= e) {
+            // The backend is asked at the expiry itself; until it answers (or if it fails),
+            // the next attempt is a minute away.
+            st.exp = Some(now_unix + super::proxy::REFRESH_RETRY_SECS);
+            work.refresh.push(self.clone());
+        } else if !st.server_refresh
+            && st
+                .exp
+                .is_some_and(|e| now_unix > e + cfg.client_expired_close_delay.as_secs() as i64)
         {
             drop(st);
             self.disconnect(DisconnectKind::Expired);
@@ -146,9 +156,20 @@ impl ClientShared {
         if st.next_presence.is_some_and(|t| now >= t) {
             st.next_presence = Some(now + cfg.client_presence_ping_interval);
             let grace = cfg.client_expired_sub_close_delay.as_secs() as i64;
+            for (ch, sub) in st.subs.iter_mut() {
+                if let Some(proxy) = &sub.refresh_proxy {
+                    if sub.expire_at.is_some_and(|e| now_unix > e + grace) {
+                        // Asked again in a minute unless the backend answers before.
+                        sub.expire_at = Some(now_unix + super::proxy::REFRESH_RETRY_SECS - grace);
+                        work.sub_refresh
+                            .push((self.clone(), ch.clone(), proxy.clone()));
+                    }
+                }
+            }
             let expired: Vec<String> = st
                 .subs
                 .iter()
+                .filter(|(_, s)| s.refresh_proxy.is_none())
                 .filter(|(_, s)| s.expire_at.is_some_and(|e| now_unix > e + grace))
                 .map(|(c, _)| c.clone())
                 .collect();
@@ -196,7 +217,11 @@ impl ClientShared {
             consider(Some(st.last_seen + ping * 2));
         }
         if let Some(e) = st.exp {
-            let close_at = e + cfg.client_expired_close_delay.as_secs() as i64 + 1;
+            let close_at = if st.server_refresh {
+                e
+            } else {
+                e + cfg.client_expired_close_delay.as_secs() as i64 + 1
+            };
             let secs = u64::try_from(close_at - now_unix).unwrap_or(0);
             consider(Some(now + std::time::Duration::from_secs(secs)));
         }

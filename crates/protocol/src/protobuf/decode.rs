@@ -67,6 +67,7 @@ fn decode_v1(bytes: Bytes) -> Result<Command, DecodeError> {
                 subs: r.subs.into_iter().map(|(k, v)| (k, sub_v1(v))).collect(),
                 name: r.name,
                 version: r.version,
+                headers: Default::default(),
             })
         }
         Ok(v1::MethodType::Subscribe) => CommandKind::Subscribe(sub_v1(decode(p)?)),
@@ -110,6 +111,7 @@ fn decode_v2(bytes: Bytes) -> Result<Command, DecodeError> {
             subs: r.subs.into_iter().map(|(k, v)| (k, sub_v2(v))).collect(),
             name: r.name,
             version: r.version,
+            headers: r.headers,
         })
     } else if let Some(r) = c.subscribe {
         CommandKind::Subscribe(sub_v2(r))

@@ -52,7 +52,7 @@ impl ProtobufEncoder {
 
     fn error(&self, b: &mut Vec<u8>, e: &ErrorCode) {
         uint(b, 1, e.code.into());
-        string(b, 2, e.message);
+        string(b, 2, &e.message);
         if self.v2() {
             boolean(b, 3, e.temporary());
         }
@@ -158,6 +158,7 @@ impl ProtobufEncoder {
             uint(b, 9, r.offset);
         }
         if self.v2() {
+            bytes(b, 11, r.data.as_deref().unwrap_or_default());
             boolean(b, 12, r.was_recovering);
         }
     }

@@ -1089,6 +1089,7 @@ fn every_v1_command_kind() {
                 subs: [("#42".to_string(), want_sub.clone())].into(),
                 name: "n".into(),
                 version: "v".into(),
+                headers: Default::default(),
             }),
         ),
         (
@@ -1299,6 +1300,8 @@ fn every_v2_command_kind() {
             CommandKind::Connect(ConnectRequest {
                 token: "tok".into(),
                 subs: [("#42".to_string(), want_sub.clone())].into(),
+                // v2 header emulation is kept for the backend.
+                headers: [("h".to_string(), "v".to_string())].into(),
                 ..Default::default()
             }),
         ),

@@ -61,7 +61,8 @@ impl Session {
                 .filter(|(k, _)| backend.wants_emulated_header(k))
                 .collect();
             if !kept.is_empty() {
-                self.shared.state.lock().emulated_headers = Some(kept.into());
+                let mut st = self.shared.state.lock();
+                st.backend.get_or_insert_default().emulated_headers = Some(kept.into());
             }
         }
         let ctx = self.shared.conn_context();
@@ -168,7 +169,9 @@ impl Session {
             st.conn_info = claims.info.clone();
             st.exp = exp;
             st.server_refresh = server_refresh;
-            st.meta = claims.meta;
+            if claims.meta.is_some() {
+                st.backend.get_or_insert_default().meta = claims.meta;
+            }
             let now_i = Instant::now();
             st.last_seen = now_i;
             st.next_presence = Some(now_i + cfg.client_presence_ping_interval);

@@ -93,6 +93,15 @@ pub(crate) struct SubState {
     pub refresh_proxy: Option<Arc<str>>,
 }
 
+/// Per-connection state only a backend uses.
+#[derive(Debug, Default)]
+pub(crate) struct BackendConn {
+    /// Connection meta from the backend (never sent to the client).
+    pub meta: Option<Bytes>,
+    /// v2 connect-frame headers the backend wants (header emulation).
+    pub emulated_headers: Option<Arc<[(String, String)]>>,
+}
+
 /// Mutable per-connection state.
 #[derive(Debug)]
 pub(crate) struct ClientState {
@@ -104,10 +113,8 @@ pub(crate) struct ClientState {
     pub exp: Option<i64>,
     /// The server refreshes this connection through the backend at `exp` (refresh proxy).
     pub server_refresh: bool,
-    /// Connection meta from the backend (never sent to the client).
-    pub meta: Option<Bytes>,
-    /// v2 connect-frame headers the backend wants (header emulation).
-    pub emulated_headers: Option<Arc<[(String, String)]>>,
+    /// What only a backend uses (boxed: a connection without a backend pays one pointer).
+    pub backend: Option<Box<BackendConn>>,
     pub subs: HashMap<String, SubState>,
     /// Subscriptions dropped from inside the fan-out, to be cleaned up by the next tick.
     pub pending_cleanup: Vec<(String, SubState)>,
@@ -176,8 +183,7 @@ impl ClientShared {
                 conn_info: None,
                 exp: None,
                 server_refresh: false,
-                meta: None,
-                emulated_headers: None,
+                backend: None,
                 subs: HashMap::new(),
                 pending_cleanup: Vec::new(),
                 last_seen: Instant::now(),

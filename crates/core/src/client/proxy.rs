@@ -53,10 +53,11 @@ impl ClientShared {
     pub(crate) fn conn_context(&self) -> ConnContext {
         let (user, meta, emulated) = {
             let st = self.state.lock();
+            let b = st.backend.as_deref();
             (
                 st.user.clone(),
-                st.meta.clone(),
-                st.emulated_headers.clone(),
+                b.and_then(|b| b.meta.clone()),
+                b.and_then(|b| b.emulated_headers.clone()),
             )
         };
         let (transport, headers) = match self.transport.get() {
@@ -147,7 +148,7 @@ impl Node {
                     st.conn_info = info;
                 }
                 if g.meta.is_some() {
-                    st.meta = g.meta;
+                    st.backend.get_or_insert_default().meta = g.meta;
                 }
                 drop(st);
                 shared.tick_soon();

@@ -143,6 +143,26 @@ async fn anonymous_connection_is_user_empty_and_subscribes_with_empty_sub_token(
     );
 }
 
+/// Centrifugo 6 lets a subscription token decide for an anonymous v2 connection: the 2.x
+/// `anonymous` namespace rule does not run first (handler.go OnSubscribe). Without a token the
+/// rule still refuses.
+#[tokio::test]
+async fn anonymous_v2_connection_subscribes_with_a_token_where_anonymous_is_off() {
+    let server = Server::start(json!({"client_anonymous": true})).await;
+    let mut ws = Ws::open(&server.ws_url()).await;
+    let rep = ws.call_v2("connect", json!({})).await;
+    assert!(rep["connect"]["client"].is_string(), "{rep}");
+    let rep = ws
+        .call_v2(
+            "subscribe",
+            json!({"channel": "news", "token": v2_sub_token("", "news")}),
+        )
+        .await;
+    assert!(rep["subscribe"].is_object(), "{rep}");
+    let rep = ws.call_v2("subscribe", json!({"channel": "other"})).await;
+    assert_eq!(rep["error"]["code"], 103, "{rep}");
+}
+
 #[tokio::test]
 async fn user_connection_limit_closes_extra_connection_3504() {
     let server = Server::start(json!({"client_user_connection_limit": 1})).await;

@@ -49,10 +49,17 @@ impl Session {
         let tokened = private || (generation == Generation::V2 && !req.token.is_empty());
         let backend = node.backend();
         let proxied = !tokened && opts.proxy_subscribe && !user_limited;
-        // 2.x checks anonymous access before its proxy; Centrifugo 6 lets the proxy decide.
+        // 2.x checks anonymous access before its proxy and its tokens; Centrifugo 6 lets the
+        // proxy decide, and a v2 subscription token (handler.go OnSubscribe).
         let proxy_decides_anonymous =
             proxied && backend.is_some_and(|b| b.style() == BackendStyle::Modern);
-        if user.is_empty() && !opts.anonymous && !cfg.client_insecure && !proxy_decides_anonymous {
+        let token_decides = generation == Generation::V2 && !req.token.is_empty();
+        if user.is_empty()
+            && !opts.anonymous
+            && !cfg.client_insecure
+            && !proxy_decides_anonymous
+            && !token_decides
+        {
             return Err(ErrorCode::PERMISSION_DENIED.into());
         }
         if user_limited && !node.rules().user_allowed(ch, &user) {

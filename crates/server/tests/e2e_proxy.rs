@@ -26,9 +26,10 @@ fn error_reply(id: u64, code: u64, message: &str) -> Value {
 /// The backend most tests use; the answer depends on the path and on what the client sent.
 ///
 /// * `/connect`: client data `{"case":"disconnect"}` → disconnect 4000 "bye" reconnect;
-///   `{"case":"error"}` → error 1000; otherwise user `u42`, info, data, channel `news`.
+///   `{"case":"error"}` → error 1000; `noresult` → `{}`; `anon` → user ""; otherwise user
+///   `u42`, info, data, channel `news`.
 /// * `/rpc`: by method: `getPrice` → `{"price":2019}`; none → echo of the data; `refuse` →
-///   error 1001; `empty` → a result without data.
+///   error 1001; `empty` → a result without data; `bye` → disconnect 4001.
 /// * `/subscribe`: `sp:denied` → error 1003; otherwise info `{"role":"mod"}`.
 /// * `/publish`: data `{"refuse":true}` → error 1004; otherwise data replaced.
 fn standard(s: &Seen) -> Answer {
@@ -39,6 +40,8 @@ fn standard(s: &Seen) -> Answer {
                 json!({"disconnect": {"code": 4000, "reason": "bye", "reconnect": true}}),
             ),
             Some("error") => Answer::error(1000, "custom error"),
+            Some("noresult") => Answer::json(json!({})),
+            Some("anon") => Answer::result(json!({"user": ""})),
             _ => Answer::result(json!({
                 "user": "u42",
                 "info": {"name": "Alice"},
@@ -50,6 +53,9 @@ fn standard(s: &Seen) -> Answer {
             Some("getPrice") => Answer::result(json!({"data": {"price": 2019}})),
             Some("refuse") => Answer::error(1001, "no"),
             Some("empty") => Answer::result(json!({})),
+            Some("bye") => Answer::json(
+                json!({"disconnect": {"code": 4001, "reason": "rpc bye", "reconnect": false}}),
+            ),
             Some(_) => Answer::error(1002, "unknown method"),
             None => Answer::result(json!({"data": {"echo": data}})),
         },
@@ -68,8 +74,8 @@ fn standard(s: &Seen) -> Answer {
     }
 }
 
-/// Every 2.x proxy but refresh on `b`, presence on, namespaces `sp` (subscribe proxy) and `pp`
-/// (publish proxy, publish allowed).
+/// Every 2.x proxy but refresh on `b`, presence on, namespaces `sp` (subscribe proxy), `pp`
+/// (publish proxy, publish allowed) and `pq` (publish proxy, publish not allowed).
 fn legacy_config(b: &HttpBackend) -> Value {
     json!({
         "proxy_connect_endpoint": b.url("/connect"),
@@ -84,6 +90,7 @@ fn legacy_config(b: &HttpBackend) -> Value {
         "namespaces": [
             {"name": "sp", "proxy_subscribe": true, "presence": true},
             {"name": "pp", "proxy_publish": true, "publish": true},
+            {"name": "pq", "proxy_publish": true},
         ],
     })
 }
@@ -220,6 +227,36 @@ async fn v1_connect_with_a_token_does_not_call_the_proxy() {
     assert!(b.seen().is_empty(), "no proxy call: {:#?}", b.seen());
 }
 
+#[tokio::test]
+async fn v1_connect_proxy_without_credentials_needs_anonymous_mode() {
+    let (b, server) = legacy_server().await;
+    let mut ws = Conn::open(&server.ws_url(), &[]).await;
+    ws.send(&json!({"id": 1, "params": {"data": {"case": "noresult"}}}))
+        .await;
+    let (code, reason) = ws.expect_close().await;
+    assert_eq!((code, reason.as_str()), (3003, V1_BAD_REQUEST));
+    // A result naming user "" is an anonymous connection even with anonymous mode off; 2.x
+    // still refuses it a subscription in a namespace without `anonymous` before the proxy.
+    let mut ws = Conn::open(&server.ws_url(), &[]).await;
+    proxy_connect_v1(&mut ws, json!({"data": {"case": "anon"}})).await;
+    assert_eq!(
+        ws.call_v1(1, json!({"channel": "sp:room"})).await,
+        error_reply(2, 103, "permission denied")
+    );
+    assert!(b.seen_at("/subscribe").is_empty(), "{:#?}", b.seen());
+
+    let mut cfg = legacy_config(&b);
+    cfg["client_anonymous"] = json!(true);
+    let anon_server = Server::start(cfg).await;
+    let mut ws = Conn::open(&anon_server.ws_url(), &[]).await;
+    let res = proxy_connect_v1(&mut ws, json!({"data": {"case": "noresult"}})).await;
+    assert!(is_uuid_v4(res["client"].as_str().unwrap_or("")), "{res}");
+    let rep = ws.call_v1(9, json!({"data": {}})).await;
+    assert!(rep.get("result").is_some(), "{rep}");
+    let last = b.seen_at("/rpc").pop().expect("rpc call");
+    assert_eq!(last.body.get("user"), Some(&json!("")), "{last:#?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // rpc and send
 // ---------------------------------------------------------------------------------------------
@@ -244,9 +281,17 @@ async fn v1_rpc_goes_to_the_rpc_proxy_with_and_without_method() {
     assert_eq!(rep, error_reply(4, 1001, "no"));
     let rep = ws.call_v1(9, json!({"method": "empty", "data": {}})).await;
     assert_eq!(rep, json!({"id": 5, "result": {}}));
+    ws.send(&json!({"id": 6, "method": 9, "params": {"method": "bye", "data": {}}}))
+        .await;
+    let (code, reason) = ws.expect_close().await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (4001, r#"{"reason":"rpc bye","reconnect":false}"#),
+        "a disconnect answer to a command closes the connection"
+    );
 
     let seen = b.seen_at("/rpc");
-    assert_eq!(seen.len(), 4, "{seen:#?}");
+    assert_eq!(seen.len(), 5, "{seen:#?}");
     for s in &seen {
         assert_head(s, &client);
         assert_eq!(s.body["user"], "u42", "{s:#?}");
@@ -365,6 +410,12 @@ async fn v1_publish_proxy_replaces_the_data_subscribers_get() {
         .await;
     assert_eq!(rep, error_reply(3, 1004, "refused"));
     sub.assert_no_push(Duration::from_millis(300)).await;
+
+    // 2.x: the namespace's `publish` permission is checked before the proxy.
+    let rep = publisher
+        .call_v1(3, json!({"channel": "pq:room", "data": {"text": "hi"}}))
+        .await;
+    assert_eq!(rep, error_reply(4, 103, "permission denied"));
 
     let seen = b.seen_at("/publish");
     assert_eq!(seen.len(), 2, "{seen:#?}");

@@ -26,8 +26,9 @@ fn error_reply(id: u64, code: u64, message: &str) -> Value {
 /// The backend most tests use; the answer depends on the path and on what the client sent.
 ///
 /// * `/connect`: client data `{"case":"disconnect"}` → disconnect 4000 "bye" reconnect;
-///   `{"case":"error"}` → error 1000; `noresult` → `{}`; `anon` → user ""; otherwise user
-///   `u42`, info, data, channel `news`.
+///   `{"case":"error"}` → error 1000; `noresult` → `{}`; `anon` → user ""; `badchan` → a
+///   channel in an unknown namespace; `past` → expire_at in the past; otherwise user `u42`,
+///   info, data, channel `news`.
 /// * `/rpc`: by method: `getPrice` → `{"price":2019}`; none → echo of the data; `refuse` →
 ///   error 1001; `empty` → a result without data; `bye` → disconnect 4001.
 /// * `/subscribe`: `sp:denied` → error 1003; otherwise info `{"role":"mod"}`.
@@ -42,6 +43,8 @@ fn standard(s: &Seen) -> Answer {
             Some("error") => Answer::error(1000, "custom error"),
             Some("noresult") => Answer::json(json!({})),
             Some("anon") => Answer::result(json!({"user": ""})),
+            Some("badchan") => Answer::result(json!({"user": "u42", "channels": ["nope:x"]})),
+            Some("past") => Answer::result(json!({"user": "u42", "expire_at": now() - 10})),
             _ => Answer::result(json!({
                 "user": "u42",
                 "info": {"name": "Alice"},
@@ -204,7 +207,16 @@ async fn v1_connect_proxy_error_is_the_connect_reply() {
     ws.send(&json!({"id": 1, "params": {"data": {"case": "error"}}}))
         .await;
     assert_eq!(ws.reply(1).await, error_reply(1, 1000, "custom error"));
-    assert_eq!(b.seen_at("/connect").len(), 1);
+    // A grant the server cannot honour (PROXY.md §3.4).
+    let mut ws = Conn::open(&server.ws_url(), &[]).await;
+    ws.send(&json!({"id": 1, "params": {"data": {"case": "badchan"}}}))
+        .await;
+    assert_eq!(ws.reply(1).await, error_reply(1, 102, "unknown channel"));
+    let mut ws = Conn::open(&server.ws_url(), &[]).await;
+    ws.send(&json!({"id": 1, "params": {"data": {"case": "past"}}}))
+        .await;
+    assert_eq!(ws.reply(1).await, error_reply(1, 110, "expired"));
+    assert_eq!(b.seen_at("/connect").len(), 3);
 }
 
 #[tokio::test]

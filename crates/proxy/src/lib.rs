@@ -8,6 +8,12 @@
 
 pub mod config;
 mod grpc;
+/// The gRPC proxy protocol generated from `proto/proxy.proto`: messages, the
+/// `CentrifugoProxy` client and server (for backends written in Rust, and tests).
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("centrifugal.centrifugo.proxy");
+}
 mod http;
 pub mod metrics;
 mod payload;

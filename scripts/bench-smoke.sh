@@ -31,8 +31,8 @@ passed=0
 failed=0
 SERVER_PID=""
 
-start_rotor() { # $1 join_leave (true|false)
-  local conf="$WORK/rotor-$1.json"
+start_rotor() { # $1 join_leave (true|false)  [$2 name suffix  $3 more top-level keys, each ending in a comma]
+  local conf="$WORK/rotor-$1${2:-}.json"
   cat >"$conf" <<EOF
 {
   "address": "127.0.0.1",
@@ -44,19 +44,20 @@ start_rotor() { # $1 join_leave (true|false)
   "history_lifetime": 300,
   "history_recover": true,
   "presence": false,
-  "join_leave": $1,
+  "join_leave": $1,${3:+
+  $3}
   "publish": true,
   "log_level": "error"
 }
 EOF
-  "$ROTOR_BIN" -c "$conf" >"$WORK/rotor-$1.log" 2>&1 &
+  "$ROTOR_BIN" -c "$conf" >"$WORK/rotor-$1${2:-}.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
-  echo "rotor did not start; see $WORK/rotor-$1.log" >&2
+  echo "rotor did not start; see $WORK/rotor-$1${2:-}.log" >&2
   return 1
 }
 
@@ -128,6 +129,28 @@ fi
 if start_rotor true; then
   run join-v1 "ok=300 conn_failed=0 joins>0 all_in_s>0" -- join --conns 300 --timeout 60s --settle-timeout 10s
   run join-v2 "ok=300 conn_failed=0 joins>0 all_in_s>0" -- join --proto v2 --conns 300 --timeout 60s --settle-timeout 10s --channel j2
+  stop_rotor
+else
+  failed=$((failed + 1))
+fi
+
+# Proxy mode (issue 12): the 2.x proxy keys point at `rotor-bench backend`, which each run
+# starts as a process of its own (--spawn-backend); every cycle or rpc must reach it.
+BPORT=$((PORT + 1))
+PROXY_KEYS="\"proxy_connect_endpoint\": \"http://127.0.0.1:$BPORT/connect\",
+  \"proxy_subscribe_endpoint\": \"http://127.0.0.1:$BPORT/subscribe\",
+  \"proxy_rpc_endpoint\": \"http://127.0.0.1:$BPORT/rpc\",
+  \"namespaces\": [{\"name\": \"px\", \"proxy_subscribe\": true}],"
+BE="--spawn-backend --backend 127.0.0.1:$BPORT"
+if start_rotor false -proxy "$PROXY_KEYS"; then
+  # shellcheck disable=SC2086
+  run proxy-churn-v1 "cycles>0 failed=0 backend_connect>0 backend_subscribe>0" -- proxy-churn --workers 8 --duration 3s --src-ips 16 $BE
+  # shellcheck disable=SC2086
+  run proxy-churn-v2 "cycles>0 failed=0 backend_connect>0" -- proxy-churn --proto v2 --workers 8 --duration 2s --src-ips 16 --channel c2 $BE
+  # shellcheck disable=SC2086
+  run rpc-v1 "ok=1 rpcs>0 failed=0 backend_rpc>0 p99_ms>0" -- rpc --clients 1 --duration 2s $BE
+  # shellcheck disable=SC2086
+  run rpc-v2 "ok=20 rpcs>0 failed=0 backend_rpc>0" -- rpc --proto v2 --clients 20 --duration 2s --procs 2 $BE
   stop_rotor
 else
   failed=$((failed + 1))

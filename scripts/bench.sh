@@ -17,6 +17,12 @@
 #   rb         rotor-bench's scenarios against both servers (fan-out vs subscriber count, fixed-rate
 #              latency vs subscriber count, channels, idle vs connections, churn, join), plus v2
 #              runs against Rotor (the reference speaks only v1)
+#   proxy      Rotor only (issue 12): churn with HS256 tokens against the same cycles through the
+#              connect and subscribe proxies, and rpc round trips through the rpc proxy with 1 and
+#              100 clients; the backend is `rotor-bench backend`, a process of its own. With
+#              BASE_ROTOR=<rotor binary built before the proxy work>, also fan-out and churn with
+#              no proxy configured on both builds, alternating. Not in the default PARTS; its
+#              tables go to $BENCH_DIR/proxy/ and $BENCH_DIR/proxy-base/
 # Then `rotor-bench report` writes $BENCH_DIR/tables.md and the PNG charts; raw results and the
 # compare.sh table are copied to $BENCH_DIR too.
 #
@@ -26,6 +32,7 @@
 #   except 200, which runs DURATION: the run of record since the first session)
 #   PEERS=<repo>/../shared/peers   OUT_DIR=target/bench/run-<timestamp>   BENCH_DIR=bench
 #   BASE_PORT=18500  BENCH_ROTOR=target/release/rotor (the Rotor binary under test)
+#   BASE_ROTOR=  (part proxy: the build to compare "no proxy configured" against)
 # Both servers and the load generators share this machine's cores: run it on a quiet machine
 # (nothing else compiling) and compare medians, not single runs.
 set -uo pipefail
@@ -56,12 +63,14 @@ RES="$OUT_DIR/results.txt"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT_DIR/bench.log"; }
 
 # ---------------------------------------------------------------- build
+# Part proxy alone runs Rotor only: the peers are not needed then.
+NEED_PEERS=1; [ -z "$(echo " $PARTS " | sed 's/ proxy / /g' | tr -d ' ')" ] && NEED_PEERS=0
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   log "building release rotor and rotor-bench (fat LTO: slow), and the peers"
   cargo build --release -p rotor-server -p rotor-bench || exit 1
-  PEERS_OUT="$PEERS_OUT" bash "$PEERS/build.sh" || exit 1
+  [ "$NEED_PEERS" = 0 ] || PEERS_OUT="$PEERS_OUT" bash "$PEERS/build.sh" || exit 1
 fi
-for b in "$ROTOR" "$RB" "$REF" "$LOADGEN"; do
+for b in "$ROTOR" "$RB" $([ "$NEED_PEERS" = 0 ] || echo "$REF $LOADGEN"); do
   [ -x "$b" ] || { echo "missing $b (run without SKIP_BUILD=1)" >&2; exit 1; }
 done
 
@@ -319,7 +328,105 @@ if [[ " $PARTS " == *" redis "* ]]; then
   redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1
 fi
 
+# ---------------------------------------------------------------- part: proxy (issue 12)
+# One Rotor with the 2.x proxy keys pointing at `rotor-bench backend` (rotor-bench starts it as
+# a separate process, --spawn-backend, and reports its CPU apart), namespace px with
+# proxy_subscribe. Each round, a fresh server per run: churn with tokens (server=rotor-jwt),
+# the same cycles through the proxies (server=rotor-proxy), rpc with 1 and 100 clients.
+if [[ " $PARTS " == *" proxy "* ]]; then
+  log "part proxy: proxy churn against JWT churn, rpc 1/100 clients${BASE_ROTOR:+; no proxy: $BASE_ROTOR against $ROTOR}"
+  PRES="$OUT_DIR/proxy-results.txt"; : >>"$PRES"
+  BPORT=$((BASE_PORT + 50))
+  launch() { # $1 rotor binary  $2 config  $3 log file; sets SERVER_PID, PORT=BASE_PORT+1
+    PORT=$((BASE_PORT + 1))
+    "$1" -c "$2" </dev/null >"$3" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 200); do
+      kill -0 "$SERVER_PID" 2>/dev/null || { log "$1 exited at start; see $3"; SERVER_PID=""; return 1; }
+      if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then sleep 0.3; return 0; fi
+      sleep 0.1
+    done
+    log "$1 did not listen on $PORT within 20 s"; stop_server; return 1
+  }
+  hist='"history_size": 100, "history_lifetime": 300, "history_recover": true'
+  cat >"$OUT_DIR/rotor-proxy.json" <<CONF
+{
+  "address": "127.0.0.1",
+  "port": $((BASE_PORT + 1)),
+  "engine": "memory",
+  "token_hmac_secret_key": "secret",
+  "api_key": "api",
+  $hist,
+  "presence": false,
+  "join_leave": false,
+  "publish": true,
+  "log_level": "error",
+  "proxy_connect_endpoint": "http://127.0.0.1:$BPORT/connect",
+  "proxy_subscribe_endpoint": "http://127.0.0.1:$BPORT/subscribe",
+  "proxy_rpc_endpoint": "http://127.0.0.1:$BPORT/rpc",
+  "namespaces": [{"name": "px", "proxy_subscribe": true, $hist, "presence": false, "join_leave": false, "publish": true}]
+}
+CONF
+  CH=20s; [ "$QUICK" = 1 ] && CH="$D"
+  PX_MATRIX="
+rotor-jwt|px-churn-jwt|churn --workers 32 --duration $CH --src-ips 200
+rotor-proxy|px-churn-proxy|proxy-churn --workers 32 --duration $CH --src-ips 200
+rotor-proxy|px-rpc-1|rpc --clients 1 --duration $D
+rotor-proxy|px-rpc-100|rpc --clients 100 --duration $D
+"
+  for r in $(seq 1 "$ROUNDS"); do
+    while IFS='|' read -r name tag args; do
+      [ -n "$tag" ] || continue
+      launch "$ROTOR" "$OUT_DIR/rotor-proxy.json" "$OUT_DIR/server-$tag-r$r.log" || {
+        echo "server=$name round=$r tag=$tag error=server_start" >>"$PRES"; continue; }
+      [ "$tag" = px-churn-jwt ] || args="$args --spawn-backend --backend 127.0.0.1:$BPORT"
+      # shellcheck disable=SC2086
+      timeout -k 10 $((${CH%s} + 120)) "$RB" $args --channel "px$r" --label "$name-$tag-r$r" \
+        --ws "ws://127.0.0.1:$PORT/connection/websocket" --api "http://127.0.0.1:$PORT/api" \
+        --server-pid "$SERVER_PID" </dev/null >"$OUT_DIR/$tag-r$r.log" 2>"$OUT_DIR/$tag-r$r.err"
+      RES="$PRES" record "$OUT_DIR/$tag-r$r.log" "server=$name round=$r tag=$tag" "rotor_bench_rc_$?" \
+        "(server_cpu_s_per_1k|backend_cpu_s_per_1k|rpc_per_s|p50_ms|p99_ms)"
+      stop_server
+      sleep 1
+    done <<<"$PX_MATRIX"
+  done
+  mkdir -p "$BENCH_DIR/proxy"
+  cp "$PRES" "$BENCH_DIR/proxy/results.txt"
+  "$RB" report "$PRES" --out "$BENCH_DIR/proxy" --reference rotor-jwt | tee "$OUT_DIR/proxy-report.md"
+
+  # No proxy configured: the rb matrix's fan-out 1,000 / 5,000 and churn runs with the plain
+  # config part rb uses, the base build and this one alternating.
+  if [ -n "${BASE_ROTOR:-}" ]; then
+    NRES="$OUT_DIR/proxy-base-results.txt"; : >>"$NRES"
+    start_server rotor false /dev/null && stop_server   # writes $OUT_DIR/rotor-false.json
+    NP_MATRIX="$(echo "$MATRIX" | grep -E '^(fanout-max-1000|fanout-max-5000|churn)\|')"
+    for r in $(seq 1 "$ROUNDS"); do
+      while IFS='|' read -r tag _servers _jl tmo args; do
+        [ -n "$tag" ] || continue
+        for s in base head; do
+          bin="$ROTOR"; [ "$s" = base ] && bin="$BASE_ROTOR"
+          launch "$bin" "$OUT_DIR/rotor-false.json" "$OUT_DIR/server-np-$s-$tag-r$r.log" || {
+            echo "server=rotor-$s round=$r tag=$tag error=server_start" >>"$NRES"; continue; }
+          # shellcheck disable=SC2086
+          timeout -k 10 "$tmo" "$RB" $args --channel "np$r" --label "rotor-$s-$tag-r$r" \
+            --ws "ws://127.0.0.1:$PORT/connection/websocket" --api "http://127.0.0.1:$PORT/api" \
+            --server-pid "$SERVER_PID" </dev/null >"$OUT_DIR/np-$s-$tag-r$r.log" 2>"$OUT_DIR/np-$s-$tag-r$r.err"
+          RES="$NRES" record "$OUT_DIR/np-$s-$tag-r$r.log" "server=rotor-$s round=$r tag=$tag" "rotor_bench_rc_$?"
+          stop_server
+          sleep 1
+        done
+      done <<<"$NP_MATRIX"
+    done
+    mkdir -p "$BENCH_DIR/proxy-base"
+    cp "$NRES" "$BENCH_DIR/proxy-base/results.txt"
+    "$RB" report "$NRES" --out "$BENCH_DIR/proxy-base" --reference rotor-base | tee "$OUT_DIR/proxy-base-report.md"
+  fi
+fi
+
 # ---------------------------------------------------------------- report
-cp "$RES" "$BENCH_DIR/results.txt"
-"$RB" report "$RES" --out "$BENCH_DIR" --reference ref | tee "$OUT_DIR/report.md"
+# (skipped when no part wrote to results.txt, e.g. PARTS=proxy: it keeps its own files)
+if grep -q '^server=' "$RES"; then
+  cp "$RES" "$BENCH_DIR/results.txt"
+  "$RB" report "$RES" --out "$BENCH_DIR" --reference ref | tee "$OUT_DIR/report.md"
+fi
 log "results: $RES; tables and charts: $BENCH_DIR"

@@ -12,18 +12,24 @@
 //! * `churn`    workers loop connect + private `$` subscribe (fresh subscription token for the
 //!   client ID) + disconnect: cycles/s;
 //! * `join`     N subscribers join one channel with join/leave on: seconds until all are in;
+//! * `proxy-churn` the churn cycle through the server's connect and subscribe proxies;
+//! * `rpc`      clients send `rpc` commands in a loop (the server's rpc proxy): round trips/s;
+//! * `backend`  the application backend those proxies call (a separate process);
 //! * `report`   tables and PNG charts from a results file written by `scripts/bench.sh`.
 //!
 //! Connections live in child processes (`--procs`, the open-file limit is per process) and
 //! bind to source addresses 127.0.0.2.. (`--src-ips`); the parent publishes, reads the
 //! server's /proc figures and adds everything up.
 
+mod backend;
 mod child;
 mod group;
 mod hist;
 mod proto;
+mod proxy;
 mod publish;
 mod report;
+mod rpc;
 mod scenario;
 mod token;
 mod track;
@@ -60,6 +66,14 @@ enum Cmd {
     Churn(ChurnArgs),
     /// N subscribers join one channel with join/leave on: time until all are in.
     Join(JoinArgs),
+    /// The churn cycle through the connect and subscribe proxies (no tokens): cycles/s, and
+    /// the server's and the backend's CPU per 1,000 cycles.
+    ProxyChurn(proxy::ProxyChurnArgs),
+    /// `--clients` connections send `rpc` commands back to back (the rpc proxy): round trips/s
+    /// and latency.
+    Rpc(rpc::RpcArgs),
+    /// A minimal application backend answering the server's HTTP proxy calls (keep-alive).
+    Backend(backend::BackendArgs),
     /// Tables and PNG charts from results files (lines of `key=value`).
     Report(report::ReportArgs),
 }
@@ -189,6 +203,10 @@ pub struct ChurnArgs {
     pub workers: usize,
     #[arg(long, default_value = "10s", value_parser = util::parse_duration)]
     pub duration: std::time::Duration,
+    /// Set by `proxy-churn`: connect without a token and subscribe in this namespace, so both
+    /// go through the server's connect and subscribe proxies.
+    #[arg(skip)]
+    pub proxy_ns: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -213,6 +231,17 @@ fn main() -> ExitCode {
         Cmd::Idle(a) => a.common.clone(),
         Cmd::Churn(a) => a.common.clone(),
         Cmd::Join(a) => a.common.clone(),
+        Cmd::ProxyChurn(a) => a.churn.common.clone(),
+        Cmd::Rpc(a) => a.common.clone(),
+        Cmd::Backend(a) => {
+            return match backend::main(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rotor-bench backend: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Cmd::Report(a) => {
             return match report::run(a) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -264,7 +293,9 @@ fn main() -> ExitCode {
             Cmd::Idle(a) => scenario::idle(a, args).await,
             Cmd::Churn(a) => scenario::churn(a, args).await,
             Cmd::Join(a) => scenario::join(a, args).await,
-            Cmd::Report(_) => unreachable!("handled above"),
+            Cmd::ProxyChurn(a) => proxy::proxy_churn(a, args).await,
+            Cmd::Rpc(a) => rpc::rpc(a, args).await,
+            Cmd::Report(_) | Cmd::Backend(_) => unreachable!("handled above"),
         }
     });
     // Do not wait for connection tasks still parked in the runtime.

@@ -79,8 +79,19 @@ fn metrics(scenario: &str, mode: &str) -> &'static [(&'static str, bool)] {
         ("churn", _) => &[
             ("churn_per_s", true),
             ("cycles_per_cpu_s", true),
+            ("server_cpu_s_per_1k", false),
+            ("backend_cpu_s_per_1k", false),
             ("cycle_p50_ms", false),
             ("cycle_p99_ms", false),
+            ("failed", false),
+        ],
+        // Round trips through the server's rpc proxy (bench.sh part proxy).
+        ("rpc", _) => &[
+            ("rpc_per_s", true),
+            ("p50_ms", false),
+            ("p99_ms", false),
+            ("server_cpu_s_per_1k", false),
+            ("backend_cpu_s_per_1k", false),
             ("failed", false),
         ],
         ("join", _) => &[
@@ -173,6 +184,7 @@ fn group_key(kv: &Kv) -> String {
         ),
         "idle" | "join" => format!("{} conns={}", g("scenario"), g("conns")),
         "churn" => format!("churn workers={}", g("workers")),
+        "rpc" => format!("rpc clients={} payload={}", g("clients"), g("payload")),
         // loadgen's `rate` runs (bench.sh part latency): one table per rate.
         "loadgen-rate" => format!(
             "loadgen-rate conns={} rate={}/s",
@@ -586,6 +598,27 @@ mod tests {
         );
         let p = points(&rows, |_| true, |kv| kv.num("deliv_per_s"));
         assert_eq!(p["rotor"], vec![(1000.0, 700.0)]);
+    }
+
+    #[test]
+    fn proxy_part_tables_compare_against_jwt() {
+        let rows = rows(&[
+            "server=rotor-jwt round=1 scenario=churn auth=jwt proto=v1 workers=32 churn_per_s=20000 server_cpu_s_per_1k=0.0400",
+            "server=rotor-proxy round=1 scenario=churn auth=proxy proto=v1 workers=32 churn_per_s=12000 server_cpu_s_per_1k=0.0520 backend_cpu_s_per_1k=0.0100",
+            "server=rotor-proxy round=1 scenario=rpc proto=v1 clients=100 payload=64 rpc_per_s=9000 p99_ms=20",
+        ]);
+        let t = tables(&rows, "rotor-jwt");
+        assert!(t.contains("### churn workers=32"), "{t}");
+        assert!(
+            t.contains("| server_cpu_s_per_1k ↓ | 0.040 | 0.052 | 1.30× |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| backend_cpu_s_per_1k ↓ | – | 0.010 | – |"),
+            "{t}"
+        );
+        assert!(t.contains("### rpc clients=100 payload=64"), "{t}");
+        assert!(t.contains("| rpc_per_s ↑ | 9000 |"), "{t}");
     }
 
     #[test]

@@ -22,11 +22,11 @@ use crate::{ChurnArgs, Common, IdleArgs, JoinArgs, Mode, PubArgs};
 
 type Res = Result<Option<Kv>, String>;
 
-fn ms(h: &Hist, p: f64) -> Option<f64> {
+pub(crate) fn ms(h: &Hist, p: f64) -> Option<f64> {
     h.quantile(p).map(|us| r3(us / 1000.0))
 }
 
-fn base_kv(c: &Common, scenario: &str) -> Kv {
+pub(crate) fn base_kv(c: &Common, scenario: &str) -> Kv {
     let mut kv = Kv::default();
     kv.set("label", c.label.as_str());
     kv.set("scenario", scenario);
@@ -34,14 +34,14 @@ fn base_kv(c: &Common, scenario: &str) -> Kv {
     kv
 }
 
-fn server_mem(out: &mut Kv, c: &Common, prefix: &str) {
+pub(crate) fn server_mem(out: &mut Kv, c: &Common, prefix: &str) {
     if let Some((rss, hwm)) = c.server_pid.and_then(proc_mem_kb) {
         out.set(&format!("{prefix}rss_kb"), rss);
         out.set(&format!("{prefix}hwm_kb"), hwm);
     }
 }
 
-fn server_cpu(c: &Common) -> Option<f64> {
+pub(crate) fn server_cpu(c: &Common) -> Option<f64> {
     c.server_pid.and_then(|p| proc_cpu_s(Some(p)))
 }
 
@@ -74,7 +74,7 @@ fn group_cfg(
 }
 
 /// Keeps the first error.
-fn set_first(slot: &Mutex<Option<String>>, e: String) {
+pub(crate) fn set_first(slot: &Mutex<Option<String>>, e: String) {
     let mut g = slot.lock().unwrap_or_else(|x| x.into_inner());
     if g.is_none() {
         *g = Some(e);
@@ -84,13 +84,13 @@ fn set_first(slot: &Mutex<Option<String>>, e: String) {
 // ------------------------------------------------------------------ progress line
 
 /// Prints one status line a second to stderr (rewritten in place on a terminal).
-struct Progress {
+pub(crate) struct Progress {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Progress {
-    fn start(mut text: impl FnMut() -> String + Send + 'static) -> Self {
+    pub(crate) fn start(mut text: impl FnMut() -> String + Send + 'static) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let tty = std::io::stderr().is_terminal();
@@ -114,7 +114,7 @@ impl Progress {
         Self { stop, task }
     }
 
-    fn end(self) {
+    pub(crate) fn end(self) {
         self.stop.store(true, Relaxed);
         self.task.abort();
         if std::io::stderr().is_terminal() {
@@ -123,7 +123,7 @@ impl Progress {
     }
 }
 
-fn si(x: f64) -> String {
+pub(crate) fn si(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.2}M", x / 1e6)
     } else if x >= 1e4 {
@@ -135,17 +135,17 @@ fn si(x: f64) -> String {
 
 /// Live STAT sums shared with the progress task.
 #[derive(Clone)]
-struct View(Arc<Mutex<Vec<(String, u64)>>>);
+pub(crate) struct View(Arc<Mutex<Vec<(String, u64)>>>);
 
 impl View {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         View(Arc::new(Mutex::new(Vec::new())))
     }
-    fn update(&self, kids: &Children, keys: &[&str]) {
+    pub(crate) fn update(&self, kids: &Children, keys: &[&str]) {
         let v = keys.iter().map(|k| (k.to_string(), kids.sum(k))).collect();
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = v;
     }
-    fn get(&self, k: &str) -> u64 {
+    pub(crate) fn get(&self, k: &str) -> u64 {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -157,7 +157,7 @@ impl View {
 }
 
 /// Keeps a [`View`] fresh while `fut` runs (the children's counters change on their own).
-async fn with_view<T>(
+pub(crate) async fn with_view<T>(
     kids: &mut Children,
     view: &View,
     keys: &[&str],
@@ -1103,6 +1103,7 @@ pub async fn churn(a: ChurnArgs, args: Vec<String>) -> Res {
         return child_churn(&a).await;
     }
     let mut out = base_kv(c, "churn");
+    out.set("auth", if a.proxy_ns.is_some() { "proxy" } else { "jwt" });
     out.set("workers", a.workers);
     out.set("procs", c.procs.max(1));
     let mut kids = Children::spawn(c.procs.max(1), &args)?;
@@ -1164,11 +1165,16 @@ pub async fn churn(a: ChurnArgs, args: Vec<String>) -> Res {
         }
     }
     println!(
-        "label={} scenario=churn proto={} workers={} procs={}: {ops} connect+private-subscribe cycles in {elapsed:.2}s = {rate:.0}/s, failed={failed}",
+        "label={} scenario=churn proto={} workers={} procs={}: {ops} connect+{}-subscribe cycles in {elapsed:.2}s = {rate:.0}/s, failed={failed}",
         c.label,
         c.proto,
         a.workers,
-        c.procs.max(1)
+        c.procs.max(1),
+        if a.proxy_ns.is_some() {
+            "proxied"
+        } else {
+            "private"
+        }
     );
     if let Some(e) = &err {
         println!("first error: {e}");
@@ -1194,6 +1200,10 @@ pub async fn churn(a: ChurnArgs, args: Vec<String>) -> Res {
         );
         out.set("server_cpu_s", r3(cpu));
         out.set("cycles_per_cpu_s", (ops as f64 / cpu.max(1e-9)).round());
+        out.set(
+            "server_cpu_s_per_1k",
+            format!("{:.4}", cpu * 1000.0 / ops.max(1) as f64),
+        );
     }
     server_mem(&mut out, c, "end_");
     out.set("bench_cpu_s", r3(bench1 - bench0));
@@ -1236,23 +1246,42 @@ async fn child_churn(a: &ChurnArgs) -> Res {
     for w in range {
         let (sh, target, signer) = (sh.clone(), target.clone(), signer.clone());
         let (proto, prefix, src_ips, workers) = (c.proto, c.channel.clone(), c.src_ips, a.workers);
+        let proxy_ns = a.proxy_ns.clone();
         tasks.push(tokio::spawn(async move {
             let user = format!("churn-{w}");
             let mut connect = Vec::new();
-            proto::connect_cmd(&mut connect, proto, 1, &signer.connection(&user));
+            match &proxy_ns {
+                // Through the connect proxy: no token; the backend names the user.
+                Some(_) => crate::proxy::connect_anon_cmd(&mut connect, proto, 1),
+                None => proto::connect_cmd(&mut connect, proto, 1, &signer.connection(&user)),
+            }
             let mut iter = 0usize;
             let mut sub = Vec::with_capacity(512);
             while Instant::now() < end {
                 let t0 = Instant::now();
                 let src = group::src_ip(w + iter * workers, src_ips);
-                let ch = format!("${prefix}-{w}-{iter}");
+                let ch = match &proxy_ns {
+                    Some(ns) => format!("{ns}:{prefix}-{w}-{iter}"),
+                    None => format!("${prefix}-{w}-{iter}"),
+                };
                 iter += 1;
-                let r = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    churn_cycle(&target, src, proto, &connect, &signer, &user, &ch, &mut sub),
-                )
-                .await
-                .unwrap_or_else(|_| Err("cycle timed out".into()));
+                let cycle = async {
+                    match &proxy_ns {
+                        Some(_) => {
+                            crate::proxy::proxy_cycle(&target, src, proto, &connect, &ch, &mut sub)
+                                .await
+                        }
+                        None => {
+                            churn_cycle(
+                                &target, src, proto, &connect, &signer, &user, &ch, &mut sub,
+                            )
+                            .await
+                        }
+                    }
+                };
+                let r = tokio::time::timeout(Duration::from_secs(10), cycle)
+                    .await
+                    .unwrap_or_else(|_| Err("cycle timed out".into()));
                 match r {
                     Ok(()) => {
                         sh.hist.record(t0.elapsed().as_micros() as u64);
@@ -1344,7 +1373,7 @@ async fn churn_cycle(
     Ok(())
 }
 
-async fn wait_reply(ws: &mut WsConn, id: u32) -> Result<Vec<u8>, String> {
+pub(crate) async fn wait_reply(ws: &mut WsConn, id: u32) -> Result<Vec<u8>, String> {
     loop {
         while let Some(m) = ws.next_msg().map_err(|e| format!("read: {e}"))? {
             match m {

@@ -114,12 +114,42 @@ fn spawn_http(
     })
 }
 
+/// Installs the proxies to the application backend when any is configured (nothing otherwise:
+/// the node then never builds a backend event). Runs inside the runtime: gRPC channels are
+/// created on it.
+fn install_backend(node: &Node, proxy: &rotor_proxy::ProxyConfig) -> anyhow::Result<()> {
+    if proxy.is_empty() {
+        return Ok(());
+    }
+    let backend = rotor_proxy::ProxyBackend::new(proxy)
+        .map_err(|e| anyhow::anyhow!("cannot set up the proxies to the backend: {e}"))?;
+    if node.set_backend(Arc::new(backend)).is_err() {
+        anyhow::bail!("the node already has a backend");
+    }
+    let on: Vec<String> = [
+        ("connect", &proxy.connect),
+        ("refresh", &proxy.refresh),
+        ("subscribe", &proxy.subscribe),
+        ("publish", &proxy.publish),
+        ("sub_refresh", &proxy.sub_refresh),
+        ("rpc", &proxy.rpc),
+    ]
+    .into_iter()
+    .filter_map(|(kind, p)| p.as_ref().map(|p| (kind, p)))
+    .chain(proxy.named.iter().map(|p| (p.name.as_str(), p)))
+    .map(|(name, p)| format!("{name} ({})", config::redact_url(&p.endpoint)))
+    .collect();
+    tracing::info!(style = ?proxy.style, proxies = %on.join(", "), "proxies to the backend on");
+    Ok(())
+}
+
 pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
     let missing = config::missing_for_clients(&cfg);
     let node = crate::engine::build_node(&cfg).await?;
+    install_backend(&node, &cfg.proxy)?;
     let ticker = node.start();
     // SIGHUP: reload the token secret and channel options, connections stay.
     config::watch_sighup(node.clone(), &cfg);

@@ -238,6 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Checkconfig) => {
             let cfg = load()?;
             print_warnings(&cfg);
+            check_proxies(&cfg)?;
             let text = serde_json::to_string_pretty(&config::effective(&cfg))?;
             println!("{text}");
             match &cfg.source {
@@ -338,6 +339,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(crate::app::serve(cfg))
         }
     }
+}
+
+/// Builds the proxies to the backend as the server would (endpoints, TLS files), without
+/// calling them: `checkconfig` then refuses what the server would refuse at start.
+fn check_proxies(cfg: &LoadedConfig) -> anyhow::Result<()> {
+    if cfg.proxy.is_empty() {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let built = rt.block_on(async { rotor_proxy::ProxyBackend::new(&cfg.proxy).map(drop) });
+    built.map_err(|e| anyhow::anyhow!("cannot set up the proxies to the backend: {e}"))
 }
 
 /// Writes a working configuration with fresh random secrets to `target`, in the format its

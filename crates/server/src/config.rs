@@ -10,6 +10,9 @@
 //!   namespace options also as `CENTRIFUGO_CHANNEL_NAMESPACES_<NAME>_<OPTION>`.
 //! * Precedence: defaults < file < env (`ROTOR_` over `CENTRIFUGO_`) < CLI flags.
 //!
+//! The proxies to the application backend are configured with either generation's keys
+//! (`config/proxy.rs`) into [`LoadedConfig::proxy`].
+//!
 //! Keys Centrifugo knows but Rotor does not implement are ignored with a warning naming them;
 //! unknown keys are warnings too; a wrong type or an impossible combination is an error naming
 //! the key, returned before anything listens.
@@ -20,6 +23,7 @@ mod flat;
 pub mod formats;
 mod merge;
 mod nested;
+mod proxy;
 mod runtime;
 mod values;
 
@@ -29,7 +33,7 @@ use std::time::Duration;
 use rotor_core::config::{ConfigError, NodeConfig};
 use serde_json::{Map, Value};
 
-pub use effective::effective;
+pub use effective::{effective, redact_url};
 pub use runtime::{prepare_first_run, random_secret, watch_sighup};
 use values::{boolean, duration, list, non_empty, or_default, port, positive, size, string, Input};
 pub use values::{format_duration, parse_duration};
@@ -123,6 +127,8 @@ impl Default for ServerSettings {
 pub struct LoadedConfig {
     pub node: NodeConfig,
     pub server: ServerSettings,
+    /// The proxies to the application backend (empty: none), checked as Centrifugo does.
+    pub proxy: rotor_proxy::ProxyConfig,
     /// Unknown and not-yet-supported keys, alias conflicts; the binary logs them.
     pub warnings: Vec<String>,
     /// The config file read, if any.
@@ -170,6 +176,9 @@ pub enum ConfigLoadError {
     /// Keys that are fine alone but contradict each other.
     #[error("invalid configuration ({origin}): {message}")]
     Inconsistent { origin: String, message: String },
+    /// The proxies cannot run as configured (the message names the key at fault).
+    #[error("invalid proxy configuration ({origin}): {message}")]
+    Proxy { origin: String, message: String },
 }
 
 fn in_namespace(ns: &Option<String>) -> String {
@@ -231,6 +240,7 @@ pub(crate) struct Target {
     node: NodeConfig,
     server: ServerSettings,
     top: channel::ChanAcc,
+    proxy: proxy::ProxyAcc,
 }
 
 /// Applies one top-level key; this match is the list of implemented keys.
@@ -304,7 +314,12 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
         redis if redis.starts_with("redis_") => {
             s.redis.insert(redis.to_string(), i.to_json());
         }
-        other => return t.top.set(other, i),
+        other => {
+            return match t.proxy.set(other, i) {
+                Err(SetError::Unknown) => t.top.set(other, i),
+                applied => applied,
+            }
+        }
     }
     Ok(())
 }
@@ -337,7 +352,7 @@ pub fn load(
     layers.env(env);
     let merge::Applied {
         target: mut t,
-        warnings,
+        mut warnings,
         mut origins,
     } = layers.apply()?;
 
@@ -390,12 +405,17 @@ pub fn load(
         origin: origin.clone(),
         source,
     })?;
-    check_personal(n).map_err(|message| ConfigLoadError::Inconsistent { origin, message })?;
+    check_personal(n).map_err(|message| ConfigLoadError::Inconsistent {
+        origin: origin.clone(),
+        message,
+    })?;
+    let proxy = t.proxy.finish(&t.node, &origins, &origin, &mut warnings)?;
 
     let (node, server, source) = (t.node, t.server, path.map(Path::to_path_buf));
     Ok(LoadedConfig {
         node,
         server,
+        proxy,
         warnings,
         source,
         first_run: None,

@@ -87,7 +87,7 @@ where
                 // Nothing of the HTTP side stays alive for the connection's lifetime.
                 drop((app, stop));
                 let response = accepted.response_head();
-                let (forced, encoding) = accepted.into_parts();
+                let (forced, encoding, headers) = accepted.into_parts();
                 // Flushed: over TLS the record may otherwise wait in the session's buffer.
                 if io.write_all(&response).await.is_err() || io.flush().await.is_err() {
                     return;
@@ -95,7 +95,7 @@ where
                 drop(response);
                 let leftover = head.split_off(len).to_vec();
                 drop(head);
-                ws::run(io, leftover, state, forced, encoding).await;
+                ws::run(io, leftover, state, forced, encoding, headers).await;
                 return;
             }
             First::Upgrade(Err(refused), _) => {

@@ -36,11 +36,16 @@ const PROTOCOLS: [&str; 2] = ["centrifuge-protobuf", "centrifuge-json"];
 pub(crate) trait HeaderLookup {
     /// Every value of header `name` (lower case), in order.
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a;
+    /// Every header as `(name, value)`, in order.
+    fn pairs<'a>(&'a self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a;
 }
 
 impl HeaderLookup for HeaderMap {
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.get_all(name).iter().map(HeaderValue::as_bytes)
+    }
+    fn pairs<'a>(&'a self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        self.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))
     }
 }
 
@@ -50,7 +55,14 @@ impl HeaderLookup for [httparse::Header<'_>] {
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value)
     }
+    fn pairs<'a>(&'a self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        self.iter().map(|h| (h.name, h.value))
+    }
 }
+
+/// The upgrade request's headers the backend asked for (lower-case names), for the proxies;
+/// `None` without a backend, so a connection costs nothing more then.
+pub(crate) type BackendHeaders = Option<Vec<(String, Vec<u8>)>>;
 
 /// A valid upgrade request: what the connection will speak.
 pub(crate) struct Accepted {
@@ -58,6 +70,7 @@ pub(crate) struct Accepted {
     encoding: Encoding,
     protocol: Option<&'static str>,
     accept_key: String,
+    headers: BackendHeaders,
 }
 
 /// A refused upgrade request: the status and a short plain-text reason.
@@ -158,11 +171,19 @@ pub(crate) fn handshake<H: HeaderLookup + ?Sized>(
             return Err(Refused::new(StatusCode::FORBIDDEN, "origin not allowed"));
         }
     }
+    let backend_headers = state.node.backend().map(|backend| {
+        let wanted = headers.pairs().filter_map(|(name, value)| {
+            let name = name.to_ascii_lowercase();
+            backend.wants_header(&name).then(|| (name, value.to_vec()))
+        });
+        wanted.collect()
+    });
     Ok(Accepted {
         forced,
         encoding,
         protocol,
         accept_key: tungstenite::handshake::derive_accept_key(key.trim_ascii()),
+        headers: backend_headers,
     })
 }
 
@@ -200,8 +221,8 @@ impl Accepted {
 
 impl Accepted {
     /// What the session needs; the rest is only for the response.
-    pub(crate) fn into_parts(self) -> (Option<Generation>, Encoding) {
-        (self.forced, self.encoding)
+    pub(crate) fn into_parts(self) -> (Option<Generation>, Encoding, BackendHeaders) {
+        (self.forced, self.encoding, self.headers)
     }
 }
 
@@ -213,13 +234,14 @@ pub(crate) async fn run<S>(
     state: SharedState,
     forced: Option<Generation>,
     encoding: Encoding,
+    headers: BackendHeaders,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let config = socket_config(&state);
     let socket =
         WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
-    serve_socket(socket, state, forced, encoding).await;
+    serve_socket(socket, state, forced, encoding, headers).await;
 }
 
 /// Small buffers: an idle connection should cost a few KB, not the 2×128 KB defaults. Our
@@ -261,10 +283,13 @@ pub async fn handler(State(state): State<SharedState>, req: Request) -> Response
     if let Some(p) = accepted.protocol {
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
     }
-    let (forced, encoding) = accepted.into_parts();
+    let (forced, encoding, headers) = accepted.into_parts();
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => run(TokioIo::new(upgraded), Vec::new(), state, forced, encoding).await,
+            Ok(upgraded) => {
+                let io = TokioIo::new(upgraded);
+                run(io, Vec::new(), state, forced, encoding, headers).await
+            }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
@@ -292,12 +317,18 @@ async fn serve_socket<S>(
     state: SharedState,
     forced: Option<Generation>,
     encoding: Encoding,
+    headers: BackendHeaders,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let _tracked = state.connections.token();
     let node = &state.node;
     let mut session = node.new_session(forced, encoding);
+    // Some only with a backend (see `handshake`).
+    if let Some(headers) = headers {
+        let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
+        session.set_transport("websocket", pairs);
+    }
     let shared = session.shared().clone();
     let cfg = node.config();
     let stale_at = tokio::time::Instant::now() + cfg.client_stale_close_delay;

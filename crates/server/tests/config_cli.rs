@@ -581,7 +581,7 @@ fn unknown_and_unsupported_keys_warn_naming_each() {
     let file = write(
         &dir,
         "w.yaml",
-        "foo: 1\nclient:\n  bar: 2\n  proxy:\n    connect:\n      endpoint: http://x\n\
+        "foo: 1\nclient:\n  bar: 2\n  subscription_token:\n    hmac_secret_key: x\n\
          grpc_api:\n  enabled: true\nchannel:\n  namespaces:\n    - name: chat\n      \
          allow_subscribe_for_client: true\n      baz: 3\n      delta_publish: true\n",
     );
@@ -595,7 +595,7 @@ fn unknown_and_unsupported_keys_warn_naming_each() {
     for want in [
         r#"warning: unknown config key "foo""#,
         r#"warning: unknown config key "client.bar""#,
-        r#"warning: config key "client.proxy" is not supported yet"#,
+        r#"warning: config key "client.subscription_token" is not supported yet"#,
         r#"warning: config key "grpc_api" is not supported yet"#,
         r#"warning: unknown config key "baz" in namespace "chat""#,
         r#"warning: config key "delta_publish" in namespace "chat" is not supported yet"#,
@@ -1035,5 +1035,251 @@ async fn token_audience_and_issuer_reach_gentoken_checktoken_and_sighup() {
         .await;
     assert!(try_connect_v2(&server.ws_url(), &t2).await.is_ok());
     assert_eq!(try_connect_v2(&server.ws_url(), &t1).await, Err(3500));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proxies to the backend
+// ---------------------------------------------------------------------------------------------
+
+const PROXY_V6: &str = r#"
+client:
+  proxy:
+    connect:
+      enabled: true
+      endpoint: http://127.0.0.1:1/connect
+      http_headers: [Cookie]
+channel:
+  proxy:
+    subscribe:
+      endpoint: http://127.0.0.1:1/subscribe
+  namespaces:
+    - name: chat
+      allow_subscribe_for_client: true
+      subscribe_proxy_enabled: true
+    - name: shop
+      allow_subscribe_for_client: true
+      publish_proxy_enabled: true
+      publish_proxy_name: shop-proxy
+rpc:
+  without_namespace:
+    proxy_enabled: true
+    proxy_name: shop-proxy
+proxies:
+  - name: shop-proxy
+    endpoint: grpc://127.0.0.1:1
+    timeout: 2s
+"#;
+
+#[test]
+fn checkconfig_validates_the_proxies_of_both_generations() {
+    let dir = scratch();
+    let v6 = write(&dir, "p6.yaml", PROXY_V6);
+    let out = run(&dir, &["checkconfig", "-c", s(&v6)], &[]);
+    out.assert_ok();
+    assert!(!out.stderr.contains("warning"), "no warning: {out:#?}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let p = &v["proxy"];
+    assert_eq!(p["generation"], json!("6.x"), "{p}");
+    assert_eq!(
+        p["connect"]["endpoint"],
+        json!("http://127.0.0.1:1/connect")
+    );
+    assert_eq!(p["connect"]["http_headers"], json!(["cookie"]));
+    assert_eq!(p["proxies"][0]["transport"], json!("grpc"));
+    assert_eq!(
+        p["rpc_without_namespace"]["proxy_name"],
+        json!("shop-proxy")
+    );
+    assert_eq!(
+        v["namespaces"][1]["publish_proxy_name"],
+        json!("shop-proxy")
+    );
+
+    let v2 = write(
+        &dir,
+        "p2.json",
+        r#"{"proxy_connect_endpoint": "http://127.0.0.1:1/c", "proxy_connect_timeout": 2,
+            "proxy_extra_http_headers": ["X-App"],
+            "namespaces": [{"name": "chat", "proxy_subscribe": true}]}"#,
+    );
+    let out = run(&dir, &["checkconfig", "-c", s(&v2)], &[]);
+    out.assert_ok();
+    assert!(!out.stderr.contains("warning"), "no warning: {out:#?}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["proxy"]["generation"], json!("2.x"));
+    assert_eq!(v["proxy"]["connect"]["timeout"], json!("2s"));
+    let headers = v["proxy"]["connect"]["http_headers"].as_array().unwrap();
+    assert!(headers.contains(&json!("cookie")) && headers.contains(&json!("x-app")));
+    assert_eq!(v["namespaces"][0]["proxy_subscribe"], json!(true));
+
+    let env = [
+        ("CENTRIFUGO_CLIENT_PROXY_CONNECT_ENABLED", "true"),
+        (
+            "CENTRIFUGO_CLIENT_PROXY_CONNECT_ENDPOINT",
+            "http://127.0.0.1:1/e",
+        ),
+    ];
+    let out = run(&dir, &["checkconfig"], &env);
+    out.assert_ok();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        v["proxy"]["connect"]["endpoint"],
+        json!("http://127.0.0.1:1/e")
+    );
+
+    // Valid keys, but the connect proxy cannot send a header with a space in its name.
+    let bad_header = PROXY_V6.replace(
+        "      http_headers: [Cookie]\n",
+        "      http_headers: [Cookie]\n      http:\n        static_headers: {\"bad header\": x}\n",
+    );
+    let broken = [
+        (
+            PROXY_V6.replace("publish_proxy_name: shop-proxy", "publish_proxy_name: nope"),
+            r#"namespace "shop" publish_proxy_name: unknown proxy name "nope""#,
+        ),
+        (
+            PROXY_V6.replace("      endpoint: http://127.0.0.1:1/connect\n", ""),
+            "client.proxy.connect: endpoint is required",
+        ),
+        (
+            PROXY_V6.replace(
+                "      endpoint: http://127.0.0.1:1/subscribe\n",
+                "      timeout: 1s\n",
+            ),
+            r#"channel.proxy.subscribe: endpoint is required (namespace "chat" has subscribe_proxy_enabled on)"#,
+        ),
+        (
+            format!("{PROXY_V6}proxy_rpc_endpoint: http://127.0.0.1:1/rpc\n"),
+            r#"proxy keys of two generations are set: "proxy_rpc_endpoint""#,
+        ),
+        (
+            PROXY_V6.replace("publish_proxy_enabled", "subscribe_stream_proxy_enabled"),
+            r#"config key "subscribe_stream_proxy_enabled" in namespace "shop": subscribe stream proxies are not supported"#,
+        ),
+        (
+            bad_header.clone(),
+            "cannot set up the proxies to the backend",
+        ),
+        (
+            "proxy_connect_endpoint: http://a\nproxy_connect_timeout: 0\n".to_string(),
+            r#"config key "proxy_connect_timeout": must be greater than 0"#,
+        ),
+        (
+            "proxy_http_headers: [Cookie]\n".to_string(),
+            r#"config key "proxy_http_headers": Centrifugo 3-5 proxy keys are not supported"#,
+        ),
+    ];
+    for (text, want) in broken {
+        let file = write(&dir, "broken.yaml", &text);
+        run(&dir, &["checkconfig", "-c", s(&file)], &[]).assert_one_line_error(want);
+    }
+    let env = [("CENTRIFUGO_CLIENT_PROXY_CONNECT_ENABLED", "true")];
+    run(&dir, &["checkconfig"], &env)
+        .assert_one_line_error("client.proxy.connect: endpoint is required");
+    // The server refuses to start with proxies it cannot build, before listening.
+    let port = free_port().to_string();
+    let text = format!("port: {port}\n{bad_header}");
+    let file = write(&dir, "server.yaml", &text);
+    run(&dir, &["-c", s(&file)], &[])
+        .assert_one_line_error("cannot set up the proxies to the backend");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A connect-proxy backend on a free port: answers every POST with user `u1` and records the
+/// `cookie` header of each call.
+async fn cookie_backend() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use axum::routing::post as route_post;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/connect",
+        route_post(move |headers: axum::http::HeaderMap| {
+            let record = record.clone();
+            async move {
+                let cookie = headers.get("cookie").and_then(|v| v.to_str().ok());
+                record
+                    .lock()
+                    .unwrap()
+                    .push(cookie.unwrap_or("").to_string());
+                axum::Json(json!({"result": {"user": "u1"}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, seen)
+}
+
+/// A v2 connect without a token over `ws`: whether the server accepted it.
+async fn connects_without_token<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let frame = json!({"id": 1, "connect": {}}).to_string();
+    ws.send(Message::text(frame)).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    match next.expect("a reply within 5 s") {
+        Some(Ok(Message::Text(t))) => serde_json::from_str(t.as_str()).unwrap(),
+        other => panic!("no connect reply: {other:?}"),
+    }
+}
+
+/// The upgrade request's headers reach the connect proxy whichever way the upgrade arrives:
+/// as the connection's first request (the fast path) or after a keep-alive request (hyper).
+#[tokio::test]
+async fn a_proxy_config_installs_the_backend_on_both_upgrade_paths() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (backend, seen) = cookie_backend().await;
+    let dir = scratch();
+    let port = free_port();
+    let cfg = json!({"address": "127.0.0.1", "port": port, "health": true,
+        "proxy_connect_endpoint": format!("http://127.0.0.1:{backend}/connect")});
+    let path = write(&dir, "config.json", &cfg.to_string());
+    let server = Running::start(&dir, &["-c", s(&path)], &[], port);
+    let request = |cookie: &str| {
+        let mut r = server.ws_url().into_client_request().unwrap();
+        r.headers_mut().insert("cookie", cookie.parse().unwrap());
+        r
+    };
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(request("s=fast"))
+        .await
+        .unwrap();
+    let reply = connects_without_token(&mut ws).await;
+    assert!(reply["connect"]["client"].is_string(), "{reply}");
+
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "{head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+    let mut body = vec![0u8; len];
+    tcp.read_exact(&mut body).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(request("s=hyper"), tcp)
+        .await
+        .unwrap();
+    let reply = connects_without_token(&mut ws).await;
+    assert!(reply["connect"]["client"].is_string(), "{reply}");
+
+    assert_eq!(*seen.lock().unwrap(), ["s=fast", "s=hyper"]);
+    drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -9,12 +9,26 @@
 //!   unless an `allow_presence_for_*` / `allow_history_for_*` option is on;
 //! * `force_recovery` is `history_recover` (an alias), `allow_recovery` turns it on too;
 //! * `history_ttl` is `history_lifetime` (an alias, a duration rounded up to whole seconds);
-//! * `allow_subscribe_for_anonymous` is `anonymous` (an alias).
+//! * `allow_subscribe_for_anonymous` is `anonymous` (an alias);
+//! * the proxy switches: `proxy_subscribe` / `proxy_publish` (2.x, and the 6.x
+//!   `subscribe_proxy_enabled` / `publish_proxy_enabled` through aliases),
+//!   `sub_refresh_proxy_enabled` and the `*_proxy_name`s (`default` is stored as `""`); a
+//!   subscribe stream and Centrifugo 5's `proxy_sub_refresh` are refused when on.
 
 use rotor_core::config::ChannelOptions;
 
-use super::values::{boolean, size, whole_seconds, Input};
+use super::values::{boolean, size, string, whole_seconds, Input};
 use super::SetError;
+
+/// A `*_proxy_name`: `default` (Centrifugo's default value) is stored as `""`.
+fn proxy_name(i: &Input) -> Result<String, String> {
+    let name = string(i)?;
+    Ok(if name == rotor_proxy::config::DEFAULT_PROXY {
+        String::new()
+    } else {
+        name
+    })
+}
 
 /// Options being read from one object; [`ChanAcc::finish`] gives the resulting 2.x options.
 #[derive(Debug, Default)]
@@ -50,6 +64,32 @@ impl ChanAcc {
             "server_side" => o.server_side = boolean(i)?,
             "proxy_subscribe" => o.proxy_subscribe = boolean(i)?,
             "proxy_publish" => o.proxy_publish = boolean(i)?,
+            "sub_refresh_proxy_enabled" => o.proxy_sub_refresh = boolean(i)?,
+            "subscribe_proxy_name" => o.subscribe_proxy_name = proxy_name(i)?,
+            "publish_proxy_name" => o.publish_proxy_name = proxy_name(i)?,
+            "sub_refresh_proxy_name" => o.sub_refresh_proxy_name = proxy_name(i)?,
+            "subscribe_stream_proxy_enabled"
+            | "subscribe_stream_proxy_bidirectional"
+            | "proxy_subscribe_stream"
+            | "proxy_subscribe_stream_bidirectional" => {
+                if boolean(i)? {
+                    return Err(SetError::Bad(
+                        "subscribe stream proxies are not supported by Rotor (a namespace \
+                         relying on one cannot work); use subscribe_proxy_enabled"
+                            .into(),
+                    ));
+                }
+            }
+            "proxy_sub_refresh" => {
+                if boolean(i)? {
+                    return Err(SetError::Bad(
+                        "Centrifugo 3-5 proxy keys are not supported; use \
+                         sub_refresh_proxy_enabled with channel.proxy.sub_refresh (Centrifugo 6 \
+                         keys)"
+                            .into(),
+                    ));
+                }
+            }
             "allow_recovery" => self.allow_recovery = boolean(i)?,
             "allow_subscribe_for_client" => self.subscribe_for_client = boolean(i)?,
             "allow_publish_for_client" => self.publish_for_client = boolean(i)?,

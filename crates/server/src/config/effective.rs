@@ -1,10 +1,15 @@
 //! The effective configuration as flat Centrifugo 2.x keys, secrets masked: what `checkconfig`
 //! prints. The same settings print the same text whatever file format, key generation or
-//! environment variables they came from.
+//! environment variables they came from. The proxies, which the two generations lay out
+//! differently, are one `proxy` object in Rotor's own shape (PROXY.md §2), with credentials,
+//! private keys, static header values and URL passwords masked.
 
 use std::time::Duration;
 
+use rotor_core::backend::BackendStyle;
 use rotor_core::config::ChannelOptions;
+use rotor_proxy::config::{RpcRoute, TlsSettings, DEFAULT_PROXY, LEGACY_DEFAULT_HEADERS};
+use rotor_proxy::{ProxyConfig, ProxySettings};
 use serde_json::{json, Map, Value};
 
 use super::values::format_duration;
@@ -46,6 +51,10 @@ fn options(o: &ChannelOptions, m: &mut Map<String, Value>) {
         ("server_side", json!(o.server_side)),
         ("proxy_subscribe", json!(o.proxy_subscribe)),
         ("proxy_publish", json!(o.proxy_publish)),
+        ("sub_refresh_proxy_enabled", json!(o.proxy_sub_refresh)),
+        ("subscribe_proxy_name", json!(o.subscribe_proxy_name)),
+        ("publish_proxy_name", json!(o.publish_proxy_name)),
+        ("sub_refresh_proxy_name", json!(o.sub_refresh_proxy_name)),
     ];
     for (k, v) in pairs {
         m.insert(k.into(), v);
@@ -177,5 +186,123 @@ pub fn effective(cfg: &LoadedConfig) -> Value {
         (k.clone(), v)
     });
     m.insert("redis".into(), Value::Object(redis.collect()));
+    m.insert("proxy".into(), proxy(&cfg.proxy));
     Value::Object(m)
+}
+
+/// `scheme://user:password@host` with the password masked.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:{MASK}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+fn tls(t: &TlsSettings) -> Value {
+    json!({
+        "enabled": t.enabled,
+        "cert_pem": t.cert_pem,
+        "key_pem": secret(&t.key_pem),
+        "server_ca_pem": t.server_ca_pem,
+        "insecure_skip_verify": t.insecure_skip_verify,
+        "server_name": t.server_name,
+    })
+}
+
+/// Names with their values masked (static headers often carry credentials).
+fn masked_map(pairs: &[(String, String)]) -> Value {
+    let m = pairs.iter().map(|(k, v)| (k.clone(), secret(v)));
+    Value::Object(m.collect())
+}
+
+fn settings(p: &ProxySettings, style: BackendStyle) -> Value {
+    let headers: Vec<&str> = match style {
+        // What is forwarded: the seven default headers of 2.x, then the extra ones.
+        BackendStyle::Legacy => LEGACY_DEFAULT_HEADERS
+            .iter()
+            .copied()
+            .chain(p.http_headers.iter().map(String::as_str))
+            .collect(),
+        BackendStyle::Modern => p.http_headers.iter().map(String::as_str).collect(),
+    };
+    let transforms = p.status_transforms.iter().map(|t| {
+        json!({
+            "status_code": t.status_code,
+            "to_error": {"code": t.error_code, "message": t.error_message,
+                "temporary": t.error_temporary},
+            "to_disconnect": {"code": t.disconnect_code, "reason": t.disconnect_reason},
+        })
+    });
+    json!({
+        "name": p.name,
+        "endpoint": redact_url(&p.endpoint),
+        "transport": if p.is_http() { "http" } else { "grpc" },
+        "timeout": dur(p.timeout),
+        "http_headers": headers,
+        "emulated_headers": p.emulated_headers,
+        "grpc_metadata": p.grpc_metadata,
+        "binary_encoding": p.binary_encoding,
+        "include_connection_meta": p.include_connection_meta,
+        "http": {
+            "static_headers": masked_map(&p.static_headers),
+            "status_to_code_transforms": transforms.collect::<Vec<_>>(),
+            "tls": tls(&p.http_tls),
+        },
+        "grpc": {
+            "tls": tls(&p.grpc_tls),
+            "credentials_key": p.grpc_credentials_key,
+            "credentials_value": secret(&p.grpc_credentials_value),
+            "compression": p.grpc_compression,
+            "static_metadata": masked_map(&p.grpc_static_metadata),
+        },
+    })
+}
+
+fn route(r: &RpcRoute) -> Value {
+    let name = if r.proxy_name.is_empty() {
+        DEFAULT_PROXY
+    } else {
+        &r.proxy_name
+    };
+    json!({"proxy_enabled": r.proxy_enabled, "proxy_name": name})
+}
+
+/// The proxies: which generation's keys set them up (`none` without any), each proxy object
+/// (`null` when off), the named ones and the RPC routing.
+fn proxy(c: &ProxyConfig) -> Value {
+    let style = c.style;
+    let one = |p: &Option<ProxySettings>| p.as_ref().map_or(Value::Null, |p| settings(p, style));
+    let generation = match style {
+        _ if c.is_empty() => "none",
+        BackendStyle::Legacy => "2.x",
+        BackendStyle::Modern => "6.x",
+    };
+    let namespaces = c.rpc_namespaces.iter().map(|n| {
+        let mut v = route(&n.route);
+        v["name"] = json!(n.name);
+        v
+    });
+    json!({
+        "generation": generation,
+        "connect": one(&c.connect),
+        "refresh": one(&c.refresh),
+        "subscribe": one(&c.subscribe),
+        "publish": one(&c.publish),
+        "sub_refresh": one(&c.sub_refresh),
+        "rpc": one(&c.rpc),
+        "proxies": c.named.iter().map(|p| settings(p, style)).collect::<Vec<_>>(),
+        "rpc_without_namespace": route(&c.rpc_without_namespace),
+        "rpc_namespaces": namespaces.collect::<Vec<_>>(),
+        "rpc_namespace_boundary": c.rpc_namespace_boundary,
+        "rpc_ping": c.rpc_ping,
+        "rpc_ping_method": c.rpc_ping_method,
+    })
 }

@@ -72,6 +72,17 @@ pub(crate) const CHANNEL_OPTIONS_MODERN: &[&str] = &[
     "allow_user_limited_channels",
     "subscribe_proxy_enabled",
     "publish_proxy_enabled",
+    "sub_refresh_proxy_enabled",
+    "subscribe_proxy_name",
+    "publish_proxy_name",
+    "sub_refresh_proxy_name",
+    // Recognised to be refused when on (see `ChanAcc::set`): a subscribe stream cannot be
+    // served, and Centrifugo 5's `proxy_sub_refresh` belongs to its flat proxy keys.
+    "subscribe_stream_proxy_enabled",
+    "subscribe_stream_proxy_bidirectional",
+    "proxy_subscribe_stream",
+    "proxy_subscribe_stream_bidirectional",
+    "proxy_sub_refresh",
 ];
 
 /// Channel options of Centrifugo 4/5/6 that Rotor does not implement.
@@ -87,17 +98,8 @@ pub(crate) const CHANNEL_OPTIONS_UNSUPPORTED: &[&str] = &[
     "delta_publish",
     "channel_regex",
     "publication_data_format",
-    "proxy_sub_refresh",
-    "proxy_subscribe_stream",
-    "proxy_subscribe_stream_bidirectional",
     "proxy_cache_empty",
-    "subscribe_proxy_name",
-    "publish_proxy_name",
-    "sub_refresh_proxy_enabled",
-    "sub_refresh_proxy_name",
-    "subscribe_stream_proxy_enabled",
     "subscribe_stream_proxy_name",
-    "subscribe_stream_proxy_bidirectional",
     "cache_empty_proxy_name",
     "map_clients_presence_channel_prefix",
     "map_users_presence_channel_prefix",
@@ -131,19 +133,20 @@ const UNSUPPORTED: &str = "broker client_concurrency debug gomaxprocs log_file p
     websocket_use_write_buffer_pool tls_external tls_cert_pem tls_key_pem tls_root_ca \
     tls_root_ca_pem tls_client_ca tls_client_ca_pem tls_server_name tls_insecure_skip_verify \
     admin_handler_prefix admin_web_path admin_web_proxy_address admin_external api_external \
-    api_error_mode granular_proxy_mode client_insecure_skip_token_signature_verify \
+    api_error_mode client_insecure_skip_token_signature_verify \
     client_user_id_http_header separate_subscription_token_config global_presence_ttl \
     global_redis_presence_user_mapping disallow_anonymous_connection_tokens \
     client_channel_position_max_time_lag client_connection_limit client_connection_rate_limit \
     client_connect_include_server_time client_history_max_publication_limit \
-    client_recovery_max_publication_limit usage_stats_disable connect_proxy_name \
-    refresh_proxy_name rpc_proxy_name enable_unreleased_features http3 proxies consumers \
+    client_recovery_max_publication_limit usage_stats_disable enable_unreleased_features http3 \
+    consumers \
     use_client_protocol_v1_by_default disable_client_protocol_v1";
 
-/// Flat key prefixes Rotor accepts but does not implement yet.
-const UNSUPPORTED_PREFIXES: &str = "proxy_ token_ subscription_token_ grpc_api sockjs graphite \
+/// Flat key prefixes Rotor accepts but does not implement yet. (`proxy_*` and `rpc_*` keys are
+/// the proxy module's: applied, refused, or unknown.)
+const UNSUPPORTED_PREFIXES: &str = "token_ subscription_token_ grpc_api sockjs graphite \
     nats_ tarantool_ uni_ opentelemetry tls_autocert websocket_compression http_stream sse \
-    webtransport swagger emulation_ client_connect_code_ rpc_";
+    webtransport swagger emulation_ client_connect_code_";
 
 /// A key Centrifugo knows that Rotor ignores (with a warning when it is set).
 pub(crate) fn is_unsupported(key: &str) -> bool {

@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use rotor_core::config::Namespace;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::channel::ChanAcc;
 use super::nested::{self, Nested};
 use super::values::{expected, string, Input};
-use super::{flat, formats, key_err, set_top, unsupported, ConfigLoadError, SetError, Target};
+use super::{
+    flat, formats, key_err, proxy, set_top, unsupported, ConfigLoadError, SetError, Target,
+};
 
 /// One value from one source; the higher rank (source, env prefix, canonical name) wins.
 struct Entry {
@@ -24,12 +26,23 @@ struct Entry {
     rank: (u8, u8, bool),
 }
 
-/// A `CENTRIFUGO_CHANNEL_NAMESPACES_<NAME>_<OPTION>` variable, matched once namespaces are known.
-struct NamespaceVar {
-    var: String,
+/// A variable naming a field of an item of a named list (`CENTRIFUGO_CHANNEL_NAMESPACES_<NAME>_
+/// <OPTION>`, `..._PROXIES_<NAME>_<FIELD>`, `..._RPC_NAMESPACES_<NAME>_<FIELD>`), matched once
+/// the items are known.
+pub(super) struct ListVar {
+    pub(super) var: String,
     rest: String,
-    value: String,
+    pub(super) value: String,
     prio: u8,
+}
+
+/// Prefixes (after `CENTRIFUGO_`/`ROTOR_`) of the variables of named lists' items.
+const LIST_VAR_PREFIXES: [&str; 3] = ["CHANNEL_NAMESPACES_", "RPC_NAMESPACES_", "PROXIES_"];
+
+/// Entries parsed as named lists after the other keys: `namespaces` here, the proxy lists in
+/// the proxy module.
+fn is_list(key: &str) -> bool {
+    key == "namespaces" || proxy::LISTS.contains(&key)
 }
 
 /// The merged raw values, keyed by canonical (lower-cased, alias-resolved) flat name.
@@ -37,7 +50,7 @@ struct NamespaceVar {
 pub(super) struct Layers {
     map: BTreeMap<String, Entry>,
     warnings: Vec<String>,
-    namespace_vars: Vec<NamespaceVar>,
+    list_vars: Vec<ListVar>,
 }
 
 /// The typed result of [`Layers::apply`].
@@ -144,6 +157,10 @@ impl Layers {
                 ));
             }
             for (path, v) in nested::flatten(&lower, value) {
+                // `null` for a section of proxy keys (`client.proxy: null`): not set.
+                if v.is_null() && proxy::is_section(&path) {
+                    continue;
+                }
                 match nested::resolve(&path) {
                     Nested::Key(key) => {
                         let key = flat::canonical(&key).to_string();
@@ -197,8 +214,8 @@ impl Layers {
                         self.warnings.push(msg);
                     }
                 }
-            } else if rest.starts_with("CHANNEL_NAMESPACES_") {
-                self.namespace_vars.push(NamespaceVar {
+            } else if LIST_VAR_PREFIXES.iter().any(|p| rest.starts_with(p)) {
+                self.list_vars.push(ListVar {
                     var: var.clone(),
                     rest: rest.to_string(),
                     value: raw.clone(),
@@ -217,22 +234,25 @@ impl Layers {
         let Layers {
             map,
             mut warnings,
-            namespace_vars,
+            list_vars,
         } = self;
         let mut t = Target::default();
         let mut origins = BTreeMap::new();
-        let mut namespaces = None;
+        let mut lists = BTreeMap::new();
         let is_set = |k: &str| map.get(k).is_some_and(|e| !is_unset(k, &e.input));
         let exact_set = (is_set("token_audience"), is_set("token_issuer"));
         for (key, e) in map {
-            if key == "namespaces" {
-                namespaces = Some(e);
+            if is_list(&key) {
+                lists.insert(key, e);
                 continue;
             }
             match set_top(&mut t, &key, &e.input) {
                 Ok(()) => {
                     if flat::is_channel_option(&key) && is_modern_name(&e.given) {
                         t.top.modern = true;
+                    }
+                    if proxy::is_v6_switch(&key, &e.given, false, &e.input) {
+                        t.proxy.modern_hint = true;
                     }
                     origins.insert(key, e.origin);
                 }
@@ -259,12 +279,28 @@ impl Layers {
         t.node.channel_options = top.finish("channel options without namespace", &mut warnings);
 
         let mut used = HashSet::new();
-        if let Some(e) = namespaces {
-            let vars = &namespace_vars;
-            t.node.namespaces = parse_namespaces(&e, vars, &mut used, &mut warnings)?;
-            origins.insert("namespaces".into(), e.origin);
+        let vars = &list_vars;
+        for (key, e) in lists {
+            let entry = proxy::ListEntry {
+                given: &e.given,
+                input: &e.input,
+                origin: &e.origin,
+            };
+            let (used, warnings) = (&mut used, &mut warnings);
+            match key.as_str() {
+                "namespaces" => {
+                    let hint = &mut t.proxy.modern_hint;
+                    t.node.namespaces = parse_namespaces(&e, vars, used, warnings, hint)?;
+                }
+                "proxies" => t.proxy.named = proxy::parse_named(&entry, vars, used, warnings)?,
+                _ => {
+                    let parsed = proxy::parse_rpc_namespaces(&entry, vars, used, warnings)?;
+                    t.proxy.rpc_namespaces = parsed;
+                }
+            }
+            origins.insert(key, e.origin);
         }
-        for v in namespace_vars {
+        for v in list_vars {
             if !used.contains(&v.var) && !flat::is_injected_env(&v.var) {
                 let given = v.rest.to_ascii_lowercase();
                 warnings.push(format!("unknown config key {given:?} (from env {})", v.var));
@@ -304,23 +340,23 @@ fn add_field(
     fields.insert(key, (field.0, field.1, field.2, rank));
 }
 
-/// The namespaces of entry `e` (2.x `namespaces` or v6 `channel.namespaces`: a JSON array of
-/// objects; from the environment also space-separated names), each overlaid with its
-/// `CHANNEL_NAMESPACES_<NAME>_<OPTION>` variables.
-fn parse_namespaces(
-    e: &Entry,
-    vars: &[NamespaceVar],
-    used: &mut HashSet<String>,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<Namespace>, ConfigLoadError> {
-    let origin = e.origin.as_str();
-    let list_key = e.given.as_str();
+/// Named items of a list: each item's `name` and its object.
+pub(super) type ListItems = Vec<(String, Map<String, Value>)>;
+
+/// The items of a named list (`namespaces`, `channel.namespaces`, `proxies`,
+/// `rpc.namespaces`) given as `list_key`: a JSON array of objects with a `name`; from the
+/// environment JSON text, or (except 2.x `namespaces`) names separated by spaces.
+pub(super) fn list_items(
+    input: &Input,
+    list_key: &str,
+    origin: &str,
+) -> Result<ListItems, ConfigLoadError> {
     let err = |ns: Option<&str>, key: &str, msg: String| key_err(key, ns, msg, origin);
     let parsed;
-    let v = match &e.input {
+    let v = match input {
         Input::Json(v) => v,
         Input::Env(s) if list_key == "namespaces" || s.trim_start().starts_with('[') => {
-            let msg = |er| format!("expected a JSON array of namespace objects: {er}");
+            let msg = |er| format!("expected a JSON array of objects: {er}");
             parsed = serde_json::from_str(s).map_err(|er| err(None, list_key, msg(er)))?;
             &parsed
         }
@@ -335,7 +371,6 @@ fn parse_namespaces(
     let Value::Array(items) = v else {
         return Err(err(None, list_key, expected("an array", v)));
     };
-    let modern = e.given.starts_with("channel.");
     let mut out = Vec::with_capacity(items.len());
     for (idx, item) in items.iter().enumerate() {
         let Some(obj) = item.as_object() else {
@@ -353,6 +388,39 @@ fn parse_namespaces(
                 return Err(err(Some(&ns), "name", expected("a string", other)));
             }
         };
+        out.push((name, obj.clone()));
+    }
+    Ok(out)
+}
+
+/// The variable (`ROTOR_` over `CENTRIFUGO_`) whose name after the prefix is `rest`; every
+/// variable of that name is marked used.
+pub(super) fn list_var<'a>(
+    vars: &'a [ListVar],
+    used: &mut HashSet<String>,
+    rest: &str,
+) -> Option<&'a ListVar> {
+    let matching = || vars.iter().filter(|v| v.rest == rest);
+    let best = matching().max_by_key(|v| v.prio)?;
+    used.extend(matching().map(|v| v.var.clone()));
+    Some(best)
+}
+
+/// The namespaces of entry `e` (2.x `namespaces` or v6 `channel.namespaces`), each overlaid
+/// with its `CHANNEL_NAMESPACES_<NAME>_<OPTION>` variables. `hint` is set when a Centrifugo 6
+/// name switches a channel proxy on.
+fn parse_namespaces(
+    e: &Entry,
+    vars: &[ListVar],
+    used: &mut HashSet<String>,
+    warnings: &mut Vec<String>,
+    hint: &mut bool,
+) -> Result<Vec<Namespace>, ConfigLoadError> {
+    let origin = e.origin.as_str();
+    let modern = e.given.starts_with("channel.");
+    let items = list_items(&e.input, &e.given, origin)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (name, obj) in items {
         let mut fields = BTreeMap::new();
         for (k, v) in obj.iter().filter(|(k, v)| *k != "name" && !v.is_null()) {
             let field = (
@@ -365,11 +433,9 @@ fn parse_namespaces(
         }
         for opt in flat::all_channel_options() {
             let rest = nested::namespace_env_name(&name, opt);
-            let matching = || vars.iter().filter(|v| v.rest == rest);
-            let Some(best) = matching().max_by_key(|v| v.prio) else {
+            let Some(best) = list_var(vars, used, &rest) else {
                 continue;
             };
-            used.extend(matching().map(|v| v.var.clone()));
             let origin = format!("from env {}", best.var);
             let field = (
                 opt.to_string(),
@@ -386,7 +452,7 @@ fn parse_namespaces(
                 acc.modern = true;
             }
             match acc.set(&key, &input) {
-                Ok(()) => {}
+                Ok(()) => *hint |= proxy::is_v6_switch(&key, &given, modern, &input),
                 Err(SetError::Bad(m)) => return Err(key_err(&given, Some(&name), m, &origin)),
                 Err(SetError::Unknown) if flat::is_unsupported(&key) => {
                     if !is_unset(&key, &input) {

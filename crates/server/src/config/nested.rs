@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::flat;
+use super::{flat, proxy};
 
 /// Nested path → flat key. Whether the flat key is implemented is decided by the flat rules, so
 /// a setting has one behaviour whichever generation names it.
@@ -188,9 +188,12 @@ const SUBTREES: &[&str] = &[
     "http_server.http3",
     "http_server.h2c_external",
     "client.subscription_token",
-    "client.proxy",
     "client.connect_code_to_unidirectional_disconnect",
-    "channel.proxy",
+    // Channel proxies Rotor does not run (the others are the proxy module's keys).
+    "channel.proxy.subscribe_stream",
+    "channel.proxy.map_publish",
+    "channel.proxy.map_remove",
+    "channel.proxy.shared_poll_refresh",
     "prometheus.instrument_http_handlers",
     "prometheus.recovered_publications_histogram",
     "prometheus.native_histograms",
@@ -200,8 +203,6 @@ const SUBTREES: &[&str] = &[
     "map_broker",
     "controller",
     "shared_poll",
-    "rpc",
-    "proxies",
     "grpc_api",
     "consumers",
     "sse",
@@ -315,7 +316,7 @@ pub(crate) fn flatten(key: &str, value: Value) -> Vec<(String, Value)> {
 }
 
 fn walk(path: String, value: Value, out: &mut Vec<(String, Value)>) {
-    if SUBTREES.contains(&path.as_str()) {
+    if SUBTREES.contains(&path.as_str()) || proxy::is_map_leaf(&path) {
         out.push((path, value));
         return;
     }
@@ -334,6 +335,10 @@ fn walk(path: String, value: Value, out: &mut Vec<(String, Value)>) {
 pub(crate) fn resolve(path: &str) -> Nested {
     if let Some((_, key)) = MAP.iter().find(|(p, _)| *p == path) {
         return Nested::Key((*key).to_string());
+    }
+    if proxy::is_modern_path(path) {
+        // The proxy module's keys keep their nested path as their name.
+        return Nested::Key(path.to_string());
     }
     if let Some(opt) = path.strip_prefix("channel.without_namespace.") {
         if flat::is_channel_option(opt) {
@@ -357,7 +362,7 @@ pub(crate) fn resolve(path: &str) -> Nested {
 }
 
 /// The environment name of a nested path (after the `CENTRIFUGO_`/`ROTOR_` prefix).
-fn env_name(path: &str) -> String {
+pub(crate) fn env_name(path: &str) -> String {
     path.replace(['.', '-'], "_").to_ascii_uppercase()
 }
 
@@ -366,6 +371,9 @@ fn env_name(path: &str) -> String {
 pub(crate) fn env_path(rest: &str) -> Option<String> {
     if let Some((path, _)) = MAP.iter().find(|(p, _)| env_name(p) == rest) {
         return Some((*path).to_string());
+    }
+    if let Some(path) = proxy::env_path(rest) {
+        return Some(path);
     }
     if let Some(opt) = rest.strip_prefix("CHANNEL_WITHOUT_NAMESPACE_") {
         let opt = opt.to_ascii_lowercase();
@@ -387,7 +395,13 @@ pub(crate) fn env_path(rest: &str) -> Option<String> {
 /// The environment name of option `opt` of namespace `name` (after the prefix), as Centrifugo 6
 /// derives it: `CHANNEL_NAMESPACES_<NAME>_<OPTION>`, with `.` and `-` in the name as `_`.
 pub(crate) fn namespace_env_name(name: &str, opt: &str) -> String {
-    env_name(&format!("channel.namespaces.{name}.{opt}"))
+    list_env_name("channel.namespaces", name, opt)
+}
+
+/// The environment name of field `field` of item `name` of the named list at `list`
+/// (`channel.namespaces`, `rpc.namespaces`, `proxies`), after the prefix.
+pub(crate) fn list_env_name(list: &str, name: &str, field: &str) -> String {
+    env_name(&format!("{list}.{name}.{field}"))
 }
 
 /// Namespaces given in the environment as space-separated names (`CHANNEL_NAMESPACES="a b"`):
@@ -423,7 +437,15 @@ mod tests {
         assert_eq!(key("channel.without_namespace.port"), Nested::Unknown);
         assert_eq!(key("engine.redis.address"), k("redis_address"));
         assert_eq!(key("engine.redis.sentinel_address"), k("redis_sentinels"));
-        assert_eq!(key("client.proxy.connect.endpoint"), Nested::Unsupported);
+        assert_eq!(
+            key("client.proxy.connect.endpoint"),
+            k("client.proxy.connect.endpoint")
+        );
+        assert_eq!(
+            key("channel.proxy.subscribe_stream.endpoint"),
+            Nested::Unsupported
+        );
+        assert_eq!(key("client.proxy.connect.nope"), Nested::Unknown);
         assert_eq!(key("consumers"), Nested::Unsupported);
         assert_eq!(key("client.nope"), Nested::Unknown);
     }
@@ -441,6 +463,12 @@ mod tests {
             Some("channel.without_namespace.presence")
         );
         assert_eq!(p("GRPC_API_PORT").as_deref(), Some("grpc_api"));
+        assert_eq!(
+            p("CLIENT_PROXY_CONNECT_HTTP_TLS_SERVER_NAME").as_deref(),
+            Some("client.proxy.connect.http.tls.server_name")
+        );
+        assert_eq!(p("PROXIES").as_deref(), Some("proxies"));
+        assert_eq!(p("PROXIES_ONE_ENDPOINT"), None);
         assert_eq!(p("PORT"), None);
         assert_eq!(
             namespace_env_name("my-chat.v2", "presence"),
@@ -457,7 +485,8 @@ mod tests {
         assert!(!is_section("engine", &json!("redis")));
         let leaves = flatten(
             "client",
-            json!({"token": {"hmac_secret_key": "s"}, "proxy": {"connect": {}},
+            json!({"token": {"hmac_secret_key": "s"}, "subscription_token": {"x": 1},
+                "proxy": {"connect": {"http": {"static_headers": {"a": "b"}}}},
                 "allowed_origins": ["a"]}),
         );
         let paths: Vec<_> = leaves.iter().map(|(p, _)| p.as_str()).collect();
@@ -465,7 +494,8 @@ mod tests {
             paths,
             [
                 "client.allowed_origins",
-                "client.proxy",
+                "client.proxy.connect.http.static_headers",
+                "client.subscription_token",
                 "client.token.hmac_secret_key"
             ]
         );

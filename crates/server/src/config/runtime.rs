@@ -1,10 +1,11 @@
 //! Configuration at run time: the first run without any configuration (a secret and an API key
 //! generated for this run), and `SIGHUP` reloads of the token settings (secret, audience,
-//! issuer) and channel options.
+//! issuer) and channel options (the proxies are not reloaded, as in Centrifugo).
 
 use std::path::PathBuf;
 
 use rotor_core::Node;
+use rotor_proxy::ProxyConfig;
 
 use super::{reload, FirstRun, LoadedConfig};
 
@@ -87,11 +88,11 @@ pub(super) fn first_run_lines(cfg: &LoadedConfig, run: &FirstRun) -> Vec<String>
 pub fn watch_sighup(node: Node, cfg: &LoadedConfig) {
     let source = cfg.source.clone();
     let generated = cfg.first_run.is_some();
-    tokio::spawn(sighup_loop(node, source, generated));
+    tokio::spawn(sighup_loop(node, source, generated, cfg.proxy.clone()));
 }
 
 #[cfg(unix)]
-async fn sighup_loop(node: Node, source: Option<PathBuf>, generated: bool) {
+async fn sighup_loop(node: Node, source: Option<PathBuf>, generated: bool, proxy: ProxyConfig) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -118,6 +119,12 @@ async fn sighup_loop(node: Node, source: Option<PathBuf>, generated: bool) {
                 for w in &new.warnings {
                     tracing::warn!("{w}");
                 }
+                if new.proxy != proxy {
+                    tracing::warn!(
+                        "SIGHUP: the proxy settings changed; they apply at the next start \
+                         (namespaces naming a proxy the running server lacks get error 108)"
+                    );
+                }
                 match node.reload(&new.node) {
                     Ok(()) => tracing::info!(
                         "configuration reloaded: token secret, audience, issuer and channel options \
@@ -132,4 +139,4 @@ async fn sighup_loop(node: Node, source: Option<PathBuf>, generated: bool) {
 }
 
 #[cfg(not(unix))]
-async fn sighup_loop(_node: Node, _source: Option<PathBuf>, _generated: bool) {}
+async fn sighup_loop(_node: Node, _source: Option<PathBuf>, _generated: bool, _p: ProxyConfig) {}

@@ -5,6 +5,8 @@ use rotor_core::config::ChannelOptions;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod proxy;
+
 fn file(ext: &str, text: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
@@ -698,7 +700,11 @@ fn v6_unknown_unsupported_and_wrong_types() {
     .unwrap();
     let w = c.warnings.join("\n");
     has(&w, r#"unknown config key "client.foo""#);
-    has(&w, r#"config key "client.proxy" is not supported yet"#);
+    // A proxy object is read now; one that is not switched on says so.
+    has(
+        &w,
+        "client.proxy.connect.endpoint is set but client.proxy.connect.enabled is off",
+    );
     has(&w, r#"config key "grpc_api" is not supported yet"#);
     has(&w, r#"unknown config key "channel.without_namespace.bar""#);
     has(&w, r#"unknown config key "baz" in namespace "ns""#);

@@ -109,6 +109,7 @@ pub(crate) trait Caller: Send + Sync {
 struct Proxy {
     name: String,
     caller: Arc<dyn Caller>,
+    metrics: metrics::ProxyMetrics,
 }
 
 impl Proxy {
@@ -117,6 +118,7 @@ impl Proxy {
         s: &ProxySettings,
         shared: &http::SharedClient,
     ) -> Result<Self, ProxyConfigError> {
+        let protocol = if s.is_http() { "http" } else { "grpc" };
         let caller: Arc<dyn Caller> = if s.is_http() {
             Arc::new(http::HttpCaller::new(style, s, shared)?)
         } else {
@@ -125,6 +127,7 @@ impl Proxy {
         Ok(Self {
             name: s.name.clone(),
             caller,
+            metrics: metrics::ProxyMetrics::new(&s.name, protocol),
         })
     }
 }
@@ -181,6 +184,19 @@ impl ProxyBackend {
         let publish = build(&cfg.publish)?;
         let sub_refresh = build(&cfg.sub_refresh)?;
         let rpc = build(&cfg.rpc)?;
+        let defaults = [
+            (&connect, ProxyKind::Connect),
+            (&refresh, ProxyKind::Refresh),
+            (&subscribe, ProxyKind::Subscribe),
+            (&publish, ProxyKind::Publish),
+            (&sub_refresh, ProxyKind::SubRefresh),
+            (&rpc, ProxyKind::Rpc),
+        ];
+        for (p, kind) in defaults {
+            if let Some(p) = p {
+                p.metrics.declare(kind);
+            }
+        }
         let mut named = HashMap::new();
         for s in &cfg.named {
             named.insert(s.name.clone(), Arc::new(Proxy::build(style, s, &shared)?));
@@ -225,7 +241,12 @@ impl ProxyBackend {
                     .iter()
                     .map(|s| s.to_string())
                     .collect();
-                h.extend(every.iter().flat_map(|p| p.http_headers.iter().cloned()));
+                h.extend(
+                    every
+                        .iter()
+                        .flat_map(|p| p.http_headers.iter())
+                        .map(|h| h.to_ascii_lowercase()),
+                );
                 h
             }
             _ => every
@@ -282,10 +303,13 @@ async fn run<T, F>(kind: ProxyKind, proxy: &Proxy, client: &str, call: F) -> Bac
 where
     F: std::future::Future<Output = CallResult<T>>,
 {
+    let series = proxy.metrics.get(kind);
+    let inflight = series.start();
     let started = Instant::now();
     let result = call.await;
     let ok = !matches!(result, Err(CallError::Failed(_)));
-    metrics::observe(kind, &proxy.name, started.elapsed(), ok);
+    series.observe(started.elapsed(), ok);
+    drop(inflight);
     match result {
         Ok(v) => Ok(v),
         Err(CallError::Answer(a)) => Err(a),

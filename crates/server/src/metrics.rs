@@ -303,6 +303,8 @@ pub fn render(node: &Node, draining: bool) -> String {
         }
     }
 
+    proxy_metrics(&mut w);
+
     // ---------------------------------------------------------------- Rotor's own
     queue_bytes(&mut w, node);
     let name = "rotor_broker_publish_duration_seconds";
@@ -359,6 +361,35 @@ fn window_baseline(
         window.push_back((now, current));
     }
     baseline
+}
+
+/// Proxy calls to the application backend, per (protocol, type, proxy name): Centrifugo 6's
+/// `centrifugo_proxy_*` families (summary quantiles over the same window as the others).
+fn proxy_metrics(w: &mut Writer) {
+    let series = rotor_proxy::metrics::snapshot();
+    if series.is_empty() {
+        return;
+    }
+    let name = "centrifugo_proxy_duration_seconds";
+    w.family(name, "summary", "Duration of proxy call.");
+    for s in &series {
+        w.summary(name, &s.labels(), &s.duration, s.window_base.as_deref());
+    }
+    let name = "centrifugo_proxy_duration_seconds_histogram";
+    w.family(name, "histogram", "Histogram of duration of proxy call.");
+    for s in &series {
+        w.histogram_with(name, &s.labels(), &s.duration, Some(DEFAULT_BUCKETS));
+    }
+    let name = "centrifugo_proxy_errors";
+    w.family(name, "counter", "Proxy call error count.");
+    for s in &series {
+        w.sample(name, &s.labels(), s.errors as f64);
+    }
+    let name = "centrifugo_proxy_inflight_requests";
+    w.family(name, "gauge", "Number of inflight proxy requests.");
+    for s in &series {
+        w.sample(name, &s.labels(), s.inflight.max(0) as f64);
+    }
 }
 
 /// Per-connection bytes waiting in writer queues: a summary across this node's connections
@@ -616,6 +647,48 @@ mod tests {
         assert_eq!(quantile(&bounds, &[10, 0, 0, 0], 0.5), 0.5);
         assert_eq!(quantile(&bounds, &[0, 10, 0, 0], 1.0), 2.0);
         assert_eq!(quantile(&bounds, &[0, 0, 0, 3], 0.5), 4.0);
+    }
+
+    #[tokio::test]
+    async fn proxy_calls_are_exposed_with_centrifugo_names() {
+        use rotor_core::backend::{Backend, BackendStyle, ConnContext, SubscribeEvent};
+        let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}/sub", free.local_addr().expect("addr"));
+        drop(free);
+        let cfg = rotor_proxy::ProxyConfig {
+            style: BackendStyle::Modern,
+            named: vec![rotor_proxy::ProxySettings {
+                name: "exposed-proxy".into(),
+                endpoint,
+                ..rotor_proxy::ProxySettings::default()
+            }],
+            ..rotor_proxy::ProxyConfig::default()
+        };
+        let backend = rotor_proxy::ProxyBackend::new(&cfg).expect("backend");
+        let ctx = ConnContext {
+            client: "c".into(),
+            transport: "websocket",
+            encoding: rotor_protocol::Encoding::Json,
+            generation: rotor_protocol::Generation::V2,
+            user: String::new(),
+            meta: None,
+            headers: Vec::new().into(),
+            emulated_headers: Vec::new().into(),
+        };
+        let ev = SubscribeEvent::default();
+        assert!(backend.subscribe("exposed-proxy", &ctx, ev).await.is_err());
+        let mut w = Writer::default();
+        proxy_metrics(&mut w);
+        let labels = r#"{protocol="http",type="subscribe",name="exposed-proxy""#;
+        for line in [
+            "# TYPE centrifugo_proxy_duration_seconds summary".to_string(),
+            format!("centrifugo_proxy_duration_seconds_count{labels}}} 1"),
+            format!("centrifugo_proxy_duration_seconds_histogram_bucket{labels},le=\"0.005\"}}"),
+            format!("centrifugo_proxy_errors{labels}}} 1"),
+            format!("centrifugo_proxy_inflight_requests{labels}}} 0"),
+        ] {
+            assert!(w.out.contains(&line), "{line} not in:\n{}", w.out);
+        }
     }
 
     #[test]

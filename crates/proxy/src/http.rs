@@ -30,6 +30,9 @@ use wire::{Answer, Head, Payload};
 
 type HttpClient = Client<tls::Connector, Full<Bytes>>;
 
+/// The largest answer read from a backend (Centrifugo sets none; an answer is a few fields and
+/// payloads no bigger than a client message, so 16 MiB only stops a runaway backend).
+const MAX_RESPONSE_BYTES: usize = 16 << 20;
 /// Idle keep-alive connections kept per host (Centrifugo's `DefaultMaxIdleConnsPerHost`).
 const MAX_IDLE_PER_HOST: usize = 255;
 /// How long an idle connection is kept (Go's default transport).
@@ -192,7 +195,7 @@ impl HttpCaller {
         h
     }
 
-    /// Posts a body; the proxy's timeout bounds everything.
+    /// Posts a body; the proxy's timeout bounds everything, [`MAX_RESPONSE_BYTES`] the answer.
     async fn post(&self, ctx: &ConnContext, body: Vec<u8>) -> CallResult<Reply> {
         let mut req = Request::new(Full::new(Bytes::from(body)));
         *req.method_mut() = Method::POST;
@@ -212,11 +215,10 @@ impl HttpCaller {
                     None => Err(format!("unexpected HTTP status code: {}", status.as_u16())),
                 };
             }
-            let body = resp
-                .into_body()
+            let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(|e| format!("error reading HTTP body: {}", chain(&e)))?;
+                .map_err(|e| format!("error reading HTTP body: {e}"))?;
             Ok(Reply::Body(body.to_bytes()))
         };
         match tokio::time::timeout(timeout, call).await {

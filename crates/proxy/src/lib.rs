@@ -143,6 +143,8 @@ enum RpcTarget {
 pub struct ProxyBackend {
     style: BackendStyle,
     caps: Capabilities,
+    /// Some RPC route leads to a proxy (Centrifugo then registers its rpc handler).
+    rpc_proxied: bool,
     connect: Option<Arc<Proxy>>,
     refresh: Option<Arc<Proxy>>,
     subscribe: Option<Arc<Proxy>>,
@@ -260,11 +262,11 @@ impl ProxyBackend {
             .flat_map(|p| p.emulated_headers.iter())
             .map(|h| h.to_ascii_lowercase())
             .collect();
-        let rpc_any = rpc_default
-            .as_ref()
-            .is_some_and(|t| matches!(t, RpcTarget::Proxy(_)))
-            || !rpc_namespaces.is_empty()
-            || cfg.rpc_ping;
+        let rpc_proxied = rpc_default
+            .iter()
+            .chain(rpc_namespaces.values())
+            .any(|t| matches!(t, RpcTarget::Proxy(_)));
+        let rpc_any = rpc_proxied || !rpc_namespaces.is_empty() || cfg.rpc_ping;
         let caps = Capabilities {
             connect: connect.is_some(),
             refresh: refresh.is_some(),
@@ -273,6 +275,7 @@ impl ProxyBackend {
         Ok(Self {
             style,
             caps,
+            rpc_proxied,
             connect,
             refresh,
             subscribe,
@@ -428,35 +431,32 @@ impl Backend for ProxyBackend {
         if self.rpc_ping.as_deref() == Some(ev.method.as_str()) {
             return Ok(None);
         }
+        let method_not_found = || BackendError::Error {
+            code: 104,
+            message: "method not found".to_string(),
+            temporary: false,
+        };
+        if !self.rpc_proxied {
+            // No rpc proxy at all: with rpc.ping on, every other method is unknown (104);
+            // without it there is no handler (108), as in Centrifugo 6.
+            return Err(if self.rpc_ping.is_some() {
+                method_not_found()
+            } else {
+                rotor_core::backend::not_available()
+            });
+        }
         let target = match self.style {
             BackendStyle::Legacy => self.rpc_default.as_ref(),
             BackendStyle::Modern => match ev.method.split_once(self.rpc_boundary.as_str()) {
                 Some((ns, _)) if !self.rpc_boundary.is_empty() => {
-                    match self.rpc_namespaces.get(ns) {
-                        Some(t) => Some(t),
-                        None => {
-                            return Err(BackendError::Error {
-                                code: 104,
-                                message: "method not found".to_string(),
-                                temporary: false,
-                            })
-                        }
-                    }
+                    Some(self.rpc_namespaces.get(ns).ok_or_else(method_not_found)?)
                 }
                 _ => self.rpc_default.as_ref(),
             },
         };
-        let p = match target {
-            Some(RpcTarget::Proxy(p)) => p,
-            Some(RpcTarget::Disabled) | None if self.rpc_ping.is_some() => {
-                // With rpc.ping on, Centrifugo answers every other unroutable method 104.
-                return Err(BackendError::Error {
-                    code: 104,
-                    message: "method not found".to_string(),
-                    temporary: false,
-                });
-            }
-            _ => return Err(rotor_core::backend::not_available()),
+        // A namespace with proxy_enabled off (or methods without one, unrouted): 108.
+        let Some(RpcTarget::Proxy(p)) = target else {
+            return Err(rotor_core::backend::not_available());
         };
         run(ProxyKind::Rpc, p, &ctx.client, p.caller.rpc(ctx, &ev)).await
     }

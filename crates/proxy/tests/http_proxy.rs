@@ -631,6 +631,29 @@ fn ok_raw(body: &str) -> (u16, String) {
 }
 
 #[tokio::test]
+async fn an_answer_over_the_size_limit_is_a_failed_call() {
+    // 17 MiB of valid JSON: refused for its size (16 MiB cap), not parsed.
+    let big = format!("{{\"result\":{{\"data\":\"{}\"}}}}", "x".repeat(17 << 20));
+    let b = start(move |_| ok_raw(&big)).await;
+    let p = backend(&config(BackendStyle::Modern, &b.url, |s| {
+        s.timeout = std::time::Duration::from_secs(10);
+    }));
+    let rpc = RpcEvent {
+        method: "m".into(),
+        data: None,
+    };
+    failed(p.rpc(&json_ctx(), rpc).await);
+    // The same call with a small answer succeeds.
+    let small = start(|_| ok(json!({"result": {"data": {"ok": true}}}))).await;
+    let p = backend(&config(BackendStyle::Modern, &small.url, |_| {}));
+    let rpc = RpcEvent {
+        method: "m".into(),
+        data: None,
+    };
+    assert!(p.rpc(&json_ctx(), rpc).await.is_ok());
+}
+
+#[tokio::test]
 async fn a_backend_that_never_answers_fails_at_the_timeout() {
     let (url, _server) = never_answers().await;
     let timeout = Duration::from_millis(300);

@@ -63,6 +63,17 @@ pub struct NodeConfig {
     pub token_audience: String,
     /// `token_issuer`: when set, a token's `iss` must equal it; empty = not checked.
     pub token_issuer: String,
+    /// `token_rsa_public_key`: PEM (`PUBLIC KEY` or `CERTIFICATE`) for RS256/384/512; empty = none.
+    pub token_rsa_public_key: String,
+    /// `token_ecdsa_public_key`: PEM (`PUBLIC KEY` or `CERTIFICATE`) on P-256, P-384 or P-521,
+    /// verifying ES256, ES384 or ES512 respectively; empty = none.
+    pub token_ecdsa_public_key: String,
+    /// `token_user_id_claim`: top-level claim holding the user ID instead of `sub`; empty = `sub`.
+    pub token_user_id_claim: String,
+    /// The separate subscription-token block (v6 `client.subscription_token` with `enabled`,
+    /// v5 `separate_subscription_token_config`). `None`: subscription tokens use the
+    /// connection-token settings above. `Some`: only this block, nothing inherited.
+    pub subscription_token: Option<TokenKeys>,
     /// `client_insecure`: no token needed, `exp` ignored, anyone may subscribe and publish.
     pub client_insecure: bool,
     /// `client_anonymous`: connect without a token as user `""`.
@@ -117,6 +128,10 @@ impl Default for NodeConfig {
             token_hmac_secret_key: String::new(),
             token_audience: String::new(),
             token_issuer: String::new(),
+            token_rsa_public_key: String::new(),
+            token_ecdsa_public_key: String::new(),
+            token_user_id_claim: String::new(),
+            subscription_token: None,
             client_insecure: false,
             client_anonymous: false,
             channel_private_prefix: "$".to_string(),
@@ -146,6 +161,23 @@ impl Default for NodeConfig {
             memory_history_meta_ttl: Duration::ZERO,
         }
     }
+}
+
+/// One block of token verification settings (v6 `client.token` / `client.subscription_token`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenKeys {
+    /// HS256/384/512 secret; empty = none.
+    pub hmac_secret_key: String,
+    /// PEM for RS256/384/512; empty = none.
+    pub rsa_public_key: String,
+    /// PEM for ES256/384/512 (by curve); empty = none.
+    pub ecdsa_public_key: String,
+    /// Exact `aud` check; empty = none.
+    pub audience: String,
+    /// Exact `iss` check; empty = none.
+    pub issuer: String,
+    /// Claim holding the user ID instead of `sub`; empty = `sub`.
+    pub user_id_claim: String,
 }
 
 /// A configuration the node cannot run with.

@@ -221,10 +221,10 @@ impl TokenVerifier {
     /// The first unusable item (a PEM that does not parse or holds the wrong kind of key, an
     /// HMAC secret that is a public key, a bad `user_id_claim`), named by its field.
     pub fn try_from_config(cfg: &NodeConfig) -> Result<Self, KeyError> {
-        let (verifier, mut errors) = Self::build(cfg);
-        match errors.is_empty() {
-            true => Ok(verifier),
-            false => Err(errors.swap_remove(0)),
+        let (verifier, errors) = Self::build(cfg);
+        match errors.into_iter().next() {
+            None => Ok(verifier),
+            Some(first) => Err(first),
         }
     }
 

@@ -41,7 +41,7 @@ impl Credentials {
                     ..ServerSub::default()
                 })
                 .collect(),
-            meta: None,
+            meta: c.meta,
         }
     }
 }
@@ -110,9 +110,10 @@ impl Session {
                 None => return Err(DisconnectKind::BadRequest.into()),
             }
         } else {
-            let claims = match node
-                .verifier()
-                .verify_connect(&req.token, now, !cfg.client_insecure)
+            let verifier = std::sync::Arc::clone(&node.verifier());
+            let claims = match verifier
+                .verify_connect_async(&req.token, now, !cfg.client_insecure)
+                .await
             {
                 Ok(c) => c,
                 Err(TokenError::Expired) => return Err(ErrorCode::TOKEN_EXPIRED.into()),
@@ -265,16 +266,15 @@ impl Session {
         }
         let cfg = self.node.config();
         let now = unix_now();
-        let claims =
-            match self
-                .node
-                .verifier()
-                .verify_connect(&req.token, now, !cfg.client_insecure)
-            {
-                Ok(c) => c,
-                Err(TokenError::Expired) => return Err(DisconnectKind::Expired.into()),
-                Err(TokenError::Invalid(_)) => return Err(DisconnectKind::InvalidToken.into()),
-            };
+        let verifier = std::sync::Arc::clone(&self.node.verifier());
+        let claims = match verifier
+            .verify_connect_async(&req.token, now, !cfg.client_insecure)
+            .await
+        {
+            Ok(c) => c,
+            Err(TokenError::Expired) => return Err(DisconnectKind::Expired.into()),
+            Err(TokenError::Invalid(_)) => return Err(DisconnectKind::InvalidToken.into()),
+        };
         let mut st = self.shared.state.lock();
         if claims.user != st.user {
             return Err(DisconnectKind::InvalidToken.into());

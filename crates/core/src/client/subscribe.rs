@@ -73,7 +73,8 @@ impl Session {
             if req.token.is_empty() {
                 return Err(ErrorCode::PERMISSION_DENIED.into());
             }
-            let claims = match node.verifier().verify_subscribe(&req.token, now) {
+            let verifier = Arc::clone(&node.verifier());
+            let claims = match verifier.verify_subscribe_async(&req.token, now).await {
                 Ok(c) => c,
                 Err(TokenError::Expired) => return Err(ErrorCode::TOKEN_EXPIRED.into()),
                 Err(TokenError::Invalid(e)) => {
@@ -223,7 +224,8 @@ impl Session {
             return Err(ErrorCode::BAD_REQUEST.into());
         }
         let now = unix_now();
-        let claims = match self.node.verifier().verify_subscribe(&req.token, now) {
+        let verifier = Arc::clone(&self.node.verifier());
+        let claims = match verifier.verify_subscribe_async(&req.token, now).await {
             Ok(c) => c,
             // Deliberately not 2.8's quirk (which silently removed the expiry).
             Err(TokenError::Expired) => {

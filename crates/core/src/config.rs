@@ -70,6 +70,17 @@ pub struct NodeConfig {
     pub token_ecdsa_public_key: String,
     /// `token_user_id_claim`: top-level claim holding the user ID instead of `sub`; empty = `sub`.
     pub token_user_id_claim: String,
+    /// `token_jwks_public_endpoint`: JWKS URL (may hold `{{name}}` placeholders). When set,
+    /// connection tokens are verified only with keys from it (the static keys above are not
+    /// used); the node then needs a key set installed (the server builds it with rotor-jwks),
+    /// else every connection token is refused.
+    pub token_jwks_public_endpoint: String,
+    /// `token_audience_regex`: when set, one element of `aud` must match it (unanchored unless
+    /// the pattern anchors itself, as in Centrifugo); exclusive with `token_audience`.
+    pub token_audience_regex: String,
+    /// `token_issuer_regex`: when set, `iss` must match it (unanchored unless anchored);
+    /// exclusive with `token_issuer`.
+    pub token_issuer_regex: String,
     /// The separate subscription-token block (v6 `client.subscription_token` with `enabled`,
     /// v5 `separate_subscription_token_config`). `None`: subscription tokens use the
     /// connection-token settings above. `Some`: only this block, nothing inherited.
@@ -131,6 +142,9 @@ impl Default for NodeConfig {
             token_rsa_public_key: String::new(),
             token_ecdsa_public_key: String::new(),
             token_user_id_claim: String::new(),
+            token_jwks_public_endpoint: String::new(),
+            token_audience_regex: String::new(),
+            token_issuer_regex: String::new(),
             subscription_token: None,
             client_insecure: false,
             client_anonymous: false,
@@ -178,6 +192,12 @@ pub struct TokenKeys {
     pub issuer: String,
     /// Claim holding the user ID instead of `sub`; empty = `sub`.
     pub user_id_claim: String,
+    /// JWKS URL (may be templated); when set, the static keys above are not used.
+    pub jwks_public_endpoint: String,
+    /// Regex one `aud` element must match; empty = none.
+    pub audience_regex: String,
+    /// Regex `iss` must match; empty = none.
+    pub issuer_regex: String,
 }
 
 /// A configuration the node cannot run with.

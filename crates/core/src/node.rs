@@ -159,6 +159,26 @@ impl Node {
             .store(Arc::new(TokenVerifier::from_config(cfg)));
         Ok(())
     }
+    /// As [`Node::reload`], installing `verifier` (built by the caller, e.g. with JWKS key
+    /// sets through [`TokenVerifier::try_from_config_with`]) instead of one built from `cfg`.
+    ///
+    /// # Errors
+    /// `cfg` does not validate; nothing is changed then.
+    pub fn reload_with(
+        &self,
+        cfg: &NodeConfig,
+        verifier: TokenVerifier,
+    ) -> Result<(), ConfigError> {
+        cfg.validate()?;
+        self.0.rules.store(Arc::new(ChannelRules::new(cfg)));
+        self.0.verifier.store(Arc::new(verifier));
+        Ok(())
+    }
+    /// Replaces the token verifier (e.g. at start, with the JWKS key sets the server built;
+    /// the node's own [`TokenVerifier::from_config`] cannot fetch). Later commands use it.
+    pub fn install_verifier(&self, verifier: TokenVerifier) {
+        self.0.verifier.store(Arc::new(verifier));
+    }
     /// Installs the application backend (the proxies). Call once, before serving connections;
     /// a second call is refused (the backend is not reloaded, as Centrifugo does not reload
     /// proxies on SIGHUP).

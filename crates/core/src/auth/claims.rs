@@ -4,6 +4,8 @@
 //! Types are enforced (a wrong-typed `exp`, `sub`, `channels`, ... makes the token invalid:
 //! no claim-type confusion), then `aud` / `iss` are compared, then the time claims, so a token
 //! for another service is invalid (terminal) rather than expired (which invites a retry).
+//! `audience_regex` / `issuer_regex` are matched the way Centrifugo 6 does: unanchored (a
+//! pattern anchors itself with `^…$`), `aud` passing when any element matches.
 //! `exp`/`nbf` failures are [`TokenError::Expired`]; everything else is
 //! [`TokenError::Invalid`]. `user_id_claim` reads the user from another top-level claim the
 //! way Centrifugo's gjson lookup does (strings as they are, integers as their digits).
@@ -72,6 +74,11 @@ pub(super) struct ClaimRules {
     pub issuer: String,
     /// When non-empty, the claim holding the user ID instead of `sub`.
     pub user_id_claim: String,
+    /// When set, one element of `aud` must match (unanchored unless the pattern anchors
+    /// itself, as Centrifugo 6 matches).
+    pub audience_regex: Option<regex::Regex>,
+    /// When set, `iss` must match (unanchored unless anchored).
+    pub issuer_regex: Option<regex::Regex>,
 }
 
 impl ClaimRules {
@@ -86,6 +93,17 @@ impl ClaimRules {
         }
         if !self.issuer.is_empty() && !issuer_is(iss, &self.issuer) {
             return Err(invalid("issuer mismatch"));
+        }
+        if let Some(re) = &self.audience_regex {
+            if !audience_matches(aud, re) {
+                return Err(invalid("no aud element matches audience_regex"));
+            }
+        }
+        if let Some(re) = &self.issuer_regex {
+            let iss = iss.and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+            if !iss.is_some_and(|s| re.is_match(&s)) {
+                return Err(invalid("iss does not match issuer_regex"));
+            }
         }
         Ok(())
     }
@@ -178,6 +196,16 @@ fn audience_contains(aud: Option<&RawValue>, want: &str) -> bool {
     match aud.map(|raw| serde_json::from_str::<Audience>(raw.get())) {
         Some(Ok(Audience::One(s))) => s == want,
         Some(Ok(Audience::Many(list))) => list.iter().any(|s| s == want),
+        _ => false,
+    }
+}
+
+/// Some element of `aud` (a string or an array of strings) matches `re`; absent, `null` or
+/// another shape never matches.
+fn audience_matches(aud: Option<&RawValue>, re: &regex::Regex) -> bool {
+    match aud.map(|raw| serde_json::from_str::<Audience>(raw.get())) {
+        Some(Ok(Audience::One(s))) => re.is_match(&s),
+        Some(Ok(Audience::Many(list))) => list.iter().any(|s| re.is_match(s)),
         _ => false,
     }
 }

@@ -146,6 +146,10 @@ pub enum KeyProblem {
     HmacSecretIsPublicKey,
     #[error("claim name {0:?} must match ^[a-zA-Z_]+$")]
     BadClaimName(String),
+    #[error("not a valid regular expression: {0}")]
+    BadRegex(String),
+    #[error("cannot be set together with {0} (use one of them)")]
+    Exclusive(&'static str),
 }
 
 /// A configuration value that cannot be used, named by its [`crate::config::NodeConfig`]

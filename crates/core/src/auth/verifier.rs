@@ -46,6 +46,10 @@ struct Fields {
     hmac: &'static str,
     rsa: &'static str,
     ecdsa: &'static str,
+    audience: &'static str,
+    issuer: &'static str,
+    audience_regex: &'static str,
+    issuer_regex: &'static str,
     user_id_claim: &'static str,
 }
 
@@ -53,6 +57,10 @@ const CONN_FIELDS: Fields = Fields {
     hmac: "token_hmac_secret_key",
     rsa: "token_rsa_public_key",
     ecdsa: "token_ecdsa_public_key",
+    audience: "token_audience",
+    issuer: "token_issuer",
+    audience_regex: "token_audience_regex",
+    issuer_regex: "token_issuer_regex",
     user_id_claim: "token_user_id_claim",
 };
 
@@ -60,8 +68,33 @@ const SUB_FIELDS: Fields = Fields {
     hmac: "subscription_token.hmac_secret_key",
     rsa: "subscription_token.rsa_public_key",
     ecdsa: "subscription_token.ecdsa_public_key",
+    audience: "subscription_token.audience",
+    issuer: "subscription_token.issuer",
+    audience_regex: "subscription_token.audience_regex",
+    issuer_regex: "subscription_token.issuer_regex",
     user_id_claim: "subscription_token.user_id_claim",
 };
+
+/// Compiles an `audience_regex` / `issuer_regex` value (empty = none).
+fn compile_regex(
+    pattern: &str,
+    field: &'static str,
+    errors: &mut Vec<KeyError>,
+) -> Option<regex::Regex> {
+    if pattern.is_empty() {
+        return None;
+    }
+    match regex::Regex::new(pattern) {
+        Ok(re) => Some(re),
+        Err(e) => {
+            errors.push(KeyError {
+                field,
+                problem: KeyProblem::BadRegex(e.to_string()),
+            });
+            None
+        }
+    }
+}
 
 impl Profile {
     fn of(keys: Arc<dyn KeySet>) -> Self {
@@ -72,7 +105,15 @@ impl Profile {
     }
 
     /// The profile of one config block; each unusable item is left out and reported.
-    fn from_block(block: &TokenKeys, fields: &Fields, errors: &mut Vec<KeyError>) -> Self {
+    /// `keys_override` replaces the block's static keys (a JWKS key set); a block with a
+    /// `jwks_public_endpoint` and no override gets an empty set (every token refused), as
+    /// static keys are never used beside JWKS (Centrifugo 6.5+).
+    fn from_block(
+        block: &TokenKeys,
+        fields: &Fields,
+        keys_override: Option<Arc<dyn KeySet>>,
+        errors: &mut Vec<KeyError>,
+    ) -> Self {
         let mut keys = StaticKeySet::new();
         if looks_like_public_key(&block.hmac_secret_key) {
             errors.push(KeyError {
@@ -107,12 +148,42 @@ impl Profile {
             });
             user_id_claim = String::new();
         }
+        for (exact, regex, exact_field, regex_field) in [
+            (
+                &block.audience,
+                &block.audience_regex,
+                fields.audience,
+                fields.audience_regex,
+            ),
+            (
+                &block.issuer,
+                &block.issuer_regex,
+                fields.issuer,
+                fields.issuer_regex,
+            ),
+        ] {
+            if !exact.is_empty() && !regex.is_empty() {
+                errors.push(KeyError {
+                    field: regex_field,
+                    problem: KeyProblem::Exclusive(exact_field),
+                });
+            }
+        }
+        let audience_regex = compile_regex(&block.audience_regex, fields.audience_regex, errors);
+        let issuer_regex = compile_regex(&block.issuer_regex, fields.issuer_regex, errors);
+        let keys: Arc<dyn KeySet> = match keys_override {
+            Some(set) => set,
+            None if !block.jwks_public_endpoint.is_empty() => Arc::new(StaticKeySet::new()),
+            None => Arc::new(keys),
+        };
         Self {
-            keys: Arc::new(keys),
+            keys,
             rules: ClaimRules {
                 audience: block.audience.clone(),
                 issuer: block.issuer.clone(),
                 user_id_claim,
+                audience_regex,
+                issuer_regex,
             },
         }
     }
@@ -215,13 +286,31 @@ impl TokenVerifier {
 
     /// The verifier the node uses: the connection block (`token_hmac_secret_key`,
     /// `token_rsa_public_key`, `token_ecdsa_public_key`, `token_audience`, `token_issuer`,
-    /// `token_user_id_claim`) and, when set, the separate `subscription_token` block.
+    /// `token_audience_regex`, `token_issuer_regex`, `token_user_id_claim`) and, when set, the
+    /// separate `subscription_token` block. A block with a JWKS endpoint gets an empty key set
+    /// here (see [`TokenVerifier::try_from_config_with`] for installing the JWKS keys).
     ///
     /// # Errors
     /// The first unusable item (a PEM that does not parse or holds the wrong kind of key, an
-    /// HMAC secret that is a public key, a bad `user_id_claim`), named by its field.
+    /// HMAC secret that is a public key, a bad `user_id_claim`, a regex that does not compile,
+    /// an exact and a regex check of the same claim), named by its field.
     pub fn try_from_config(cfg: &NodeConfig) -> Result<Self, KeyError> {
-        let (verifier, errors) = Self::build(cfg);
+        Self::try_from_config_with(cfg, None, None)
+    }
+
+    /// As [`TokenVerifier::try_from_config`], with `conn_keys` / `sub_keys` replacing the
+    /// static keys of the connection / subscription block (a JWKS key set built by the
+    /// server); the block's claim rules (audience, issuer, regexes, user claim) still apply.
+    /// `sub_keys` is ignored without a subscription block.
+    ///
+    /// # Errors
+    /// As [`TokenVerifier::try_from_config`].
+    pub fn try_from_config_with(
+        cfg: &NodeConfig,
+        conn_keys: Option<Arc<dyn KeySet>>,
+        sub_keys: Option<Arc<dyn KeySet>>,
+    ) -> Result<Self, KeyError> {
+        let (verifier, errors) = Self::build(cfg, conn_keys, sub_keys);
         match errors.into_iter().next() {
             None => Ok(verifier),
             Some(first) => Err(first),
@@ -233,14 +322,29 @@ impl TokenVerifier {
     /// that validated the config with `try_from_config` at start.
     #[must_use]
     pub fn from_config(cfg: &NodeConfig) -> Self {
-        let (verifier, errors) = Self::build(cfg);
+        Self::from_config_with(cfg, None, None)
+    }
+
+    /// As [`TokenVerifier::try_from_config_with`], never failing (see
+    /// [`TokenVerifier::from_config`]).
+    #[must_use]
+    pub fn from_config_with(
+        cfg: &NodeConfig,
+        conn_keys: Option<Arc<dyn KeySet>>,
+        sub_keys: Option<Arc<dyn KeySet>>,
+    ) -> Self {
+        let (verifier, errors) = Self::build(cfg, conn_keys, sub_keys);
         for e in errors {
             tracing::error!(error = %e, "token key ignored");
         }
         verifier
     }
 
-    fn build(cfg: &NodeConfig) -> (Self, Vec<KeyError>) {
+    fn build(
+        cfg: &NodeConfig,
+        conn_keys: Option<Arc<dyn KeySet>>,
+        sub_keys: Option<Arc<dyn KeySet>>,
+    ) -> (Self, Vec<KeyError>) {
         let mut errors = Vec::new();
         let conn_block = TokenKeys {
             hmac_secret_key: cfg.token_hmac_secret_key.clone(),
@@ -249,12 +353,15 @@ impl TokenVerifier {
             audience: cfg.token_audience.clone(),
             issuer: cfg.token_issuer.clone(),
             user_id_claim: cfg.token_user_id_claim.clone(),
+            jwks_public_endpoint: cfg.token_jwks_public_endpoint.clone(),
+            audience_regex: cfg.token_audience_regex.clone(),
+            issuer_regex: cfg.token_issuer_regex.clone(),
         };
-        let conn = Profile::from_block(&conn_block, &CONN_FIELDS, &mut errors);
+        let conn = Profile::from_block(&conn_block, &CONN_FIELDS, conn_keys, &mut errors);
         let sub = cfg
             .subscription_token
             .as_ref()
-            .map(|block| Profile::from_block(block, &SUB_FIELDS, &mut errors));
+            .map(|block| Profile::from_block(block, &SUB_FIELDS, sub_keys, &mut errors));
         (Self { conn, sub }, errors)
     }
 

@@ -10,6 +10,7 @@ mod config;
 mod hmac;
 mod keyset;
 mod pem;
+mod regex_rules;
 
 use crate::auth::{sign_hs256, Alg, ConnectClaims, SubscribeClaims, TokenError, TokenVerifier};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

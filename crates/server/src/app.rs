@@ -149,6 +149,9 @@ pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
     }
     let missing = config::missing_for_clients(&cfg);
     let node = crate::engine::build_node(&cfg).await?;
+    // The token verifier with the JWKS key sets (the node's own cannot fetch).
+    let verifier = config::token_verifier(&cfg.node).map_err(anyhow::Error::msg)?;
+    node.install_verifier(verifier);
     install_backend(&node, &cfg.proxy)?;
     let ticker = node.start();
     // SIGHUP: reload the token secret and channel options, connections stay.

@@ -21,10 +21,12 @@ mod channel;
 mod effective;
 mod flat;
 pub mod formats;
+mod jwks;
 mod merge;
 mod nested;
 mod proxy;
 mod runtime;
+mod tokens;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ use rotor_core::config::{ConfigError, NodeConfig};
 use serde_json::{Map, Value};
 
 pub use effective::{effective, redact_url};
+pub use jwks::{stats as jwks_stats, token_verifier};
 pub use runtime::{prepare_first_run, random_secret, watch_sighup};
 use values::{boolean, duration, list, non_empty, or_default, port, positive, size, string, Input};
 pub use values::{format_duration, parse_duration};
@@ -241,6 +244,7 @@ pub(crate) struct Target {
     server: ServerSettings,
     top: channel::ChanAcc,
     proxy: proxy::ProxyAcc,
+    tokens: tokens::TokenAcc,
 }
 
 /// Applies one top-level key; this match is the list of implemented keys.
@@ -315,10 +319,17 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
             s.redis.insert(redis.to_string(), i.to_json());
         }
         other => {
-            return match t.proxy.set(other, i) {
-                Err(SetError::Unknown) => t.top.set(other, i),
+            let token_key = match tokens::set_conn(n, other, i) {
+                Err(SetError::Unknown) => t.tokens.set(other, i),
                 applied => applied,
-            }
+            };
+            return match token_key {
+                Err(SetError::Unknown) => match t.proxy.set(other, i) {
+                    Err(SetError::Unknown) => t.top.set(other, i),
+                    applied => applied,
+                },
+                applied => applied,
+            };
         }
     }
     Ok(())
@@ -354,7 +365,9 @@ pub fn load(
         target: mut t,
         mut warnings,
         mut origins,
+        givens,
     } = layers.apply()?;
+    std::mem::take(&mut t.tokens).finish(&mut t.node, &mut warnings);
 
     let o = overrides;
     let (s, n) = (&mut t.server, &mut t.node);
@@ -409,6 +422,12 @@ pub fn load(
         origin: origin.clone(),
         message,
     })?;
+    let names = tokens::Named {
+        givens: &givens,
+        origins: &origins,
+        modern: tokens::uses_nested(&givens),
+    };
+    tokens::check(&t.node, &names)?;
     let proxy = t.proxy.finish(&t.node, &origins, &origin, &mut warnings)?;
 
     let (node, server, source) = (t.node, t.server, path.map(Path::to_path_buf));
@@ -488,10 +507,12 @@ pub fn missing_for_clients(cfg: &LoadedConfig) -> Vec<String> {
     let mut out = Vec::new();
     if s.websocket_disable {
         out.push("websocket_disable is on: clients have no transport to connect with".to_string());
-    } else if n.token_hmac_secret_key.is_empty() && !n.client_insecure && !n.client_anonymous {
+    } else if !tokens::has_connection_keys(n) && !n.client_insecure && !n.client_anonymous {
         out.push(
-            "token_hmac_secret_key is not set and neither client_insecure nor client_anonymous is on: \
-             clients cannot connect (set token_hmac_secret_key or CENTRIFUGO_TOKEN_HMAC_SECRET_KEY)"
+            "token_hmac_secret_key is not set (nor token_rsa_public_key, token_ecdsa_public_key, \
+             token_jwks_public_endpoint) and neither client_insecure nor client_anonymous is on: \
+             clients cannot connect (set token_hmac_secret_key or \
+             CENTRIFUGO_TOKEN_HMAC_SECRET_KEY)"
                 .to_string(),
         );
     }

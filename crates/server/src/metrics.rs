@@ -304,6 +304,7 @@ pub fn render(node: &Node, draining: bool) -> String {
     }
 
     proxy_metrics(&mut w);
+    jwks_metrics(&mut w);
 
     // ---------------------------------------------------------------- Rotor's own
     queue_bytes(&mut w, node);
@@ -361,6 +362,52 @@ fn window_baseline(
         window.push_back((now, current));
     }
     baseline
+}
+
+/// JWKS key sources of the token verifier, per token block (`token`, `subscription_token`):
+/// Rotor's own `rotor_jwks_*` counters (Centrifugo exports none). Nothing without JWKS.
+fn jwks_metrics(w: &mut Writer) {
+    let sources = crate::config::jwks_stats();
+    if sources.is_empty() {
+        return;
+    }
+    type Pick = fn(&rotor_jwks::JwksStats) -> u64;
+    let families: [(&str, &str, Pick); 6] = [
+        ("rotor_jwks_fetches_total", "JWKS requests sent.", |s| {
+            s.fetches
+        }),
+        (
+            "rotor_jwks_fetch_failures_total",
+            "JWKS requests that failed.",
+            |s| s.fetch_failures,
+        ),
+        (
+            "rotor_jwks_cache_hits_total",
+            "Token key lookups answered from the JWKS cache.",
+            |s| s.cache_hits,
+        ),
+        (
+            "rotor_jwks_cache_misses_total",
+            "Token key lookups that found no cached JWKS key.",
+            |s| s.cache_misses,
+        ),
+        (
+            "rotor_jwks_refetches_held_back_total",
+            "JWKS refetches not sent (URL fetched less than an interval ago).",
+            |s| s.refetches_held_back,
+        ),
+        (
+            "rotor_jwks_unresolved_total",
+            "Tokens whose iss/aud resolved to no configured JWKS URL (no request made).",
+            |s| s.unresolved,
+        ),
+    ];
+    for (name, help, pick) in families {
+        w.family(name, "counter", help);
+        for (block, _, stats) in &sources {
+            w.sample(name, &[("block", block)], pick(stats) as f64);
+        }
+    }
 }
 
 /// Proxy calls to the application backend, per (protocol, type, proxy name): Centrifugo 6's

@@ -134,7 +134,7 @@ const UNSUPPORTED: &str = "broker client_concurrency debug gomaxprocs log_file p
     tls_root_ca_pem tls_client_ca tls_client_ca_pem tls_server_name tls_insecure_skip_verify \
     admin_handler_prefix admin_web_path admin_web_proxy_address admin_external api_external \
     api_error_mode client_insecure_skip_token_signature_verify \
-    client_user_id_http_header separate_subscription_token_config global_presence_ttl \
+    client_user_id_http_header global_presence_ttl \
     global_redis_presence_user_mapping disallow_anonymous_connection_tokens \
     client_channel_position_max_time_lag client_connection_limit client_connection_rate_limit \
     client_connect_include_server_time client_history_max_publication_limit \

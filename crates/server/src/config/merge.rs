@@ -59,6 +59,8 @@ pub(super) struct Applied {
     pub warnings: Vec<String>,
     /// Where each applied key came from (for errors found after merging).
     pub origins: BTreeMap<String, String>,
+    /// Each applied key's name as written (a flat key, a nested path, an env var's key).
+    pub givens: BTreeMap<String, String>,
 }
 
 fn from_env(msg: String, var: &Option<String>) -> String {
@@ -66,25 +68,6 @@ fn from_env(msg: String, var: &Option<String>) -> String {
         Some(v) => format!("{msg} (from env {v})"),
         None => msg,
     }
-}
-
-/// The warning for `token_audience_regex` / `token_issuer_regex` (no regex engine in Rotor),
-/// spelling out what that means for security: without the exact key nothing checks the claim.
-/// `exact_set` says whether `token_audience` and `token_issuer` are set.
-fn token_regex_warning(key: &str, given: &str, exact_set: (bool, bool)) -> Option<String> {
-    let (claim, exact, set) = match key {
-        "token_audience_regex" => ("aud", "token_audience", exact_set.0),
-        "token_issuer_regex" => ("iss", "token_issuer", exact_set.1),
-        _ => return None,
-    };
-    let base = unsupported(given);
-    Some(if set {
-        format!("{base}: only {exact} (exact match) is enforced on the token {claim:?} claim")
-    } else {
-        format!(
-            "{base}: the token {claim:?} claim is NOT enforced (set {exact} for an exact match)"
-        )
-    })
 }
 
 /// A value that leaves an ignored key silent: zero-like, or a proxy name left at "default".
@@ -238,9 +221,8 @@ impl Layers {
         } = self;
         let mut t = Target::default();
         let mut origins = BTreeMap::new();
+        let mut givens = BTreeMap::new();
         let mut lists = BTreeMap::new();
-        let is_set = |k: &str| map.get(k).is_some_and(|e| !is_unset(k, &e.input));
-        let exact_set = (is_set("token_audience"), is_set("token_issuer"));
         for (key, e) in map {
             if is_list(&key) {
                 lists.insert(key, e);
@@ -254,6 +236,7 @@ impl Layers {
                     if proxy::is_v6_switch(&key, &e.given, false, &e.input) {
                         t.proxy.modern_hint = true;
                     }
+                    givens.insert(key.clone(), e.given.clone());
                     origins.insert(key, e.origin);
                 }
                 // `null` in the file means "not set"; the getter refused it without assigning.
@@ -261,9 +244,7 @@ impl Layers {
                 Err(SetError::Bad(m)) => return Err(key_err(&e.given, None, m, &e.origin)),
                 Err(SetError::Unknown) if flat::is_unsupported(&key) => {
                     if !is_unset(&key, &e.input) {
-                        let msg = token_regex_warning(&key, &e.given, exact_set)
-                            .unwrap_or_else(|| unsupported(&e.given));
-                        warnings.push(from_env(msg, &e.var));
+                        warnings.push(from_env(unsupported(&e.given), &e.var));
                     }
                 }
                 Err(SetError::Unknown) => match &e.var {
@@ -310,6 +291,7 @@ impl Layers {
             target: t,
             warnings,
             origins,
+            givens,
         })
     }
 }

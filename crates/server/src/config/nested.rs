@@ -89,6 +89,58 @@ const MAP: &[(&str, &str)] = &[
     ("client.token.issuer_regex", "token_issuer_regex"),
     ("client.token.user_id_claim", "token_user_id_claim"),
     (
+        "client.subscription_token.enabled",
+        "separate_subscription_token_config",
+    ),
+    (
+        "client.subscription_token.hmac_secret_key",
+        "subscription_token_hmac_secret_key",
+    ),
+    (
+        "client.subscription_token.rsa_public_key",
+        "subscription_token_rsa_public_key",
+    ),
+    (
+        "client.subscription_token.ecdsa_public_key",
+        "subscription_token_ecdsa_public_key",
+    ),
+    (
+        "client.subscription_token.jwks_public_endpoint",
+        "subscription_token_jwks_public_endpoint",
+    ),
+    (
+        "client.subscription_token.audience",
+        "subscription_token_audience",
+    ),
+    (
+        "client.subscription_token.audience_regex",
+        "subscription_token_audience_regex",
+    ),
+    (
+        "client.subscription_token.issuer",
+        "subscription_token_issuer",
+    ),
+    (
+        "client.subscription_token.issuer_regex",
+        "subscription_token_issuer_regex",
+    ),
+    (
+        "client.subscription_token.user_id_claim",
+        "subscription_token_user_id_claim",
+    ),
+    (
+        "client.subscription_token.hmac_previous_secret_key",
+        "subscription_token_hmac_previous_secret_key",
+    ),
+    (
+        "client.subscription_token.hmac_previous_secret_key_valid_until",
+        "subscription_token_hmac_previous_secret_key_valid_until",
+    ),
+    (
+        "client.subscription_token.insecure_skip_jwks_endpoint_safety_check",
+        "subscription_token_insecure_skip_jwks_endpoint_safety_check",
+    ),
+    (
         "client.token.hmac_previous_secret_key",
         "token_hmac_previous_secret_key",
     ),
@@ -187,7 +239,6 @@ const SUBTREES: &[&str] = &[
     "http_server.internal_tls",
     "http_server.http3",
     "http_server.h2c_external",
-    "client.subscription_token",
     "client.connect_code_to_unidirectional_disconnect",
     // Channel proxies Rotor does not run (the others are the proxy module's keys).
     "channel.proxy.subscribe_stream",
@@ -495,7 +546,7 @@ mod tests {
             [
                 "client.allowed_origins",
                 "client.proxy.connect.http.static_headers",
-                "client.subscription_token",
+                "client.subscription_token.x",
                 "client.token.hmac_secret_key"
             ]
         );

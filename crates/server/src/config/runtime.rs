@@ -82,7 +82,8 @@ pub(super) fn first_run_lines(cfg: &LoadedConfig, run: &FirstRun) -> Vec<String>
     ]
 }
 
-/// Reloads the token secret and the channel options on every `SIGHUP` until the node stops:
+/// Reloads the token settings (keys, JWKS sources when their endpoint or regexes changed,
+/// claim rules) and the channel options on every `SIGHUP` until the node stops:
 /// the file the server started with is read again (with the environment); connections stay.
 /// A configuration that does not load is logged and changes nothing.
 pub fn watch_sighup(node: Node, cfg: &LoadedConfig) {
@@ -125,10 +126,18 @@ async fn sighup_loop(node: Node, source: Option<PathBuf>, generated: bool, proxy
                          (namespaces naming a proxy the running server lacks get error 108)"
                     );
                 }
-                match node.reload(&new.node) {
+                let verifier = match super::token_verifier(&new.node) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::error!("configuration not reloaded: {e}");
+                        continue;
+                    }
+                };
+                match node.reload_with(&new.node, verifier) {
                     Ok(()) => tracing::info!(
-                        "configuration reloaded: token secret, audience, issuer and channel options \
-                         (other settings apply at the next start)"
+                        "configuration reloaded: token keys (HMAC, RSA, ECDSA, JWKS), audience, \
+                         issuer, regexes, user_id_claim and channel options (other settings apply \
+                         at the next start)"
                     ),
                     Err(e) => tracing::error!("configuration not reloaded: {e}"),
                 }

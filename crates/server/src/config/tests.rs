@@ -6,6 +6,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod proxy;
+mod tokens;
 
 fn file(ext: &str, text: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -821,30 +822,3 @@ fn token_audience_and_issuer_are_applied_not_warned() {
     has(&fail(r#"{"token_audience":["a"]}"#), "token_audience");
 }
 
-#[test]
-fn other_token_keys_still_warn_and_regexes_say_not_enforced() {
-    let c = ok(r#"{"token_rsa_public_key":"k","token_audience_regex":"^a$",
-        "token_issuer_regex":"^i$"}"#);
-    let w = c.warnings.join("\n");
-    has(
-        &w,
-        r#"config key "token_rsa_public_key" is not supported yet; ignored"#,
-    );
-    has(
-        &w,
-        r#"config key "token_audience_regex" is not supported yet; ignored: the token "aud" claim is NOT enforced (set token_audience for an exact match)"#,
-    );
-    has(
-        &w,
-        r#"config key "token_issuer_regex" is not supported yet; ignored: the token "iss" claim is NOT enforced (set token_issuer for an exact match)"#,
-    );
-    assert_eq!(c.warnings.len(), 3, "{w}");
-    let c = ok(r#"{"token_audience":"a","token_audience_regex":"^a$"}"#);
-    let w = c.warnings.join("\n");
-    has(
-        &w,
-        r#"config key "token_audience_regex" is not supported yet; ignored: only token_audience (exact match) is enforced on the token "aud" claim"#,
-    );
-    assert_eq!(c.warnings.len(), 1, "{w}");
-    assert_eq!(c.node.token_audience, "a");
-}

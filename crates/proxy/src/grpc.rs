@@ -44,9 +44,8 @@ pub(crate) struct GrpcCaller {
 struct Target {
     /// `host:port` (IPv6 hosts in brackets).
     authority: String,
-    /// The host without brackets, for the TLS server name and the TCP connect.
+    /// The host without brackets, for the TLS server name.
     host: String,
-    port: u16,
 }
 
 fn parse_target(endpoint: &str) -> Result<Target, String> {
@@ -74,7 +73,6 @@ fn parse_target(endpoint: &str) -> Result<Target, String> {
     Ok(Target {
         authority,
         host: host.to_string(),
-        port,
     })
 }
 
@@ -117,7 +115,7 @@ impl GrpcCaller {
             .connect_timeout(s.timeout)
             .tcp_nodelay(true);
         let channel = if s.grpc_tls.enabled {
-            let connector = tls::Connector::new(&s.grpc_tls, &target.host, target.port)
+            let connector = tls::connector(&s.grpc_tls, &target.host)
                 .map_err(|e| bad(format!("grpc.tls: {e}")))?;
             // The connector does the TLS; requests say `https` as a TLS client would.
             let origin: Uri = format!("https://{}", target.authority)
@@ -373,18 +371,15 @@ mod tests {
     fn endpoints_give_host_and_port() {
         let t = parse_target("grpc://backend.local:10001").unwrap();
         assert_eq!(
-            (t.authority.as_str(), t.host.as_str(), t.port),
-            ("backend.local:10001", "backend.local", 10001)
+            (t.authority.as_str(), t.host.as_str()),
+            ("backend.local:10001", "backend.local")
         );
         let t = parse_target("127.0.0.1:5000").unwrap();
-        assert_eq!((t.authority.as_str(), t.port), ("127.0.0.1:5000", 5000));
+        assert_eq!(t.authority, "127.0.0.1:5000");
         let t = parse_target("GRPC://[::1]:7/ignored").unwrap();
-        assert_eq!(
-            (t.authority.as_str(), t.host.as_str(), t.port),
-            ("[::1]:7", "::1", 7)
-        );
+        assert_eq!((t.authority.as_str(), t.host.as_str()), ("[::1]:7", "::1"));
         let t = parse_target("grpc://backend").unwrap();
-        assert_eq!((t.authority.as_str(), t.port), ("backend:443", 443));
+        assert_eq!(t.authority, "backend:443");
         assert!(parse_target("grpc://").is_err());
         assert!(parse_target("a b:1").is_err());
         assert!(parse_target("u@h:1").is_err());

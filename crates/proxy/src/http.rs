@@ -21,6 +21,7 @@ use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rotor_core::backend::*;
+use rotor_netclient::Connector;
 use serde::Serialize;
 
 use crate::config::{ProxySettings, StatusTransform, LEGACY_DEFAULT_HEADERS};
@@ -28,7 +29,7 @@ use crate::payload;
 use crate::{CallError, CallResult, Caller, ProxyConfigError};
 use wire::{Answer, Head, Payload};
 
-type HttpClient = Client<tls::Connector, Full<Bytes>>;
+type HttpClient = Client<Connector, Full<Bytes>>;
 
 /// The largest answer read from a backend (Centrifugo sets none; an answer is a few fields and
 /// payloads no bigger than a client message, so 16 MiB only stops a runaway backend).
@@ -38,7 +39,7 @@ const MAX_IDLE_PER_HOST: usize = 255;
 /// How long an idle connection is kept (Go's default transport).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn build_client(connector: tls::Connector) -> HttpClient {
+fn build_client(connector: Connector) -> HttpClient {
     Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
         .pool_idle_timeout(IDLE_TIMEOUT)
@@ -52,7 +53,7 @@ pub(crate) struct SharedClient(HttpClient);
 
 impl Default for SharedClient {
     fn default() -> Self {
-        Self(build_client(tls::Connector::system()))
+        Self(build_client(Connector::system()))
     }
 }
 
@@ -117,7 +118,7 @@ impl HttpCaller {
             return Err(bad(s, "invalid URL: no host".to_string()));
         }
         let client = if s.http_tls.enabled {
-            build_client(tls::Connector::custom(&s.http_tls).map_err(|e| bad(s, e))?)
+            build_client(tls::custom(&s.http_tls).map_err(|e| bad(s, e))?)
         } else {
             shared.0.clone()
         };

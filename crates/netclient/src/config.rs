@@ -1,0 +1,188 @@
+//! rustls client configurations: the [`TlsOptions`] of one outgoing client turned into a
+//! `ClientConfig` (the CA to trust, or the system roots, or any certificate; an optional
+//! client certificate), and the system-roots configuration of plain `https`, built once per
+//! process. PEM values are PEM text or the path of a file holding it, as Centrifugo accepts.
+
+use std::sync::{Arc, OnceLock};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::client::WantsClientCert;
+use tokio_rustls::rustls::crypto::{ring, CryptoProvider};
+use tokio_rustls::rustls::{ClientConfig, ConfigBuilder, RootCertStore, WantsVerifier};
+
+use crate::verifier::AnyServerCert;
+
+/// The TLS settings of one outgoing client (Centrifugo's `tls` object).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Whether the client uses these options; [`client_config`] itself does not look at it.
+    pub enabled: bool,
+    /// Client certificate chain for mTLS (PEM text or file path); set with `key_pem`.
+    pub cert_pem: String,
+    /// The client certificate's private key (PEM text or file path).
+    pub key_pem: String,
+    /// The CA to verify the server with (PEM text or file path); empty = the system roots.
+    pub server_ca_pem: String,
+    /// Accept any server certificate and name (handshake signatures are still checked).
+    pub insecure_skip_verify: bool,
+    /// The name sent by SNI and verified; empty = the host of the URI.
+    pub server_name: String,
+}
+
+/// Why TLS options cannot be used. Cheap to clone (a failed system-roots load is kept).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    #[error("TLS protocol versions: {0}")]
+    Versions(String),
+    #[error("{field}: cannot read {path:?}: {reason}")]
+    Read {
+        field: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error("{field}: {reason}")]
+    Pem { field: &'static str, reason: String },
+    #[error("{field}: no certificate found")]
+    NoCertificate { field: &'static str },
+    #[error("cert_pem and key_pem must be set together")]
+    HalfClientCert,
+    #[error("cert_pem/key_pem: {0}")]
+    ClientCert(String),
+    #[error("no system CA certificates could be loaded: {0}")]
+    NoSystemRoots(String),
+    #[error("server_name {name:?}: {reason}")]
+    ServerName { name: String, reason: String },
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(ring::default_provider())
+}
+
+fn builder() -> Result<ConfigBuilder<ClientConfig, WantsVerifier>, TlsError> {
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Versions(e.to_string()))
+}
+
+/// The system roots, loaded on first use; a certificate rustls cannot use is skipped.
+fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
+    static ROOTS: OnceLock<Result<Arc<RootCertStore>, TlsError>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            let mut roots = RootCertStore::empty();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let why = found
+                    .errors
+                    .first()
+                    .map_or_else(|| "none found".to_owned(), ToString::to_string);
+                return Err(TlsError::NoSystemRoots(why));
+            }
+            Ok(Arc::new(roots))
+        })
+        .clone()
+}
+
+/// The configuration of plain `https`: the system roots, no client certificate. Built once
+/// per process, on the first call.
+///
+/// # Errors
+/// No usable system root certificate.
+pub fn system_config() -> Result<Arc<ClientConfig>, TlsError> {
+    static CONFIG: OnceLock<Result<Arc<ClientConfig>, TlsError>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            Ok(Arc::new(
+                builder()?
+                    .with_root_certificates(system_roots()?)
+                    .with_no_client_auth(),
+            ))
+        })
+        .clone()
+}
+
+/// The rustls configuration of `options` (no ALPN: the caller sets it when it needs one).
+///
+/// # Errors
+/// A PEM value that cannot be read or holds no usable certificate or key, a client
+/// certificate without its key (or the reverse), no usable system root when no CA is given.
+pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
+    let b = builder()?;
+    let b = if options.insecure_skip_verify {
+        b.dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServerCert::new(&provider())))
+    } else if !options.server_ca_pem.is_empty() {
+        let mut roots = RootCertStore::empty();
+        for cert in certs(&options.server_ca_pem, "server_ca_pem")? {
+            roots.add(cert).map_err(|e| TlsError::Pem {
+                field: "server_ca_pem",
+                reason: e.to_string(),
+            })?;
+        }
+        b.with_root_certificates(roots)
+    } else {
+        b.with_root_certificates(system_roots()?)
+    };
+    with_client_auth(b, options)
+}
+
+fn with_client_auth(
+    b: ConfigBuilder<ClientConfig, WantsClientCert>,
+    options: &TlsOptions,
+) -> Result<ClientConfig, TlsError> {
+    match (options.cert_pem.is_empty(), options.key_pem.is_empty()) {
+        (true, true) => Ok(b.with_no_client_auth()),
+        (false, false) => {
+            let chain = certs(&options.cert_pem, "cert_pem")?;
+            let key = PrivateKeyDer::from_pem_slice(&pem_bytes(&options.key_pem, "key_pem")?)
+                .map_err(|e| TlsError::Pem {
+                    field: "key_pem",
+                    reason: e.to_string(),
+                })?;
+            b.with_client_auth_cert(chain, key)
+                .map_err(|e| TlsError::ClientCert(e.to_string()))
+        }
+        _ => Err(TlsError::HalfClientCert),
+    }
+}
+
+/// A TLS server name (DNS name or IP address) for SNI and verification.
+///
+/// # Errors
+/// `name` is neither.
+pub fn server_name(name: &str) -> Result<ServerName<'static>, TlsError> {
+    ServerName::try_from(name.to_owned()).map_err(|e| TlsError::ServerName {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// PEM text as given, or the contents of the file it names.
+fn pem_bytes(value: &str, field: &'static str) -> Result<Vec<u8>, TlsError> {
+    if value.contains("-----BEGIN") {
+        Ok(value.as_bytes().to_vec())
+    } else {
+        std::fs::read(value).map_err(|e| TlsError::Read {
+            field,
+            path: value.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// The certificates of a PEM value (other PEM sections are skipped); at least one.
+fn certs(value: &str, field: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = pem_bytes(value, field)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            field,
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate { field });
+    }
+    Ok(certs)
+}

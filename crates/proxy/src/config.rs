@@ -20,18 +20,9 @@ pub const LEGACY_DEFAULT_HEADERS: &[&str] = &[
 /// The name of the proxy object that is not in the `proxies` list.
 pub const DEFAULT_PROXY: &str = "default";
 
-/// TLS options of an outgoing connection (`http.tls` / `grpc.tls`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsSettings {
-    pub enabled: bool,
-    /// PEM text or a file path, as Centrifugo accepts (client certificate for mTLS).
-    pub cert_pem: String,
-    pub key_pem: String,
-    /// CA to verify the backend with (PEM text or file path); empty = the system roots.
-    pub server_ca_pem: String,
-    pub insecure_skip_verify: bool,
-    pub server_name: String,
-}
+/// TLS options of an outgoing connection (`http.tls` / `grpc.tls`): the shared client options
+/// of rotor-netclient (PEM values are PEM text or a file path, as Centrifugo accepts).
+pub use rotor_netclient::TlsOptions as TlsSettings;
 
 /// `http.status_to_code_transforms[]`: a backend HTTP status turned into an error or a
 /// disconnect, as if the backend had answered with it.

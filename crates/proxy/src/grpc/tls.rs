@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use rotor_netclient::{client_config, server_name, Connector, TlsOptions};
+use rotor_netclient::{client_config, server_name, Connector};
 
 use crate::config::TlsSettings;
 
@@ -18,7 +18,7 @@ pub(super) fn connector(tls: &TlsSettings, host: &str) -> Result<Connector, Stri
         tls.server_name.as_str()
     };
     let name = server_name(name).map_err(|e| e.to_string())?;
-    let mut config = client_config(&TlsOptions::from(tls)).map_err(|e| e.to_string())?;
+    let mut config = client_config(tls).map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Connector::with_config(Arc::new(config), Some(name)).always_tls())
 }

@@ -4,24 +4,11 @@
 //! uses the system roots, loaded once; a proxy with `http.tls.enabled` gets a configuration of
 //! its own (custom CA, `insecure_skip_verify`, client certificate, `server_name`).
 
-use rotor_netclient::{Connector, TlsOptions};
+use rotor_netclient::Connector;
 
 use crate::config::TlsSettings;
 
-impl From<&TlsSettings> for TlsOptions {
-    fn from(s: &TlsSettings) -> Self {
-        Self {
-            enabled: s.enabled,
-            cert_pem: s.cert_pem.clone(),
-            key_pem: s.key_pem.clone(),
-            server_ca_pem: s.server_ca_pem.clone(),
-            insecure_skip_verify: s.insecure_skip_verify,
-            server_name: s.server_name.clone(),
-        }
-    }
-}
-
 /// The connector of a proxy with its own `http.tls` (checked now).
 pub(super) fn custom(s: &TlsSettings) -> Result<Connector, String> {
-    Connector::from_options(&TlsOptions::from(s)).map_err(|e| format!("http.tls: {e}"))
+    Connector::from_options(s).map_err(|e| format!("http.tls: {e}"))
 }

@@ -26,7 +26,7 @@ import XMLHttpRequest from 'xhr2';
 import Centrifuge from 'centrifuge2';
 import { Centrifuge as Centrifuge5 } from 'centrifuge5';
 import {
-  SERVER_KIND, UUID_V4, apiV1, apiV2, hs256, recordEvents, sleep, startBackend, startServer, until, waitEvent,
+  SERVER_KIND, UUID_V4, apiV1, apiV2, hs256, nowSec, recordEvents, sleep, startBackend, startServer, until, waitEvent,
 } from './lib/harness.mjs';
 import { keyPair, publicJwk, signJwt } from './lib/jwt.mjs';
 import { startJwks } from './lib/jwks.mjs';
@@ -111,6 +111,8 @@ function js2(srv, backend, caseName, token, signer) {
     xmlhttprequest: XMLHttpRequest,
     subscribeEndpoint: backend.subscribeEndpoint,
     subscribeParams: { case: caseName },
+    refreshEndpoint: backend.refreshEndpoint,
+    refreshParams: { case: caseName },
     minRetry: 300,
     maxRetry: 2000,
   });
@@ -121,10 +123,14 @@ function js2(srv, backend, caseName, token, signer) {
   return c;
 }
 
-/** Connects `c`; a disconnect instead fails at once with what the client saw. */
+/**
+ * Connects `c`; a terminal disconnect (reconnect false) instead fails at once with what the
+ * client saw. (2.8.5 also emits a reconnecting disconnect "connect error" before it refreshes
+ * an expired token.)
+ */
 async function js2Connect(c) {
   const connected = waitEvent(c, 'connect', { what: 'connect' });
-  const refused = waitEvent(c, 'disconnect', { what: 'disconnect' }).then((d) => {
+  const refused = waitEvent(c, 'disconnect', { what: 'terminal disconnect', pred: (d) => d.reconnect === false }).then((d) => {
     throw new Error(`expected connect, got disconnect ${JSON.stringify(d)}, closes ${JSON.stringify(c.closes)}`);
   });
   refused.catch(() => {});
@@ -212,6 +218,17 @@ describe('2.8.5 against a 2.x flat config with token_rsa_public_key and token_ec
   tt('2.8.5: an HS256 token MACed with the RSA public key text → 3002 invalid token', async () => {
     const c = js2(srv, backend, 'confusion', hs256({ sub: 'u-mallory' }, rsa.publicPem), () => '');
     await js2ExpectInvalidToken(c);
+  });
+
+  tt('2.8.5: an expired ES256 connection token → the client asks refreshEndpoint for a new one and connects', async () => {
+    backend.on('/centrifuge/refresh', 'es-refresh', () => ({ status: 200, body: { token: signJwt(ec, { sub: 'u-es-r', exp: nowSec() + 3600 }) } }));
+    const c = js2(srv, backend, 'es-refresh', signJwt(ec, { sub: 'u-es-r', exp: nowSec() - 30 }), () => '');
+    await js2Connect(c);
+    assert.equal(backend.requestsFor('es-refresh', '/centrifuge/refresh').length, 1);
+    const connects = c.sent.filter((cmd) => cmd.method === undefined && cmd.params && cmd.params.token);
+    assert.equal(connects.length, 2, 'connect, then connect again with the new token');
+    assert.equal(headerOf(connects[1].params.token).alg, 'ES256');
+    c.disconnect();
   });
 
   tt('2.8.5: a subscription token signed by another key is refused with 103, the connection stays', async () => {
@@ -414,6 +431,28 @@ describe('5.8.0 against a v6 config with client.token.rsa_public_key and ecdsa_p
 
   tt('5.8.0: an EdDSA token is refused when no JWKS is configured (no PEM option for Ed25519) → 3500', async () => {
     await js5ExpectInvalidToken(js5(srv, { token: signJwt(keyPair('ed25519'), { sub: 'u-mallory' }) }));
+  });
+
+  tt('5.8.0: an ES256 signature in DER form (not raw r‖s) → 3500', async () => {
+    await js5ExpectInvalidToken(js5(srv, { token: signJwt(ec, { sub: 'u-der' }, { der: true }) }));
+  });
+
+  tt('5.8.0: an expired RS256 connection token → 109, getToken gives a fresh one, connected', async () => {
+    const calls = [];
+    const c = js5(srv, {
+      token: signJwt(rsa, { sub: 'u-exp5', exp: nowSec() - 30 }),
+      getToken: async () => {
+        calls.push(Date.now());
+        return signJwt(rsa, { sub: 'u-exp5', exp: nowSec() + 3600 });
+      },
+    });
+    await js5Connect(c);
+    assert.equal(calls.length, 1, 'getToken was called once after error 109');
+    const connects = c.sent.filter((f) => f.connect);
+    assert.equal(connects.length, 2, 'connect, then connect with the new token');
+    assert.notEqual(connects[0].connect.token, connects[1].connect.token);
+    assert.equal(headerOf(connects[1].connect.token).alg, 'RS256');
+    c.disconnect();
   });
 
   tt('5.8.0: a subscription token signed by another key → 103, the connection stays', async () => {

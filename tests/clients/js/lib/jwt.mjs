@@ -51,9 +51,10 @@ export function publicJwk(key, kid, { alg = key.alg } = {}) {
 /**
  * A compact JWS over `claims` signed with `key` (from keyPair) using its algorithm.
  * `kid` goes into the header when given; `alg` overrides the header's alg (the signature is
- * still made with the key's own algorithm).
+ * still made with the key's own algorithm); `der` makes an ECDSA signature ASN.1 DER instead of
+ * the JOSE raw r‖s form (a malformed token, for refusal tests).
  */
-export function signJwt(key, claims, { kid, alg } = {}) {
+export function signJwt(key, claims, { kid, alg, der = false } = {}) {
   const header = { alg: alg || key.alg, typ: 'JWT' };
   if (kid !== undefined) header.kid = kid;
   const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
@@ -64,7 +65,7 @@ export function signJwt(key, claims, { kid, alg } = {}) {
       sig = sign('sha256', data, key.privateKey); // RSASSA-PKCS1-v1_5 with SHA-256
       break;
     case 'ec':
-      sig = sign('sha256', data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
+      sig = sign('sha256', data, { key: key.privateKey, dsaEncoding: der ? 'der' : 'ieee-p1363' });
       break;
     case 'ed25519':
       sig = sign(null, data, key.privateKey);

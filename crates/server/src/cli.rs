@@ -10,6 +10,8 @@ use serde_json::json;
 
 use crate::config::{self, formats, LoadedConfig, Overrides};
 
+mod sign;
+
 /// Where a configuration is looked for when `-c` is not given (when it exists).
 const DEFAULT_CONFIG: &str = "config.json";
 /// Default token lifetime of `gentoken` / `gensubtoken`: one week, as Centrifugo.
@@ -81,7 +83,8 @@ enum Command {
     /// Write a new configuration with fresh random secrets (config.json unless -c names
     /// another file; .json, .yaml, .yml or .toml); never overwrites a file
     Genconfig,
-    /// Print an HS256 connection token for a user, signed with the configured secret
+    /// Print a connection token for a user: HS256 with the configured secret, or signed with
+    /// a private key file (--private-key)
     Gentoken {
         /// User ID (`sub` claim); empty for an anonymous connection
         #[arg(short = 'u', long, default_value = "")]
@@ -89,8 +92,11 @@ enum Command {
         /// Lifetime: seconds or a duration like 1h (0 = no expiry)
         #[arg(short = 't', long, default_value = DEFAULT_TTL, value_parser = ttl)]
         ttl: i64,
+        #[command(flatten)]
+        key: SignOpts,
     },
-    /// Print an HS256 subscription token for a user and a channel
+    /// Print a subscription token for a user and a channel: HS256 with the configured secret
+    /// (the subscription-token block's when enabled), or signed with --private-key
     Gensubtoken {
         /// User ID (`sub` claim): the user of the connection that subscribes
         #[arg(short = 'u', long, default_value = "")]
@@ -104,17 +110,71 @@ enum Command {
         /// Lifetime: seconds or a duration like 1h (0 = no expiry)
         #[arg(short = 't', long, default_value = DEFAULT_TTL, value_parser = ttl)]
         ttl: i64,
+        #[command(flatten)]
+        key: SignOpts,
     },
-    /// Check a connection token against the configured secret
+    /// Check a connection token with the configured keys (HMAC, RSA, ECDSA or JWKS)
     Checktoken {
         /// The token (JWT)
         token: String,
     },
-    /// Check a subscription token against the configured secret
+    /// Check a subscription token with the configured keys (the subscription-token block's
+    /// when enabled)
     Checksubtoken {
         /// The token (JWT)
         token: String,
     },
+}
+
+/// How `gentoken` / `gensubtoken` sign when not with the HMAC secret.
+#[derive(clap::Args, Debug, Default)]
+struct SignOpts {
+    /// Sign with this private key (PEM: PKCS#8 "PRIVATE KEY" of RSA, P-256, P-384, P-521 or
+    /// Ed25519, or PKCS#1 "RSA PRIVATE KEY") instead of the HMAC secret; the algorithm
+    /// follows from the key (RS256, ES256, ES384, ES512, EdDSA)
+    #[arg(long = "private-key", value_name = "FILE")]
+    private_key: Option<PathBuf>,
+    /// Algorithm: RS384 / RS512 for an RSA key; HS384 / HS512 with the HMAC secret
+    #[arg(long, value_name = "ALG")]
+    alg: Option<String>,
+    /// `kid` header (the key's ID in a JWKS)
+    #[arg(long, value_name = "KID")]
+    kid: Option<String>,
+    /// `iss` claim [default: the configured exact issuer, if any]
+    #[arg(long, value_name = "ISS")]
+    iss: Option<String>,
+    /// `aud` claim [default: the configured exact audience, if any]
+    #[arg(long, value_name = "AUD")]
+    aud: Option<String>,
+}
+
+/// Signs `claims` as `opts` say, with `secret` for HMAC. Returns the token and its `alg`.
+fn mint(opts: &SignOpts, secret: Option<&str>, claims: &str) -> anyhow::Result<(String, String)> {
+    if let Some(path) = &opts.private_key {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --private-key {}", path.display()))?;
+        let key = sign::PrivateKey::from_pem(&text)
+            .map_err(|e| anyhow::anyhow!("--private-key {}: {e}", path.display()))?;
+        let (token, alg) = key
+            .sign(opts.alg.as_deref(), opts.kid.as_deref(), claims)
+            .map_err(anyhow::Error::msg)?;
+        return Ok((token, alg.to_string()));
+    }
+    let Some(secret) = secret else {
+        bail!(
+            "token_hmac_secret_key is not set (in the config file, or \
+             CENTRIFUGO_TOKEN_HMAC_SECRET_KEY / CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY); \
+             or sign with --private-key FILE"
+        );
+    };
+    let alg = opts.alg.as_deref().unwrap_or("HS256");
+    if opts.kid.is_some() {
+        bail!("--kid needs --private-key (HMAC tokens are verified with the configured secret)");
+    }
+    let token = rotor_core::auth::sign_hmac(alg, secret, claims).ok_or_else(|| {
+        anyhow::anyhow!("--alg {alg} needs --private-key (with the secret: HS256, HS384, HS512)")
+    })?;
+    Ok((token, alg.to_string()))
 }
 
 /// A token lifetime in seconds: an integer, or a Go-style duration (`1h`, `30m`).
@@ -177,33 +237,46 @@ fn print_warnings(cfg: &LoadedConfig) {
     }
 }
 
-/// Minted tokens carry the configured `token_audience` / `token_issuer`, so the server that
-/// reads the same config accepts them.
-fn add_aud_iss(claims: &mut serde_json::Value, cfg: &LoadedConfig) {
-    if !cfg.node.token_audience.is_empty() {
-        claims["aud"] = json!(cfg.node.token_audience);
+/// Minted tokens carry `--aud` / `--iss`, else the configured exact audience / issuer (of the
+/// subscription-token block for `gensubtoken` when it is enabled), so the server that reads
+/// the same config accepts them.
+fn add_aud_iss(claims: &mut serde_json::Value, cfg: &LoadedConfig, opts: &SignOpts, sub: bool) {
+    let n = &cfg.node;
+    let (aud, iss) = match (&n.subscription_token, sub) {
+        (Some(b), true) => (&b.audience, &b.issuer),
+        _ => (&n.token_audience, &n.token_issuer),
+    };
+    if let Some(aud) = opts.aud.as_ref().or((!aud.is_empty()).then_some(aud)) {
+        claims["aud"] = json!(aud);
     }
-    if !cfg.node.token_issuer.is_empty() {
-        claims["iss"] = json!(cfg.node.token_issuer);
+    if let Some(iss) = opts.iss.as_ref().or((!iss.is_empty()).then_some(iss)) {
+        claims["iss"] = json!(iss);
     }
 }
 
-/// The verifier the server built from the same config would use: `checktoken` and
-/// `checksubtoken` then agree with it on secret, audience and issuer.
+/// The verifier the server builds from the same config (JWKS key sets included):
+/// `checktoken` and `checksubtoken` then agree with it on keys, audience, issuer, regexes and
+/// user claim.
 fn verifier_of(cfg: &LoadedConfig) -> anyhow::Result<rotor_core::auth::TokenVerifier> {
-    secret_of(cfg)?;
-    Ok(rotor_core::auth::TokenVerifier::from_config(&cfg.node))
+    config::token_verifier(&cfg.node).map_err(anyhow::Error::msg)
 }
 
-fn secret_of(cfg: &LoadedConfig) -> anyhow::Result<&str> {
-    let secret = cfg.node.token_hmac_secret_key.as_str();
-    if secret.is_empty() {
-        bail!(
-            "token_hmac_secret_key is not set (in the config file, or \
-             CENTRIFUGO_TOKEN_HMAC_SECRET_KEY / CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY)"
-        );
-    }
-    Ok(secret)
+/// The HMAC secret `gentoken` (`sub = false`) or `gensubtoken` signs with, if any.
+fn secret_of(cfg: &LoadedConfig, sub: bool) -> Option<&str> {
+    let secret = match (&cfg.node.subscription_token, sub) {
+        (Some(block), true) => block.hmac_secret_key.as_str(),
+        _ => cfg.node.token_hmac_secret_key.as_str(),
+    };
+    (!secret.is_empty()).then_some(secret)
+}
+
+/// Runs `fut` (a verification that may fetch JWKS keys) to completion.
+fn block_on<T>(fut: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    Ok(rt.block_on(fut))
 }
 
 /// `exp` for a lifetime of `ttl` seconds from now (none for 0).
@@ -251,7 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let target = cli.config.clone().unwrap_or(PathBuf::from(DEFAULT_CONFIG));
             genconfig(&target)
         }
-        Some(Command::Gentoken { user, ttl }) => {
+        Some(Command::Gentoken { user, ttl, key }) => {
             let cfg = load()?;
             print_warnings(&cfg);
             let exp = expiry(*ttl);
@@ -259,10 +332,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(exp) = exp {
                 claims["exp"] = json!(exp);
             }
-            add_aud_iss(&mut claims, &cfg);
-            let token = rotor_core::auth::sign_hs256(secret_of(&cfg)?, &claims.to_string());
+            add_aud_iss(&mut claims, &cfg, key, false);
+            let (token, alg) = mint(key, secret_of(&cfg, false), &claims.to_string())?;
             eprintln!(
-                "HS256 connection token for user {user:?}, {}:",
+                "{alg} connection token for user {user:?}, {}:",
                 describe_expiry(exp)
             );
             println!("{token}");
@@ -273,21 +346,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             channel,
             client,
             ttl,
+            key,
         }) => {
             let cfg = load()?;
             print_warnings(&cfg);
             let exp = expiry(*ttl);
             let mut claims = json!({ "sub": user, "channel": channel });
-            add_aud_iss(&mut claims, &cfg);
+            add_aud_iss(&mut claims, &cfg, key, true);
             if let Some(client) = client {
                 claims["client"] = json!(client);
             }
             if let Some(exp) = exp {
                 claims["exp"] = json!(exp);
             }
-            let token = rotor_core::auth::sign_hs256(secret_of(&cfg)?, &claims.to_string());
+            let (token, alg) = mint(key, secret_of(&cfg, true), &claims.to_string())?;
             eprintln!(
-                "HS256 subscription token for user {user:?} and channel {channel:?}, {}:",
+                "{alg} subscription token for user {user:?} and channel {channel:?}, {}:",
                 describe_expiry(exp)
             );
             println!("{token}");
@@ -298,8 +372,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print_warnings(&cfg);
             let verifier = verifier_of(&cfg)?;
             let now = rotor_core::node::unix_now();
-            let claims = verifier
-                .verify_connect(token, now, true)
+            let claims = block_on(verifier.verify_connect_async(token, now, true))?
                 .map_err(|e| anyhow::anyhow!("token is not valid: {e}"))?;
             println!(
                 "valid connection token for user {:?}, {}",
@@ -313,8 +386,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print_warnings(&cfg);
             let verifier = verifier_of(&cfg)?;
             let now = rotor_core::node::unix_now();
-            let claims = verifier
-                .verify_subscribe(token, now)
+            let claims = block_on(verifier.verify_subscribe_async(token, now))?
                 .map_err(|e| anyhow::anyhow!("token is not valid: {e}"))?;
             println!(
                 "valid subscription token for user {:?} and channel {:?}{}, {}",

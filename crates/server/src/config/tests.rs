@@ -821,4 +821,3 @@ fn token_audience_and_issuer_are_applied_not_warned() {
     // A wrong type is an error naming the key.
     has(&fail(r#"{"token_audience":["a"]}"#), "token_audience");
 }
-

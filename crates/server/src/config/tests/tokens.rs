@@ -34,8 +34,8 @@ fn flat_connection_keys_of_2x_and_v5() {
     assert_eq!(n.token_issuer_regex, "^https://idp/(x|y)$");
     assert_eq!(n.subscription_token, None);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    let c = json_file(json!({"token_jwks_public_endpoint": "https://idp.example.com/jwks"}))
-        .unwrap();
+    let c =
+        json_file(json!({"token_jwks_public_endpoint": "https://idp.example.com/jwks"})).unwrap();
     assert_eq!(
         c.node.token_jwks_public_endpoint,
         "https://idp.example.com/jwks"
@@ -79,7 +79,10 @@ fn v5_flat_subscription_block() {
     // Keys without the switch: ignored, with a warning that says so.
     let c = json_file(json!({"subscription_token_hmac_secret_key": "sub"})).unwrap();
     assert_eq!(c.node.subscription_token, None);
-    has(&c.warnings.join("\n"), "separate subscription-token block is off");
+    has(
+        &c.warnings.join("\n"),
+        "separate subscription-token block is off",
+    );
 }
 
 #[test]
@@ -132,7 +135,10 @@ fn v6_nested_blocks_file_and_env() {
             "http://127.0.0.1:1/jwks",
         ),
         ("CENTRIFUGO_CLIENT_SUBSCRIPTION_TOKEN_ENABLED", "true"),
-        ("CENTRIFUGO_CLIENT_SUBSCRIPTION_TOKEN_RSA_PUBLIC_KEY", RSA_PEM),
+        (
+            "CENTRIFUGO_CLIENT_SUBSCRIPTION_TOKEN_RSA_PUBLIC_KEY",
+            RSA_PEM,
+        ),
         ("CENTRIFUGO_CLIENT_SUBSCRIPTION_TOKEN_AUDIENCE_REGEX", "x"),
         ("CENTRIFUGO_CLIENT_SUBSCRIPTION_TOKEN_ISSUER", "i"),
     ])
@@ -157,14 +163,17 @@ fn exact_and_regex_of_one_claim_together_are_errors() {
     let e = json_file(json!({"token_audience": "a", "token_audience_regex": "a"})).unwrap_err();
     has(&e, r#"config key "token_audience_regex""#);
     has(&e, "cannot be set together with token_audience");
-    let e = json_file(json!({"client": {"token": {"issuer": "a", "issuer_regex": "a"}}}))
-        .unwrap_err();
+    let e =
+        json_file(json!({"client": {"token": {"issuer": "a", "issuer_regex": "a"}}})).unwrap_err();
     has(&e, r#"config key "client.token.issuer_regex""#);
     has(&e, "cannot be set together with client.token.issuer");
     let e = json_file(json!({"client": {"subscription_token": {"enabled": true,
         "audience": "a", "audience_regex": "b"}}}))
     .unwrap_err();
-    has(&e, r#"config key "client.subscription_token.audience_regex""#);
+    has(
+        &e,
+        r#"config key "client.subscription_token.audience_regex""#,
+    );
     has(
         &e,
         "cannot be set together with client.subscription_token.audience",
@@ -200,7 +209,10 @@ fn unusable_values_are_errors_naming_the_key() {
     let e = json_file(json!({"client": {"subscription_token": {"enabled": true,
         "user_id_claim": "1"}}}))
     .unwrap_err();
-    has(&e, r#"config key "client.subscription_token.user_id_claim""#);
+    has(
+        &e,
+        r#"config key "client.subscription_token.user_id_claim""#,
+    );
     let e = json_file(json!({"token_hmac_secret_key": RSA_PEM})).unwrap_err();
     has(&e, r#"config key "token_hmac_secret_key""#);
     // Wrong types.
@@ -257,23 +269,32 @@ fn keys_not_implemented_still_warn() {
         "client.insecure_skip_token_signature_verify",
         "client.subscription_token.hmac_previous_secret_key",
     ] {
-        has(&w, &format!("config key {key:?} is not supported yet; ignored"));
+        has(
+            &w,
+            &format!("config key {key:?} is not supported yet; ignored"),
+        );
     }
     assert_eq!(c.warnings.len(), 4, "{w}");
     // Nothing about the implemented keys.
-    let c = json_file(json!({"token_rsa_public_key": RSA_PEM, "token_issuer_regex": "x"}))
-        .unwrap();
+    let c = json_file(json!({"token_rsa_public_key": RSA_PEM, "token_issuer_regex": "x"})).unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
 #[test]
 fn missing_keys_line_counts_public_keys_and_jwks() {
     let c = json_file(json!({"token_rsa_public_key": RSA_PEM, "api_key": "k"})).unwrap();
-    assert!(missing_for_clients(&c).is_empty(), "{:?}", missing_for_clients(&c));
+    assert!(
+        missing_for_clients(&c).is_empty(),
+        "{:?}",
+        missing_for_clients(&c)
+    );
     let c = json_file(json!({"client": {"token": {
         "jwks_public_endpoint": "https://idp.example.com/jwks"}}, "api_key": "k"}))
     .unwrap();
     assert!(missing_for_clients(&c).is_empty());
     let c = json_file(json!({"api_key": "k"})).unwrap();
-    has(&missing_for_clients(&c).join("\n"), "token_hmac_secret_key is not set (nor token_rsa_public_key");
+    has(
+        &missing_for_clients(&c).join("\n"),
+        "token_hmac_secret_key is not set (nor token_rsa_public_key",
+    );
 }

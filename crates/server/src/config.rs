@@ -367,7 +367,7 @@ pub fn load(
         mut origins,
         givens,
     } = layers.apply()?;
-    std::mem::take(&mut t.tokens).finish(&mut t.node, &mut warnings);
+    std::mem::take(&mut t.tokens).finish(&mut t.node, &givens, &mut warnings);
 
     let o = overrides;
     let (s, n) = (&mut t.server, &mut t.node);

@@ -595,7 +595,8 @@ fn unknown_and_unsupported_keys_warn_naming_each() {
     for want in [
         r#"warning: unknown config key "foo""#,
         r#"warning: unknown config key "client.bar""#,
-        r#"warning: config key "client.subscription_token" is not supported yet"#,
+        "warning: client.subscription_token.hmac_secret_key set but the separate \
+         subscription-token block is off",
         r#"warning: config key "grpc_api" is not supported yet"#,
         r#"warning: unknown config key "baz" in namespace "chat""#,
         r#"warning: config key "delta_publish" in namespace "chat" is not supported yet"#,

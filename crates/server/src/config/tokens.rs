@@ -78,15 +78,26 @@ impl TokenAcc {
     }
 
     /// Puts the subscription block into `n` when enabled; warns about a block set but off.
-    pub(crate) fn finish(self, n: &mut NodeConfig, warnings: &mut Vec<String>) {
+    /// `givens` names the keys as written.
+    pub(crate) fn finish(
+        self,
+        n: &mut NodeConfig,
+        givens: &BTreeMap<String, String>,
+        warnings: &mut Vec<String>,
+    ) {
         if self.sub_enabled {
             n.subscription_token = Some(self.sub);
         } else if !self.sub_keys_set.is_empty() {
+            let names: Vec<&str> = self
+                .sub_keys_set
+                .iter()
+                .map(|k| givens.get(k).unwrap_or(k).as_str())
+                .collect();
             warnings.push(format!(
                 "{} set but the separate subscription-token block is off \
                  (separate_subscription_token_config / client.subscription_token.enabled): \
-                 subscription tokens use the connection-token keys",
-                self.sub_keys_set.join(", ")
+                 ignored, subscription tokens use the connection-token keys",
+                names.join(", ")
             ));
         }
     }

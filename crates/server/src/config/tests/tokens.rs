@@ -81,7 +81,12 @@ fn v5_flat_subscription_block() {
     assert_eq!(c.node.subscription_token, None);
     has(
         &c.warnings.join("\n"),
-        "separate subscription-token block is off",
+        "subscription_token_hmac_secret_key set but the separate subscription-token block is off",
+    );
+    let c = json_file(json!({"client": {"subscription_token": {"audience": "a"}}})).unwrap();
+    has(
+        &c.warnings.join("\n"),
+        "client.subscription_token.audience set but the separate",
     );
 }
 

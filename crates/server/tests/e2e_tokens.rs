@@ -493,3 +493,131 @@ async fn per_tenant_jwks_keeps_tenants_apart_and_never_fetches_outside_the_list(
     server.assert_alive();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// ---------------------------------------------------------------------------------------------
+// SIGHUP
+// ---------------------------------------------------------------------------------------------
+
+/// `rotor -c FILE` whose file the test rewrites before sending `SIGHUP`; killed on drop.
+struct Reloadable {
+    child: std::process::Child,
+    path: PathBuf,
+    port: u16,
+}
+
+impl Reloadable {
+    async fn start(dir: &Path, cfg: &Value) -> Reloadable {
+        let port = common::free_port();
+        let path = dir.join("reload.json");
+        write_reloadable(&path, port, cfg);
+        let child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+            .arg("-c")
+            .arg(&path)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let me = Reloadable { child, path, port };
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return me;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("rotor did not listen on {port}");
+    }
+
+    async fn reload(&self, cfg: &Value) {
+        write_reloadable(&self.path, self.port, cfg);
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/connection/websocket", self.port)
+    }
+
+    async fn connect(&self, token: &str) -> Result<Value, u64> {
+        let mut ws = Ws::open(&self.url()).await;
+        let id = ws.cmd_v2("connect", json!({ "token": token })).await;
+        wait_reply(ws, id, "connect").await.map(|(_, v)| v)
+    }
+}
+
+/// The config file of a [`Reloadable`]: its address and port plus `cfg`.
+fn write_reloadable(path: &Path, port: u16, cfg: &Value) {
+    let mut full = json!({"address": "127.0.0.1", "port": port, "api_key": "k"});
+    for (k, v) in cfg.as_object().unwrap() {
+        full[k] = v.clone();
+    }
+    std::fs::write(path, full.to_string()).unwrap();
+}
+
+impl Drop for Reloadable {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_swaps_keys_and_regexes_and_keeps_an_unchanged_jwks_cache() {
+    let dir = scratch();
+    let a = Key::new(&dir, "a", "rsa");
+    let b = Key::new(&dir, "b", "p256");
+    let server = Reloadable::start(&dir, &json!({"token_rsa_public_key": a.public_pem})).await;
+    let ta = a.sign("RS256", None, &conn_claims("alice"));
+    let tb = b.sign("ES256", None, &conn_claims("bob"));
+    server.connect(&ta).await.expect("key a");
+    assert_eq!(server.connect(&tb).await.err(), Some(3500));
+    // New key and an issuer regex.
+    server
+        .reload(&json!({"token_ecdsa_public_key": b.public_pem, "token_issuer_regex": "^idp$"}))
+        .await;
+    assert_eq!(server.connect(&ta).await.err(), Some(3500));
+    assert_eq!(server.connect(&tb).await.err(), Some(3500), "no iss");
+    let tb_iss = b.sign(
+        "ES256",
+        None,
+        &json!({"sub": "bob", "iss": "idp", "exp": exp()}),
+    );
+    server.connect(&tb_iss).await.expect("key b with iss");
+    // A config that does not load changes nothing.
+    server
+        .reload(&json!({"token_ecdsa_public_key": b.public_pem, "token_issuer_regex": "("}))
+        .await;
+    server.connect(&tb_iss).await.expect("bad reload ignored");
+
+    // JWKS: an unchanged endpoint keeps its cache (no new request), a changed regex rebuilds it.
+    let jwks = Jwks::start().await;
+    jwks.set("/jwks", vec![a.jwk("a")]);
+    let with_kid = a.sign(
+        "RS256",
+        Some("a"),
+        &json!({"sub": "u", "iss": "x1", "exp": exp()}),
+    );
+    let cfg = json!({"token_jwks_public_endpoint": jwks.url("/jwks")});
+    server.reload(&cfg).await;
+    server.connect(&with_kid).await.expect("jwks key");
+    assert_eq!(jwks.requests().len(), 1);
+    let mut cfg2 = cfg.clone();
+    cfg2["token_user_id_claim"] = json!("sub");
+    server.reload(&cfg2).await;
+    server.connect(&with_kid).await.expect("cached jwks key");
+    assert_eq!(jwks.requests().len(), 1, "cache kept across the reload");
+    cfg2["token_issuer_regex"] = json!("^x");
+    server.reload(&cfg2).await;
+    server.connect(&with_kid).await.expect("refetched jwks key");
+    assert_eq!(
+        jwks.requests().len(),
+        2,
+        "a new source after the regex changed"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -61,6 +61,24 @@ fn options(o: &ChannelOptions, m: &mut Map<String, Value>) {
     }
 }
 
+/// The separate subscription-token block with its HMAC secret masked; `null` when off.
+fn subscription_block(n: &rotor_core::config::NodeConfig) -> Value {
+    match &n.subscription_token {
+        None => Value::Null,
+        Some(b) => json!({
+            "hmac_secret_key": secret(&b.hmac_secret_key),
+            "rsa_public_key": b.rsa_public_key,
+            "ecdsa_public_key": b.ecdsa_public_key,
+            "jwks_public_endpoint": b.jwks_public_endpoint,
+            "audience": b.audience,
+            "issuer": b.issuer,
+            "audience_regex": b.audience_regex,
+            "issuer_regex": b.issuer_regex,
+            "user_id_claim": b.user_id_claim,
+        }),
+    }
+}
+
 /// The effective configuration of `cfg` (the file it came from is not part of it).
 pub fn effective(cfg: &LoadedConfig) -> Value {
     let (n, s) = (&cfg.node, &cfg.server);
@@ -102,6 +120,20 @@ pub fn effective(cfg: &LoadedConfig) -> Value {
         ("token_hmac_secret_key", secret(&n.token_hmac_secret_key)),
         ("token_audience", json!(n.token_audience)),
         ("token_issuer", json!(n.token_issuer)),
+        ("token_rsa_public_key", json!(n.token_rsa_public_key)),
+        ("token_ecdsa_public_key", json!(n.token_ecdsa_public_key)),
+        (
+            "token_jwks_public_endpoint",
+            json!(n.token_jwks_public_endpoint),
+        ),
+        ("token_audience_regex", json!(n.token_audience_regex)),
+        ("token_issuer_regex", json!(n.token_issuer_regex)),
+        ("token_user_id_claim", json!(n.token_user_id_claim)),
+        (
+            "separate_subscription_token_config",
+            json!(n.subscription_token.is_some()),
+        ),
+        ("subscription_token", subscription_block(n)),
         ("client_insecure", json!(n.client_insecure)),
         ("client_anonymous", json!(n.client_anonymous)),
         ("channel_private_prefix", json!(n.channel_private_prefix)),

@@ -621,3 +621,56 @@ async fn sighup_swaps_keys_and_regexes_and_keeps_an_unchanged_jwks_cache() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v6_separate_subscription_block_and_user_id_claim() {
+    let dir = scratch();
+    let conn_key = Key::new(&dir, "conn", "rsa");
+    let sub_key = Key::new(&dir, "sub", "p256");
+    let server = Server::start(json!({
+        "client": {
+            "token": {"rsa_public_key": conn_key.public_pem, "user_id_claim": "uid"},
+            "subscription_token": {"enabled": true, "ecdsa_public_key": sub_key.public_pem,
+                "audience_regex": "^subs$"},
+        },
+    }))
+    .await;
+    let conn = conn_key.sign(
+        "RS256",
+        None,
+        &json!({"uid": "alice", "sub": "x", "exp": exp()}),
+    );
+    let (mut ws, res) = connect_v2(&server, &conn).await.expect("connect");
+    assert!(res["client"].is_string(), "{res}");
+    let subscribe = |token: String| json!({"channel": "$private", "token": token, "flag": 1});
+    // The block's key and rules; the user is read with `sub` here (the block has no user_id_claim).
+    let good = sub_key.sign(
+        "ES256",
+        None,
+        &json!({"sub": "alice", "channel": "$private", "aud": ["x", "subs"], "exp": exp()}),
+    );
+    let rep = ws.call_v2("subscribe", subscribe(good)).await;
+    assert!(rep["subscribe"].is_object(), "{rep}");
+    // Signed with the connection key: nothing inherited → 103.
+    let (mut ws, _) = connect_v2(&server, &conn).await.unwrap();
+    let inherited = conn_key.sign(
+        "RS256",
+        None,
+        &json!({"sub": "alice", "channel": "$private", "aud": "subs", "exp": exp()}),
+    );
+    let rep = ws.call_v2("subscribe", subscribe(inherited)).await;
+    assert_eq!(rep["error"]["code"], json!(103), "{rep}");
+    // Audience regex of the block not matched → 103.
+    let no_aud = sub_key.sign(
+        "ES256",
+        None,
+        &json!({"sub": "alice", "channel": "$private", "aud": "other", "exp": exp()}),
+    );
+    let rep = ws.call_v2("subscribe", subscribe(no_aud)).await;
+    assert_eq!(rep["error"]["code"], json!(103), "{rep}");
+    // A connection token signed with the subscription key → 3500.
+    let wrong = sub_key.sign("ES256", None, &json!({"uid": "alice", "exp": exp()}));
+    assert_eq!(connect_v2(&server, &wrong).await.err(), Some(3500));
+    server.assert_alive();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -156,6 +156,47 @@ else
   failed=$((failed + 1))
 fi
 
+# Token algorithms (issue 13): keys from `rotor-bench token-keys`; RS256 and ES256 through the
+# 2.x PEM keys beside the HMAC secret, EdDSA and RS256 through `rotor-bench jwks` (fetched
+# once, then cached: the JWKS server must have been asked at least once, and not per cycle).
+KEYS="$WORK/token-keys"
+JPORT=$((PORT + 2))
+if "$BENCH_BIN" token-keys --dir "$KEYS" >"$WORK/token-keys.log" 2>&1; then
+  pem_json() { sed ':a;N;$!ba;s/\n/\\n/g' "$1"; }
+  TK_STATIC="\"token_rsa_public_key\": \"$(pem_json "$KEYS/rs256.pub.pem")\",
+  \"token_ecdsa_public_key\": \"$(pem_json "$KEYS/es256.pub.pem")\","
+  if start_rotor false -tk-static "$TK_STATIC"; then
+    for alg in rs256 es256; do
+      run "churn-$alg" "cycles>0 failed=0 alg=${alg^^}" -- churn --alg "$alg" --key-dir "$KEYS" --workers 4 --duration 2s --src-ips 4 --channel "tk$alg"
+    done
+    stop_rotor
+  else
+    failed=$((failed + 1))
+  fi
+  "$BENCH_BIN" jwks --file "$KEYS/jwks.json" --listen "127.0.0.1:$JPORT" </dev/null >/dev/null 2>"$WORK/jwks.log" &
+  JWKS_PID=$!
+  if start_rotor false -tk-jwks "\"token_jwks_public_endpoint\": \"http://127.0.0.1:$JPORT/jwks.json\","; then
+    run churn-eddsa-jwks "cycles>0 failed=0 alg=EdDSA" -- churn --alg eddsa --kid rb-eddsa --key-dir "$KEYS" --workers 4 --duration 2s --src-ips 4 --channel tked
+    run churn-rs256-jwks "cycles>0 failed=0 alg=RS256" -- churn --proto v2 --alg rs256 --kid rb-rs256 --key-dir "$KEYS" --workers 4 --duration 2s --src-ips 4 --channel tkrs
+    stop_rotor
+    fetches=$(grep -c 'jwks: request' "$WORK/jwks.log")
+    cycles=$(grep -h '^RESULT' "$WORK/churn-eddsa-jwks.log" "$WORK/churn-rs256-jwks.log" | tr ' ' '\n' | sed -n 's/^cycles=//p' | awk '{ s += $1 } END { print s }')
+    if [ "$fetches" -ge 1 ] && [ "$fetches" -le 4 ]; then
+      echo "ok   jwks-cached: $fetches JWKS fetches for ${cycles:-?} cycles"
+      passed=$((passed + 1))
+    else
+      echo "FAIL jwks-cached: $fetches JWKS fetches for ${cycles:-?} cycles (want 1..4)"
+      failed=$((failed + 1))
+    fi
+  else
+    failed=$((failed + 1))
+  fi
+  kill -TERM "$JWKS_PID" 2>/dev/null; wait "$JWKS_PID" 2>/dev/null
+else
+  echo "FAIL token-keys: see $WORK/token-keys.log"
+  failed=$((failed + 1))
+fi
+
 # bench.sh's latency split: a three-packet capture with known times (publication scheduled at
 # t=1000 s, POST on the wire 0.1 ms later, deliveries 0.2 and 0.4 ms after the POST).
 BD_EXPECT="publications=1 deliveries=2 pub_p50_ms=0.100 pub_p99_ms=0.100 first_p50_ms=0.200 first_p99_ms=0.200 last_p50_ms=0.400 last_p99_ms=0.400"

@@ -23,6 +23,10 @@
 #              BASE_ROTOR=<rotor binary built before the proxy work>, also fan-out and churn with
 #              no proxy configured on both builds, alternating. Not in the default PARTS; its
 #              tables go to $BENCH_DIR/proxy/ and $BENCH_DIR/proxy-base/
+#   tokens     Rotor only (issue 13): churn with HS256, RS256, ES256 (static PEM keys) and EdDSA
+#              and RS256 through a JWKS endpoint (`rotor-bench jwks`, fetched once, then cached),
+#              alternating within each round, a fresh server per run. Keys from
+#              `rotor-bench token-keys`. Not in the default PARTS; tables go to $BENCH_DIR/tokens/
 # Then `rotor-bench report` writes $BENCH_DIR/tables.md and the PNG charts; raw results and the
 # compare.sh table are copied to $BENCH_DIR too.
 #
@@ -64,7 +68,7 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT_DIR/bench.log"; }
 
 # ---------------------------------------------------------------- build
 # Part proxy alone runs Rotor only: the peers are not needed then.
-NEED_PEERS=1; [ -z "$(echo " $PARTS " | sed 's/ proxy / /g' | tr -d ' ')" ] && NEED_PEERS=0
+NEED_PEERS=1; [ -z "$(echo " $PARTS " | sed 's/ proxy / /g; s/ tokens / /g' | tr -d ' ')" ] && NEED_PEERS=0
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   log "building release rotor and rotor-bench (fat LTO: slow), and the peers"
   cargo build --release -p rotor-server -p rotor-bench || exit 1
@@ -421,6 +425,87 @@ rotor-proxy|px-rpc-100|rpc --clients 100 --duration $D
     cp "$NRES" "$BENCH_DIR/proxy-base/results.txt"
     "$RB" report "$NRES" --out "$BENCH_DIR/proxy-base" --reference rotor-base | tee "$OUT_DIR/proxy-base-report.md"
   fi
+fi
+
+# ---------------------------------------------------------------- part: tokens (issue 13)
+# Two configs: "static" (HMAC secret plus the RSA and ECDSA PEM public keys: HS256, RS256 and
+# ES256 runs) and "jwks" (token_jwks_public_endpoint: every token through JWKS; EdDSA, which
+# has no PEM key in Centrifugo, and RS256 with kid rb-rs256). The JWKS server runs for the
+# whole part; its request log gives the fetches per run (jwks_fetches: 1 = fetched once,
+# then cached). Rows: server=rotor-<mode>, the reference row is HS256.
+if [[ " $PARTS " == *" tokens "* ]]; then
+  log "part tokens: churn with HS256 / RS256 / ES256 / EdDSA(JWKS) / RS256(JWKS), alternating"
+  TRES="$OUT_DIR/tokens-results.txt"; : >>"$TRES"
+  KEYS="$OUT_DIR/token-keys"
+  "$RB" token-keys --dir "$KEYS" >>"$OUT_DIR/bench.log" 2>&1 || { log "token-keys failed"; exit 1; }
+  JPORT=$((BASE_PORT + 60))
+  "$RB" jwks --file "$KEYS/jwks.json" --listen "127.0.0.1:$JPORT" </dev/null >/dev/null 2>"$OUT_DIR/jwks.log" &
+  JWKS_PID=$!
+  sleep 0.5
+  pem_json() { sed ':a;N;$!ba;s/\n/\\n/g' "$1"; }
+  tk_conf() { # $1 name  $2 token keys (ending in a comma)
+    cat >"$OUT_DIR/rotor-tokens-$1.json" <<CONF
+{
+  "address": "127.0.0.1",
+  "port": $((BASE_PORT + 1)),
+  "engine": "memory",
+  "api_key": "api",
+  $2
+  "history_size": 100, "history_lifetime": 300, "history_recover": true,
+  "presence": false,
+  "join_leave": false,
+  "publish": true,
+  "log_level": "error"
+}
+CONF
+  }
+  tk_conf static "\"token_hmac_secret_key\": \"secret\",
+  \"token_rsa_public_key\": \"$(pem_json "$KEYS/rs256.pub.pem")\",
+  \"token_ecdsa_public_key\": \"$(pem_json "$KEYS/es256.pub.pem")\","
+  tk_conf jwks "\"token_jwks_public_endpoint\": \"http://127.0.0.1:$JPORT/jwks.json\","
+  TK="${TOKENS_SECS:-$DURATION}s"
+  TK_MATRIX="
+hs256|static|--alg hs256
+rs256|static|--alg rs256
+es256|static|--alg es256
+eddsa-jwks|jwks|--alg eddsa --kid rb-eddsa
+rs256-jwks|jwks|--alg rs256 --kid rb-rs256
+"
+  for r in $(seq 1 "$ROUNDS"); do
+    while IFS='|' read -r mode conf args; do
+      [ -n "$mode" ] || continue
+      PORT=$((BASE_PORT + 1))
+      "$ROTOR" -c "$OUT_DIR/rotor-tokens-$conf.json" </dev/null >"$OUT_DIR/server-tk-$mode-r$r.log" 2>&1 &
+      SERVER_PID=$!
+      up=0
+      for _ in $(seq 1 200); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; sleep 0.3; break; fi
+        sleep 0.1
+      done
+      if [ "$up" != 1 ]; then
+        log "rotor ($conf config) did not start; see $OUT_DIR/server-tk-$mode-r$r.log"
+        echo "server=rotor-$mode round=$r tag=tokens error=server_start" >>"$TRES"; stop_server; continue
+      fi
+      f0=$(grep -c 'jwks: request' "$OUT_DIR/jwks.log")
+      load="$(cut -d' ' -f1 /proc/loadavg)"
+      # shellcheck disable=SC2086
+      timeout -k 10 $((${TK%s} + 120)) "$RB" churn $args --key-dir "$KEYS" --workers 32 --duration "$TK" \
+        --src-ips 200 --channel "tk$r" --label "rotor-$mode-r$r" \
+        --ws "ws://127.0.0.1:$PORT/connection/websocket" --api "http://127.0.0.1:$PORT/api" \
+        --server-pid "$SERVER_PID" </dev/null >"$OUT_DIR/tk-$mode-r$r.log" 2>"$OUT_DIR/tk-$mode-r$r.err"
+      rc=$?
+      f1=$(grep -c 'jwks: request' "$OUT_DIR/jwks.log")
+      RES="$TRES" record "$OUT_DIR/tk-$mode-r$r.log" "server=rotor-$mode round=$r tag=tokens loadavg_start=$load jwks_fetches=$((f1 - f0))" \
+        "rotor_bench_rc_$rc" "(server_cpu_s_per_1k|bench_cpu_s)"
+      stop_server
+      sleep 1
+    done <<<"$TK_MATRIX"
+  done
+  kill -TERM "$JWKS_PID" 2>/dev/null; wait "$JWKS_PID" 2>/dev/null
+  mkdir -p "$BENCH_DIR/tokens"
+  cp "$TRES" "$BENCH_DIR/tokens/results.txt"
+  "$RB" report "$TRES" --out "$BENCH_DIR/tokens" --reference rotor-hs256 | tee "$OUT_DIR/tokens-report.md"
 fi
 
 # ---------------------------------------------------------------- report

@@ -15,6 +15,8 @@
 //! * `proxy-churn` the churn cycle through the server's connect and subscribe proxies;
 //! * `rpc`      clients send `rpc` commands in a loop (the server's rpc proxy): round trips/s;
 //! * `backend`  the application backend those proxies call (a separate process);
+//! * `token-keys` RS256 / ES256 / EdDSA key pairs and a JWKS document for `churn --alg`;
+//! * `jwks`     serves that JWKS document (a separate process, each fetch logged);
 //! * `report`   tables and PNG charts from a results file written by `scripts/bench.sh`.
 //!
 //! Connections live in child processes (`--procs`, the open-file limit is per process) and
@@ -31,6 +33,7 @@ mod publish;
 mod report;
 mod rpc;
 mod scenario;
+mod sigs;
 mod token;
 mod track;
 mod util;
@@ -76,6 +79,10 @@ enum Cmd {
     Backend(backend::BackendArgs),
     /// Tables and PNG charts from results files (lines of `key=value`).
     Report(report::ReportArgs),
+    /// Generates the RS256 / ES256 / EdDSA keys (PKCS#8, public PEM, JWKS) for `churn --alg`.
+    TokenKeys(sigs::KeysArgs),
+    /// Serves the JWKS document written by `token-keys` over HTTP (each request logged).
+    Jwks(sigs::JwksArgs),
 }
 
 /// Options every load scenario takes.
@@ -203,6 +210,17 @@ pub struct ChurnArgs {
     pub workers: usize,
     #[arg(long, default_value = "10s", value_parser = util::parse_duration)]
     pub duration: std::time::Duration,
+    /// Signature algorithm of the connection and subscription tokens (non-HS256: the private
+    /// key from `--key-dir`, written by `rotor-bench token-keys`).
+    #[arg(long, value_enum, default_value_t = sigs::Alg::Hs256)]
+    pub alg: sigs::Alg,
+    /// Directory of the `token-keys` output.
+    #[arg(long, default_value = "target/bench/token-keys")]
+    pub key_dir: std::path::PathBuf,
+    /// `kid` header of the tokens (a server with a JWKS endpoint picks the key by it; `token-keys`
+    /// names them rb-rs256 and rb-eddsa).
+    #[arg(long)]
+    pub kid: Option<String>,
     /// Set by `proxy-churn`: connect without a token and subscribe in this namespace, so both
     /// go through the server's connect and subscribe proxies.
     #[arg(skip)]
@@ -251,6 +269,8 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Cmd::TokenKeys(a) => return exit("token-keys", sigs::generate(a)),
+        Cmd::Jwks(a) => return exit("jwks", sigs::serve_jwks(a)),
     };
     let is_child = common.child_index.is_some();
     let rt = if is_child {
@@ -295,7 +315,9 @@ fn main() -> ExitCode {
             Cmd::Join(a) => scenario::join(a, args).await,
             Cmd::ProxyChurn(a) => proxy::proxy_churn(a, args).await,
             Cmd::Rpc(a) => rpc::rpc(a, args).await,
-            Cmd::Report(_) | Cmd::Backend(_) => unreachable!("handled above"),
+            Cmd::Report(_) | Cmd::Backend(_) | Cmd::TokenKeys(_) | Cmd::Jwks(_) => {
+                unreachable!("handled above")
+            }
         }
     });
     // Do not wait for connection tasks still parked in the runtime.
@@ -319,6 +341,17 @@ fn main() -> ExitCode {
                 kv.set("error", e.as_str());
                 println!("{}", kv.line("RESULT"));
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The exit code of a helper subcommand, its error on stderr.
+fn exit(what: &str, r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rotor-bench {what}: {e}");
             ExitCode::FAILURE
         }
     }

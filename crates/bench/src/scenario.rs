@@ -1104,6 +1104,14 @@ pub async fn churn(a: ChurnArgs, args: Vec<String>) -> Res {
     }
     let mut out = base_kv(c, "churn");
     out.set("auth", if a.proxy_ns.is_some() { "proxy" } else { "jwt" });
+    if a.proxy_ns.is_none() {
+        out.set("alg", a.alg.jws());
+        if let Some(k) = &a.kid {
+            out.set("kid", k.as_str());
+        }
+        // Fail here, before the children start, when the key is missing.
+        Signer::for_alg(a.alg, &c.secret, &a.key_dir, a.kid.as_deref())?;
+    }
     out.set("workers", a.workers);
     out.set("procs", c.procs.max(1));
     let mut kids = Children::spawn(c.procs.max(1), &args)?;
@@ -1241,7 +1249,10 @@ async fn child_churn(a: &ChurnArgs) -> Res {
     });
     let start = Instant::now();
     let end = start + a.duration;
-    let signer = Signer::new(&c.secret);
+    let signer = match &a.proxy_ns {
+        Some(_) => Signer::new(&c.secret),
+        None => Signer::for_alg(a.alg, &c.secret, &a.key_dir, a.kid.as_deref())?,
+    };
     let mut tasks = Vec::new();
     for w in range {
         let (sh, target, signer) = (sh.clone(), target.clone(), signer.clone());

@@ -1,17 +1,29 @@
-//! HS256 JSON Web Tokens for connections (`sub`) and private-channel subscriptions
-//! (`client` + `channel`, plus `sub` for protocol v2 servers, which check it).
+//! JSON Web Tokens for connections (`sub`) and private-channel subscriptions
+//! (`client` + `channel`, plus `sub` for protocol v2 servers, which check it): HS256 by
+//! default, or RS256 / ES256 / EdDSA with a key from `rotor-bench token-keys` (see `sigs`),
+//! optionally with a `kid` in the header (for a server that takes its keys from a JWKS).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use std::path::Path;
+use std::sync::Arc;
 
-/// Mints tokens signed with one secret. The keyed HMAC state is prepared once and cloned per
-/// token.
+use crate::sigs::{Alg, Private};
+
+/// Mints tokens signed with one key. The keyed HMAC state is prepared once and cloned per
+/// token; an asymmetric key is shared.
 #[derive(Clone)]
 pub struct Signer {
-    mac: Hmac<Sha256>,
+    key: Key,
     header: String,
+}
+
+#[derive(Clone)]
+enum Key {
+    Hmac(Hmac<Sha256>),
+    Private(Arc<Private>),
 }
 
 impl Signer {
@@ -19,9 +31,36 @@ impl Signer {
         let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
             .expect("HMAC takes a key of any length");
         Self {
-            mac,
+            key: Key::Hmac(mac),
             header: URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
         }
+    }
+
+    /// A signer for `alg`: HS256 with `secret`, otherwise the private key in
+    /// `<key_dir>/<alg>.pk8`; `kid` goes into the header when given.
+    pub fn for_alg(
+        alg: Alg,
+        secret: &str,
+        key_dir: &Path,
+        kid: Option<&str>,
+    ) -> Result<Self, String> {
+        let mut s = match alg {
+            Alg::Hs256 => Self::new(secret),
+            _ => Self {
+                key: Key::Private(Arc::new(Private::load(alg, key_dir)?)),
+                header: String::new(),
+            },
+        };
+        let header = match kid {
+            Some(k) => format!(
+                r#"{{"alg":"{}","typ":"JWT","kid":{}}}"#,
+                alg.jws(),
+                json_str(k)
+            ),
+            None => format!(r#"{{"alg":"{}","typ":"JWT"}}"#, alg.jws()),
+        };
+        s.header = URL_SAFE_NO_PAD.encode(header.as_bytes());
+        Ok(s)
     }
 
     /// A token for the given claims (a JSON object, not checked).
@@ -30,9 +69,14 @@ impl Signer {
         out.push_str(&self.header);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(claims_json.as_bytes(), &mut out);
-        let mut mac = self.mac.clone();
-        mac.update(out.as_bytes());
-        let sig = mac.finalize().into_bytes();
+        let sig = match &self.key {
+            Key::Hmac(mac) => {
+                let mut mac = mac.clone();
+                mac.update(out.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            Key::Private(k) => k.sign(out.as_bytes()),
+        };
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(sig, &mut out);
         out
@@ -139,6 +183,18 @@ mod tests {
             s.subscription("c-2", "$ch-1", None),
             s.subscription("c-1", "$ch-1", None)
         );
+    }
+
+    #[test]
+    fn hs256_for_alg_is_the_plain_signer_and_kid_goes_into_the_header() {
+        let s = Signer::for_alg(Alg::Hs256, "secret", Path::new("/nonexistent"), None).unwrap();
+        assert_eq!(s.connection("u1"), Signer::new("secret").connection("u1"));
+        let s = Signer::for_alg(Alg::Hs256, "k", Path::new("/nonexistent"), Some("a")).unwrap();
+        let t = s.connection("u1");
+        assert_eq!(parts(&t).0, r#"{"alg":"HS256","typ":"JWT","kid":"a"}"#);
+        assert!(verify("k", &t));
+        // An asymmetric alg without its key file is an error, not a panic.
+        assert!(Signer::for_alg(Alg::Rs256, "k", Path::new("/nonexistent"), None).is_err());
     }
 
     #[test]

@@ -347,7 +347,12 @@ if [[ " $PARTS " == *" proxy "* ]]; then
     SERVER_PID=$!
     for _ in $(seq 1 200); do
       kill -0 "$SERVER_PID" 2>/dev/null || { log "$1 exited at start; see $3"; SERVER_PID=""; return 1; }
-      if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then sleep 0.3; return 0; fi
+      if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        sleep 0.3
+        # Still alive: the port is ours, not another run's (this one would have exited).
+        kill -0 "$SERVER_PID" 2>/dev/null && return 0
+        log "$1 exited at start (port $PORT taken?); see $3"; SERVER_PID=""; return 1
+      fi
       sleep 0.1
     done
     log "$1 did not listen on $PORT within 20 s"; stop_server; return 1

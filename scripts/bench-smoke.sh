@@ -166,9 +166,9 @@ if "$BENCH_BIN" token-keys --dir "$KEYS" >"$WORK/token-keys.log" 2>&1; then
   TK_STATIC="\"token_rsa_public_key\": \"$(pem_json "$KEYS/rs256.pub.pem")\",
   \"token_ecdsa_public_key\": \"$(pem_json "$KEYS/es256.pub.pem")\","
   if start_rotor false -tk-static "$TK_STATIC"; then
-    for alg in rs256 es256; do
-      run "churn-$alg" "cycles>0 failed=0 alg=${alg^^}" -- churn --alg "$alg" --key-dir "$KEYS" --workers 4 --duration 2s --src-ips 4 --channel "tk$alg"
-    done
+    run churn-rs256 "cycles>0 failed=0 alg=RS256" -- churn --alg rs256 --key-dir "$KEYS" --workers 4 --duration 2s --src-ips 4 --channel tkrs
+    # Paced (--cycle-rate, as bench.sh's paced token rows): at most 2 s x 100/s cycles.
+    run churn-es256-paced "cycles>0 failed=0 alg=ES256 cycle_rate=100" -- churn --alg es256 --key-dir "$KEYS" --workers 4 --duration 2s --src-ips 4 --channel tkes --cycle-rate 100
     stop_rotor
   else
     failed=$((failed + 1))

@@ -37,6 +37,7 @@
 #   PEERS=<repo>/../shared/peers   OUT_DIR=target/bench/run-<timestamp>   BENCH_DIR=bench
 #   BASE_PORT=18500  BENCH_ROTOR=target/release/rotor (the Rotor binary under test)
 #   BASE_ROTOR=  (part proxy: the build to compare "no proxy configured" against)
+#   PX_PACES=    (part proxy: also run both churn rows paced at each of these cycles/s)
 # Both servers and the load generators share this machine's cores: run it on a quiet machine
 # (nothing else compiling) and compare medians, not single runs.
 set -uo pipefail
@@ -383,12 +384,21 @@ rotor-proxy|px-churn-proxy|proxy-churn --workers 32 --duration $CH --src-ips 200
 rotor-proxy|px-rpc-1|rpc --clients 1 --duration $D
 rotor-proxy|px-rpc-100|rpc --clients 100 --duration $D
 "
+  # PX_PACES="N ...": the two churn rows again at N cycles/s each (--cycle-rate), so that both
+  # are measured at one rate (server CPU per cycle grows as the rate falls: fewer cycles share
+  # each wake-up, and the proxied cycle is the slower one at full speed). Rows
+  # server=rotor-jwt-atN / rotor-proxy-atN, tables in $BENCH_DIR/proxy/atN/.
+  for pace in ${PX_PACES:-}; do
+    PX_MATRIX+="rotor-jwt-at$pace|px-churn-jwt-at$pace|churn --workers 32 --duration $CH --src-ips 200 --cycle-rate $pace
+rotor-proxy-at$pace|px-churn-proxy-at$pace|proxy-churn --workers 32 --duration $CH --src-ips 200 --cycle-rate $pace
+"
+  done
   for r in $(seq 1 "$ROUNDS"); do
     while IFS='|' read -r name tag args; do
       [ -n "$tag" ] || continue
       launch "$ROTOR" "$OUT_DIR/rotor-proxy.json" "$OUT_DIR/server-$tag-r$r.log" || {
         echo "server=$name round=$r tag=$tag error=server_start" >>"$PRES"; continue; }
-      [ "$tag" = px-churn-jwt ] || args="$args --spawn-backend --backend 127.0.0.1:$BPORT"
+      [[ "$tag" = px-churn-jwt* ]] || args="$args --spawn-backend --backend 127.0.0.1:$BPORT"
       # shellcheck disable=SC2086
       timeout -k 10 $((${CH%s} + 120)) "$RB" $args --channel "px$r" --label "$name-$tag-r$r" \
         --ws "ws://127.0.0.1:$PORT/connection/websocket" --api "http://127.0.0.1:$PORT/api" \
@@ -401,7 +411,13 @@ rotor-proxy|px-rpc-100|rpc --clients 100 --duration $D
   done
   mkdir -p "$BENCH_DIR/proxy"
   cp "$PRES" "$BENCH_DIR/proxy/results.txt"
-  "$RB" report "$PRES" --out "$BENCH_DIR/proxy" --reference rotor-jwt | tee "$OUT_DIR/proxy-report.md"
+  grep -v ' tag=px-churn-[a-z]*-at' "$PRES" >"$OUT_DIR/proxy-results-max.txt"
+  "$RB" report "$OUT_DIR/proxy-results-max.txt" --out "$BENCH_DIR/proxy" --reference rotor-jwt | tee "$OUT_DIR/proxy-report.md"
+  for pace in ${PX_PACES:-}; do
+    grep " tag=px-churn-[a-z]*-at$pace " "$PRES" >"$OUT_DIR/proxy-results-at$pace.txt"
+    "$RB" report "$OUT_DIR/proxy-results-at$pace.txt" --out "$BENCH_DIR/proxy/at$pace" \
+      --reference "rotor-jwt-at$pace" | tee -a "$OUT_DIR/proxy-report.md"
+  done
 
   # No proxy configured: the rb matrix's fan-out 1,000 / 5,000 and churn runs with the plain
   # config part rb uses, the base build and this one alternating.
@@ -437,7 +453,11 @@ fi
 # ES256 runs) and "jwks" (token_jwks_public_endpoint: every token through JWKS; EdDSA, which
 # has no PEM key in Centrifugo, and RS256 with kid rb-rs256). The JWKS server runs for the
 # whole part; its request log gives the fetches per run (jwks_fetches: 1 = fetched once,
-# then cached). Rows: server=rotor-<mode>, the reference row is HS256.
+# then cached). Each mode runs once per entry of TOKENS_PACES (default "max 1000 2000") in each
+# round: `max` = workers back to back (server=rotor-<mode>), a number = paced at that many
+# cycles/s (server=rotor-<mode>-at<N>). RS256 signing in the bench caps that mode's rate, and
+# server CPU per cycle grows as the rate falls (fewer cycles share each wake-up), so the paced
+# rows are what compares the modes at one rate.
 if [[ " $PARTS " == *" tokens "* ]]; then
   log "part tokens: churn with HS256 / RS256 / ES256 / EdDSA(JWKS) / RS256(JWKS), alternating"
   TRES="$OUT_DIR/tokens-results.txt"; : >>"$TRES"
@@ -477,8 +497,11 @@ eddsa-jwks|jwks|--alg eddsa --kid rb-eddsa
 rs256-jwks|jwks|--alg rs256 --kid rb-rs256
 "
   for r in $(seq 1 "$ROUNDS"); do
-    while IFS='|' read -r mode conf args; do
-      [ -n "$mode" ] || continue
+   for pace in ${TOKENS_PACES:-max 1000 2000}; do
+    while IFS='|' read -r mode0 conf args; do
+      [ -n "$mode0" ] || continue
+      mode="$mode0"
+      [ "$pace" = max ] || { mode="$mode0-at$pace"; args="$args --cycle-rate $pace"; }
       PORT=$((BASE_PORT + 1))
       "$ROTOR" -c "$OUT_DIR/rotor-tokens-$conf.json" </dev/null >"$OUT_DIR/server-tk-$mode-r$r.log" 2>&1 &
       SERVER_PID=$!
@@ -506,6 +529,7 @@ rs256-jwks|jwks|--alg rs256 --kid rb-rs256
       stop_server
       sleep 1
     done <<<"$TK_MATRIX"
+   done
   done
   kill -TERM "$JWKS_PID" 2>/dev/null; wait "$JWKS_PID" 2>/dev/null
   mkdir -p "$BENCH_DIR/tokens"

@@ -217,6 +217,11 @@ pub struct ChurnArgs {
     /// Directory of the `token-keys` output.
     #[arg(long, default_value = "target/bench/token-keys")]
     pub key_dir: std::path::PathBuf,
+    /// Pace the cycles: this many per second over all workers (0 = each worker back to back).
+    /// Compares server CPU per cycle at the same rate when the bench's own cost (RS256
+    /// signing) would otherwise cap one algorithm's rate and not another's.
+    #[arg(long, default_value_t = 0.0)]
+    pub cycle_rate: f64,
     /// `kid` header of the tokens (a server with a JWKS endpoint picks the key by it; `token-keys`
     /// names them rb-rs256 and rb-eddsa).
     #[arg(long)]

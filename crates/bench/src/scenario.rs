@@ -1114,6 +1114,9 @@ pub async fn churn(a: ChurnArgs, args: Vec<String>) -> Res {
     }
     out.set("workers", a.workers);
     out.set("procs", c.procs.max(1));
+    if a.cycle_rate > 0.0 {
+        out.set("cycle_rate", a.cycle_rate);
+    }
     let mut kids = Children::spawn(c.procs.max(1), &args)?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cpu0 = server_cpu(c);
@@ -1258,6 +1261,11 @@ async fn child_churn(a: &ChurnArgs) -> Res {
         let (sh, target, signer) = (sh.clone(), target.clone(), signer.clone());
         let (proto, prefix, src_ips, workers) = (c.proto, c.channel.clone(), c.src_ips, a.workers);
         let proxy_ns = a.proxy_ns.clone();
+        // --cycle-rate: each worker's cycles start one period apart, workers staggered.
+        let period =
+            (a.cycle_rate > 0.0).then(|| Duration::from_secs_f64(workers as f64 / a.cycle_rate));
+        let mut next =
+            start + period.map_or(Duration::ZERO, |p| p.mul_f64(w as f64 / workers as f64));
         tasks.push(tokio::spawn(async move {
             let user = format!("churn-{w}");
             let mut connect = Vec::new();
@@ -1269,6 +1277,14 @@ async fn child_churn(a: &ChurnArgs) -> Res {
             let mut iter = 0usize;
             let mut sub = Vec::with_capacity(512);
             while Instant::now() < end {
+                if let Some(p) = period {
+                    if next >= end {
+                        break;
+                    }
+                    tokio::time::sleep_until(next.into()).await;
+                    // Behind by more than a period (a slow cycle): no catch-up burst.
+                    next = (next + p).max(Instant::now());
+                }
                 let t0 = Instant::now();
                 let src = group::src_ip(w + iter * workers, src_ips);
                 let ch = match &proxy_ns {

@@ -472,7 +472,7 @@ if [[ " $PARTS " == *" tokens "* ]]; then
     cat >"$OUT_DIR/rotor-tokens-$1.json" <<CONF
 {
   "address": "127.0.0.1",
-  "port": $((BASE_PORT + 1)),
+  "port": $((BASE_PORT + 3)),
   "engine": "memory",
   "api_key": "api",
   $2
@@ -502,13 +502,18 @@ rs256-jwks|jwks|--alg rs256 --kid rb-rs256
       [ -n "$mode0" ] || continue
       mode="$mode0"
       [ "$pace" = max ] || { mode="$mode0-at$pace"; args="$args --cycle-rate $pace"; }
-      PORT=$((BASE_PORT + 1))
+      PORT=$((BASE_PORT + 3))   # not part proxy's port: the two may run at the same time
       "$ROTOR" -c "$OUT_DIR/rotor-tokens-$conf.json" </dev/null >"$OUT_DIR/server-tk-$mode-r$r.log" 2>&1 &
       SERVER_PID=$!
       up=0
       for _ in $(seq 1 200); do
         kill -0 "$SERVER_PID" 2>/dev/null || break
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; sleep 0.3; break; fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+          sleep 0.3
+          # Still alive: the port is ours, not another run's.
+          kill -0 "$SERVER_PID" 2>/dev/null && up=1
+          break
+        fi
         sleep 0.1
       done
       if [ "$up" != 1 ]; then

@@ -79,8 +79,9 @@ pub struct SubOverride {
     pub force_push_join_leave: Option<bool>,
 }
 
-/// A server-side subscription chosen by the connect answer (`channels`, or `subs` in v6).
-#[derive(Debug, Clone, Default)]
+/// A server-side subscription chosen by the connect answer (`channels`, or `subs` in v6), or
+/// by a connection token's `subs` claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerSub {
     pub channel: String,
     pub info: Option<Bytes>,

@@ -12,6 +12,7 @@
 
 use super::jws::parse_json;
 use super::{invalid, TokenError};
+use crate::backend::{ServerSub, SubOverride};
 use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -33,6 +34,9 @@ pub struct ConnectClaims {
     pub info: Option<Bytes>,
     /// `channels`: server-side subscriptions to make at connect.
     pub channels: Vec<String>,
+    /// `subs` (v6): server-side subscriptions with their channel info, data and overrides;
+    /// when present it wins over `channels`.
+    pub subs: Vec<ServerSub>,
     /// The token has a non-empty `channel` claim. Modern Centrifugo (v4+) rejects such a
     /// connection token (it is a subscription token used in the wrong place); the v2
     /// session code applies that rule, the v1 code ignores the claim as 2.x did.
@@ -63,6 +67,10 @@ pub struct SubscribeClaims {
     /// The raw `exp` claim (truncated to whole seconds), for callers that need the token's
     /// own lifetime rather than the subscription's.
     pub token_exp: Option<i64>,
+    /// `data` / `b64data` (v6): sent in the subscribe reply.
+    pub data: Option<Bytes>,
+    /// `override` (v6): per-subscription presence, join/leave and recovery switches.
+    pub overrides: SubOverride,
 }
 
 /// The post-signature checks one token block configures.
@@ -137,11 +145,24 @@ impl ClaimRules {
             Some(NumericDate(at)) => Some(at),
             None => token_exp,
         };
+        let mut subs = Vec::new();
+        for (channel, sub) in wire.subs.unwrap_or_default() {
+            subs.push(ServerSub {
+                info: pick_info(sub.info, sub.b64info.as_deref())?,
+                data: pick_payload(sub.data, sub.b64data.as_deref(), "bad base64 in b64data")?,
+                overrides: sub
+                    .overrides
+                    .map(OverrideWire::into_override)
+                    .unwrap_or_default(),
+                channel,
+            });
+        }
         Ok(ConnectClaims {
             user: self.user(payload, wire.sub)?.unwrap_or_default(),
             exp,
             info,
             channels: wire.channels.unwrap_or_default(),
+            subs,
             has_channel_claim: wire.channel.is_some_and(|c| !c.is_empty()),
             meta: wire.meta.map(raw_bytes),
         })
@@ -169,6 +190,11 @@ impl ClaimRules {
             info,
             exp,
             token_exp,
+            data: pick_payload(wire.data, wire.b64data.as_deref(), "bad base64 in b64data")?,
+            overrides: wire
+                .overrides
+                .map(OverrideWire::into_override)
+                .unwrap_or_default(),
         })
     }
 }
@@ -180,12 +206,64 @@ fn raw_bytes(raw: &RawValue) -> Bytes {
 /// `b64info` (standard alphabet, padding optional) wins over `info`. An empty `b64info`
 /// counts as absent, as in Centrifugo; a malformed one makes the token invalid.
 fn pick_info(info: Option<&RawValue>, b64info: Option<&str>) -> Result<Option<Bytes>, TokenError> {
-    match b64info {
+    pick_payload(info, b64info, "bad base64 in b64info")
+}
+
+/// A payload claim and its base64 twin, which wins when non-empty; `bad` names a malformed
+/// base64 value.
+fn pick_payload(
+    json: Option<&RawValue>,
+    b64: Option<&str>,
+    bad: &'static str,
+) -> Result<Option<Bytes>, TokenError> {
+    match b64 {
         Some(b64) if !b64.is_empty() => STANDARD_PAD_INDIFFERENT
             .decode(b64)
             .map(|v| Some(Bytes::from(v)))
-            .map_err(|_| invalid("bad base64 in b64info")),
-        _ => Ok(info.map(raw_bytes)),
+            .map_err(|_| invalid(bad)),
+        _ => Ok(json.map(raw_bytes)),
+    }
+}
+
+/// One entry of the v6 `subs` connection claim.
+#[derive(Deserialize)]
+struct SubWire<'a> {
+    #[serde(borrow)]
+    info: Option<&'a RawValue>,
+    b64info: Option<String>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    b64data: Option<String>,
+    #[serde(rename = "override")]
+    overrides: Option<OverrideWire>,
+}
+
+/// `override`: each switch is `{"value": bool}` (a protobuf BoolValue in JSON).
+#[derive(Deserialize)]
+struct OverrideWire {
+    presence: Option<BoolValue>,
+    join_leave: Option<BoolValue>,
+    force_recovery: Option<BoolValue>,
+    force_positioning: Option<BoolValue>,
+    force_push_join_leave: Option<BoolValue>,
+}
+
+#[derive(Deserialize)]
+struct BoolValue {
+    #[serde(default)]
+    value: bool,
+}
+
+impl OverrideWire {
+    fn into_override(self) -> SubOverride {
+        let v = |b: Option<BoolValue>| b.map(|b| b.value);
+        SubOverride {
+            presence: v(self.presence),
+            join_leave: v(self.join_leave),
+            force_recovery: v(self.force_recovery),
+            force_positioning: v(self.force_positioning),
+            force_push_join_leave: v(self.force_push_join_leave),
+        }
     }
 }
 
@@ -301,7 +379,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for FirstClaim<'a> {
     }
 }
 
-/// Connection claims as they appear on the wire. Unknown claims (`iat`, `jti`, `subs`,
+/// Connection claims as they appear on the wire. Unknown claims (`iat`, `jti`, `caps`,
 /// ...) are ignored; JSON `null` counts as absent. `aud` and `iss` are kept raw and
 /// interpreted only when an audience / issuer is configured.
 #[derive(Deserialize)]
@@ -315,6 +393,8 @@ pub(super) struct ConnectWire<'a> {
     info: Option<&'a RawValue>,
     b64info: Option<String>,
     channels: Option<Vec<String>>,
+    #[serde(borrow)]
+    subs: Option<std::collections::BTreeMap<String, SubWire<'a>>>,
     channel: Option<String>,
     exp: Option<NumericDate>,
     nbf: Option<NumericDate>,
@@ -340,6 +420,11 @@ struct SubscribeWire<'a> {
     nbf: Option<NumericDate>,
     expire_at: Option<NumericDate>,
     eto: Option<bool>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    b64data: Option<String>,
+    #[serde(rename = "override")]
+    overrides: Option<OverrideWire>,
 }
 
 /// A JSON number of seconds; fractions are truncated toward zero and out-of-range values

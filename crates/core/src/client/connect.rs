@@ -33,14 +33,18 @@ impl Credentials {
             exp: if insecure { None } else { c.exp },
             info: c.info,
             data: None,
-            subs: c
-                .channels
-                .into_iter()
-                .map(|channel| ServerSub {
-                    channel,
-                    ..ServerSub::default()
-                })
-                .collect(),
+            // A v6 token's `subs` wins over its `channels`.
+            subs: if c.subs.is_empty() {
+                c.channels
+                    .into_iter()
+                    .map(|channel| ServerSub {
+                        channel,
+                        ..ServerSub::default()
+                    })
+                    .collect()
+            } else {
+                c.subs
+            },
             meta: c.meta,
         }
     }

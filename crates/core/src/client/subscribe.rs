@@ -88,6 +88,8 @@ impl Session {
                     Generation::V2 => DisconnectKind::InvalidToken.into(),
                 });
             }
+            data = self.shared.checked_payload(claims.data)?;
+            force_push_join_leave = apply_overrides(&mut opts, &claims.overrides);
             (claims.info, claims.exp)
         } else if proxied {
             let Some(backend) = backend.cloned() else {

@@ -5,8 +5,7 @@
 //! server's and the backend's CPU per 1,000 round trips. Clients live in `--procs` child
 //! processes and connect before the clock starts.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -14,11 +13,11 @@ use memchr::memmem;
 
 use crate::child::{say, Children, ParentLink};
 use crate::group;
-use crate::hist::{Hist, ShardedHist};
+use crate::hist::Hist;
 use crate::proto::{self, Proto, ReplyScan};
 use crate::proxy::{Backend, BackendOpts};
 use crate::scenario::{
-    base_kv, ms, server_cpu, server_mem, set_first, si, with_view, Progress, View,
+    base_kv, ms, server_cpu, server_mem, set_first, si, with_view, OpsShared, Progress, View,
 };
 use crate::token::{json_str, Signer};
 use crate::util::{now_ns, proc_cpu_s, r3, Interference, Kv};
@@ -223,13 +222,6 @@ async fn parent(a: &RpcArgs, args: Vec<String>, be: &Backend, out: &mut Kv) -> R
     Ok(())
 }
 
-struct Shared {
-    ops: AtomicU64,
-    failed: AtomicU64,
-    hist: ShardedHist,
-    err: Mutex<Option<String>>,
-}
-
 async fn child_rpc(a: &RpcArgs) -> Res {
     let c = &a.common;
     let target = Target::resolve(&c.ws).await?;
@@ -287,12 +279,7 @@ async fn child_rpc(a: &RpcArgs) -> Res {
             None => return Ok(None),
         }
     }
-    let sh = Arc::new(Shared {
-        ops: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        hist: ShardedHist::new(),
-        err: Mutex::new(None),
-    });
+    let sh = OpsShared::new();
     let start = Instant::now();
     let end = start + a.duration;
     let mut tasks = Vec::new();
@@ -338,45 +325,7 @@ async fn child_rpc(a: &RpcArgs) -> Res {
             let _ = ws.send_close(1000).await;
         }));
     }
-    let stat = {
-        let sh = sh.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                say(&format!(
-                    "STAT ops={} cfail={}",
-                    sh.ops.load(Relaxed),
-                    sh.failed.load(Relaxed)
-                ));
-            }
-        })
-    };
-    for t in tasks {
-        let _ = t.await;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    stat.abort();
-    let mut kv = Kv::default();
-    kv.set("ops", sh.ops.load(Relaxed));
-    kv.set("failed", sh.failed.load(Relaxed));
-    kv.set("secs", r3(secs));
-    kv.set(
-        "err",
-        sh.err
-            .lock()
-            .unwrap_or_else(|x| x.into_inner())
-            .clone()
-            .unwrap_or_default(),
-    );
-    kv.set("hist", sh.hist.snapshot().encode());
-    say(&format!(
-        "STAT ops={} cfail={}",
-        sh.ops.load(Relaxed),
-        sh.failed.load(Relaxed)
-    ));
-    say(&kv.line("DONE"));
-    while link.next().await.is_some() {}
-    Ok(None)
+    sh.finish(tasks, start, &mut link).await
 }
 
 /// Waits for the reply to `id` (answering v2 `{}` pings on the way); an error reply fails.

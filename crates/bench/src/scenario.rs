@@ -1224,11 +1224,73 @@ pub async fn churn(a: ChurnArgs, args: Vec<String>) -> Res {
     Ok(Some(out))
 }
 
-struct ChurnShared {
-    ops: AtomicU64,
-    failed: AtomicU64,
-    hist: ShardedHist,
-    err: Mutex<Option<String>>,
+/// What the workers of a closed-loop child (churn, rpc) share: counts, latencies, the first
+/// error; [`OpsShared::finish`] reports them to the parent.
+pub(crate) struct OpsShared {
+    pub(crate) ops: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) hist: ShardedHist,
+    pub(crate) err: Mutex<Option<String>>,
+}
+
+impl OpsShared {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            ops: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            hist: ShardedHist::new(),
+            err: Mutex::new(None),
+        })
+    }
+
+    fn stat_line(&self) -> String {
+        format!(
+            "STAT ops={} cfail={}",
+            self.ops.load(Relaxed),
+            self.failed.load(Relaxed)
+        )
+    }
+
+    /// Reports progress every 200 ms while `tasks` run, then the DONE line with the totals,
+    /// and waits for the parent to close stdin so the DONE line is read before the child exits.
+    pub(crate) async fn finish(
+        self: &Arc<Self>,
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+        start: Instant,
+        link: &mut ParentLink,
+    ) -> Res {
+        let stat = {
+            let sh = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    say(&sh.stat_line());
+                }
+            })
+        };
+        for t in tasks {
+            let _ = t.await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        stat.abort();
+        let mut kv = Kv::default();
+        kv.set("ops", self.ops.load(Relaxed));
+        kv.set("failed", self.failed.load(Relaxed));
+        kv.set("secs", r3(secs));
+        kv.set(
+            "err",
+            self.err
+                .lock()
+                .unwrap_or_else(|x| x.into_inner())
+                .clone()
+                .unwrap_or_default(),
+        );
+        kv.set("hist", self.hist.snapshot().encode());
+        say(&self.stat_line());
+        say(&kv.line("DONE"));
+        while link.next().await.is_some() {}
+        Ok(None)
+    }
 }
 
 async fn child_churn(a: &ChurnArgs) -> Res {
@@ -1244,12 +1306,7 @@ async fn child_churn(a: &ChurnArgs) -> Res {
             None => return Ok(None),
         }
     }
-    let sh = Arc::new(ChurnShared {
-        ops: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        hist: ShardedHist::new(),
-        err: Mutex::new(None),
-    });
+    let sh = OpsShared::new();
     let start = Instant::now();
     let end = start + a.duration;
     let signer = match &a.proxy_ns {
@@ -1323,46 +1380,7 @@ async fn child_churn(a: &ChurnArgs) -> Res {
             }
         }));
     }
-    let stat = {
-        let sh = sh.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                say(&format!(
-                    "STAT ops={} cfail={}",
-                    sh.ops.load(Relaxed),
-                    sh.failed.load(Relaxed)
-                ));
-            }
-        })
-    };
-    for t in tasks {
-        let _ = t.await;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    stat.abort();
-    let mut kv = Kv::default();
-    kv.set("ops", sh.ops.load(Relaxed));
-    kv.set("failed", sh.failed.load(Relaxed));
-    kv.set("secs", r3(secs));
-    kv.set(
-        "err",
-        sh.err
-            .lock()
-            .unwrap_or_else(|x| x.into_inner())
-            .clone()
-            .unwrap_or_default(),
-    );
-    kv.set("hist", sh.hist.snapshot().encode());
-    say(&format!(
-        "STAT ops={} cfail={}",
-        sh.ops.load(Relaxed),
-        sh.failed.load(Relaxed)
-    ));
-    say(&kv.line("DONE"));
-    // Wait for the parent to close stdin so the DONE line is read before we exit.
-    while link.next().await.is_some() {}
-    Ok(None)
+    sh.finish(tasks, start, &mut link).await
 }
 
 /// One cycle: dial, handshake, connect (token for the worker's user), subscribe to a fresh

@@ -128,8 +128,9 @@ fn spawn_capturing(mut cmd: Command) -> (Child, Arc<Mutex<Vec<u8>>>) {
 
 impl Server {
     /// Starts `rotor -c <dir>/config.json` with the base config plus `extra` and waits (10 s at
-    /// most) until its port accepts TCP connections. Retries with another port if the process
-    /// exits early (a port taken by a parallel test between probe and bind).
+    /// most) until it says it listens on its port and the port accepts TCP connections. Retries
+    /// with another port if the process exits early (a port taken by a parallel test between
+    /// probe and bind).
     pub async fn start(extra: Value) -> Server {
         let mut last = String::new();
         for _ in 0..3 {
@@ -167,7 +168,15 @@ impl Server {
                     server.output()
                 ));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Our process must say it bound the port: a connect alone may reach another
+            // test's listener that took the port between probe and bind (rotor then exits).
+            let bound = format!("listening on http://127.0.0.1:{port}");
+            let bound_tls = format!("listening on https://127.0.0.1:{port}");
+            let said = {
+                let out = server.output();
+                out.contains(&bound) || out.contains(&bound_tls)
+            };
+            if said && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(server);
             }
             if Instant::now() > deadline {

@@ -41,6 +41,20 @@ pub enum ControlMessage {
         reason: DisconnectReason,
     },
     NodeInfo(NodeInfoMessage),
+    /// An `/emulation` request received by node `from` for a session that node `to` holds;
+    /// `data` is base64.
+    Emulation {
+        from: String,
+        to: String,
+        id: u64,
+        session: String,
+        data: String,
+    },
+    /// Node `to`'s emulation request `id` was handled.
+    EmulationDone {
+        to: String,
+        id: u64,
+    },
 }
 
 /// Why a user's connections are closed: the close code each one gets (in its own generation).

@@ -10,11 +10,13 @@ pub mod channel;
 pub mod client;
 pub mod config;
 pub mod control;
+pub mod emulation;
 pub mod engine;
 pub mod hub;
 pub mod memory;
 pub mod metrics;
 pub mod node;
+pub mod transport;
 pub mod writer;
 
 pub use client::{ClientShared, Session};

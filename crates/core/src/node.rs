@@ -48,6 +48,8 @@ pub(crate) struct NodeInner {
     check_positions: AtomicBool,
     /// The application backend (proxies), set once before serving; `None` costs nothing.
     backend: std::sync::OnceLock<Arc<dyn Backend>>,
+    /// Sessions reachable by emulation requests (see [`crate::emulation`]).
+    emulation: Arc<crate::emulation::EmulationRegistry>,
 }
 
 /// A cheap handle on the node; clone it freely.
@@ -124,6 +126,7 @@ impl Node {
                 nodes: NodeRegistry::default(),
                 check_positions: AtomicBool::new(false),
                 backend: std::sync::OnceLock::new(),
+                emulation: Arc::default(),
             }
         }));
         Ok(node)
@@ -195,6 +198,9 @@ impl Node {
     pub fn presence(&self) -> &Arc<dyn PresenceManager> {
         &self.0.presence
     }
+    pub(crate) fn emulation_registry(&self) -> &Arc<crate::emulation::EmulationRegistry> {
+        &self.0.emulation
+    }
     /// Unique ID of this node process.
     pub fn uid(&self) -> &str {
         &self.0.uid
@@ -210,7 +216,17 @@ impl Node {
     /// A new connection. `forced` fixes the generation (`cf_protocol_version`); otherwise the
     /// first command decides.
     pub fn new_session(&self, forced: Option<Generation>, encoding: Encoding) -> Session {
-        Session::new(self.clone(), forced, encoding)
+        Session::new(self.clone(), &crate::transport::WEBSOCKET, forced, encoding)
+    }
+
+    /// A new connection on `transport` (see [`crate::transport`]).
+    pub fn new_session_on(
+        &self,
+        transport: &'static crate::transport::TransportInfo,
+        forced: Option<Generation>,
+        encoding: Encoding,
+    ) -> Session {
+        Session::new(self.clone(), transport, forced, encoding)
     }
 
     /// Starts the housekeeping tick; it stops when the node shuts down.
@@ -416,6 +432,22 @@ impl Node {
                         node.subscribe_local(&user, &channel, &client, info, since)
                             .await;
                     });
+                }
+            }
+            ControlMessage::Emulation {
+                from,
+                to,
+                id,
+                session,
+                data,
+            } => {
+                if to == self.0.uid {
+                    self.handle_emulation(from, id, session, data);
+                }
+            }
+            ControlMessage::EmulationDone { to, id } => {
+                if to == self.0.uid {
+                    self.handle_emulation_done(id);
                 }
             }
             ControlMessage::Unsubscribe {

@@ -99,9 +99,123 @@ pub fn decode_command(
     }
 }
 
+/// The bare v2 `Push` messages inside `msg` (one or more messages as the encoders write them:
+/// JSON `{"push":{..}}\n` lines, or length-prefixed Protobuf `Reply{push}`), appended to `out`
+/// as slices of `msg` without copying: what the unidirectional transports send. A server ping
+/// (an empty reply) becomes `{}` (JSON) or an empty message (Protobuf); replies to commands are
+/// skipped, as is anything that does not parse.
+pub fn unwrap_pushes(encoding: Encoding, msg: &bytes::Bytes, out: &mut Vec<bytes::Bytes>) {
+    match encoding {
+        Encoding::Json => {
+            const PREFIX: &[u8] = b"{\"push\":";
+            let mut start = 0;
+            for (i, _) in msg.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+                let line = &msg[start..i];
+                if line == b"{}" {
+                    out.push(msg.slice(start..i));
+                } else if line.starts_with(PREFIX) && line.ends_with(b"}") {
+                    out.push(msg.slice(start + PREFIX.len()..i - 1));
+                }
+                start = i + 1;
+            }
+        }
+        Encoding::Protobuf => {
+            let mut pos = 0;
+            while pos < msg.len() {
+                let Some(len) = protobuf::read_varint_at(msg, &mut pos) else {
+                    return;
+                };
+                let Some(end) = usize::try_from(len)
+                    .ok()
+                    .and_then(|l| pos.checked_add(l))
+                    .filter(|&e| e <= msg.len())
+                else {
+                    return;
+                };
+                if len == 0 {
+                    out.push(bytes::Bytes::new());
+                } else if msg[pos] == 0x22 {
+                    // Reply.push (field 4, length-delimited) as the only field.
+                    let mut p = pos + 1;
+                    if let Some(inner) = protobuf::read_varint_at(msg, &mut p) {
+                        if usize::try_from(inner).ok().and_then(|l| p.checked_add(l)) == Some(end) {
+                            out.push(msg.slice(p..end));
+                        }
+                    }
+                }
+                pos = end;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unwraps_pushes_of_both_encodings() {
+        use crate::types::Publication;
+        let p = Publication {
+            data: bytes::Bytes::from_static(b"{\"x\":1}"),
+            offset: 3,
+            ..Publication::default()
+        };
+        for encoding in [Encoding::Json, Encoding::Protobuf] {
+            let e = Encoder::new(Generation::V2, encoding, PositionFormat::Offset);
+            let mut buf = Vec::new();
+            e.push(
+                &mut buf,
+                &Push::Publication {
+                    channel: "c",
+                    publication: &p,
+                },
+            );
+            e.ping(&mut buf);
+            e.reply(&mut buf, 7, &Ok(crate::ReplyBody::Ping));
+            e.push(
+                &mut buf,
+                &Push::Disconnect {
+                    code: 3001,
+                    reason: "shutdown",
+                },
+            );
+            let mut out = Vec::new();
+            unwrap_pushes(encoding, &bytes::Bytes::from(buf), &mut out);
+            assert_eq!(out.len(), 3, "{encoding:?}");
+            if encoding == Encoding::Json {
+                assert_eq!(
+                    &out[0][..],
+                    br#"{"channel":"c","pub":{"data":{"x":1},"offset":3}}"#
+                );
+                assert_eq!(&out[1][..], b"{}");
+                assert_eq!(
+                    &out[2][..],
+                    br#"{"disconnect":{"code":3001,"reason":"shutdown"}}"#
+                );
+            } else {
+                use prost::Message;
+                let push = crate::protobuf::v2::Push::decode(&out[0][..]).unwrap();
+                assert_eq!(push.channel, "c");
+                assert!(out[1].is_empty());
+                let d = crate::protobuf::v2::Push::decode(&out[2][..]).unwrap();
+                assert_eq!(d.disconnect.map(|d| d.code), Some(3001));
+            }
+        }
+        // Garbage and truncation end quietly.
+        let mut out = Vec::new();
+        unwrap_pushes(
+            Encoding::Protobuf,
+            &bytes::Bytes::from_static(&[0x05, 0x22]),
+            &mut out,
+        );
+        unwrap_pushes(
+            Encoding::Json,
+            &bytes::Bytes::from_static(b"{\"push\""),
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
     use crate::command::CommandKind;
     use crate::reply::ReplyBody;
 

@@ -21,6 +21,17 @@ pub enum DecodeError {
     UnknownMethod(String),
 }
 
+/// A bare JSON `ConnectRequest`, as the unidirectional transports receive it (no `id`, no
+/// `connect` wrapper); JSON `null` or nothing but whitespace is an empty request.
+pub fn decode_json_connect_request(bytes: &[u8]) -> Result<ConnectRequest, DecodeError> {
+    if bytes.trim_ascii().is_empty() {
+        return Err(DecodeError::Malformed("empty connect request".into()));
+    }
+    serde_json::from_slice::<Option<ConnectRequest>>(bytes)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
 /// A raw JSON payload (publication data, info) kept as the bytes the client sent.
 pub type RawJson = bytes::Bytes;
 

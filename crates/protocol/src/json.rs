@@ -206,6 +206,8 @@ impl JsonEncoder {
         if self.generation == Generation::V2 {
             o.num_nonzero("ping", u64::from(r.ping));
             o.bool_true("pong", r.pong);
+            o.str_nonempty("session", &r.session);
+            o.str_nonempty("node", &r.node);
         }
         o.close();
     }
@@ -298,6 +300,8 @@ impl JsonEncoder {
     /// Appends one push (and its trailing newline) to `buf`.
     pub fn push(&self, buf: &mut Vec<u8>, push: &Push<'_>) {
         match self.generation {
+            // v1 has no connect or disconnect push (its transports close with a frame).
+            Generation::V1 if push.is_v2_only() => return,
             Generation::V1 => self.push_v1(buf, push),
             Generation::V2 => self.push_v2(buf, push),
         }
@@ -312,6 +316,7 @@ impl JsonEncoder {
             Push::Unsubscribe { channel, .. } => (3, *channel),
             Push::Message { .. } => (4, ""),
             Push::Subscribe { channel, .. } => (5, *channel),
+            Push::Connect(_) | Push::Disconnect { .. } => return,
         };
         let mut outer = Obj::open(buf);
         let rb = outer.key("result");
@@ -333,6 +338,7 @@ impl JsonEncoder {
                 d.raw("data", data);
                 d.close();
             }
+            Push::Connect(_) | Push::Disconnect { .. } => b.extend_from_slice(b"{}"),
             Push::Subscribe {
                 recoverable,
                 epoch,
@@ -405,6 +411,17 @@ impl JsonEncoder {
                 d.bool_true("recoverable", *recoverable);
                 d.str_nonempty("epoch", epoch);
                 d.num_nonzero("offset", *offset);
+                d.close();
+            }
+            Push::Connect(r) => {
+                let b = o.key("connect");
+                self.connect(b, r);
+            }
+            Push::Disconnect { code, reason } => {
+                let b = o.key("disconnect");
+                let mut d = Obj::open(b);
+                d.num("code", u64::from(*code));
+                d.str("reason", reason);
                 d.close();
             }
         }

@@ -15,7 +15,7 @@ pub mod reply;
 pub mod types;
 
 pub use codes::{Disconnect, DisconnectKind, ErrorCode, UnsubscribeCode};
-pub use command::{Command, CommandKind, DecodeError};
+pub use command::{Command, CommandKind, ConnectRequest, DecodeError};
 pub use reply::{Push, ReplyBody, ReplyOutcome};
 pub use types::{ClientInfo, PositionFormat, Publication};
 

@@ -18,6 +18,11 @@ pub struct ConnectResult {
     pub ping: u32,
     /// v2: the client must answer pings.
     pub pong: bool,
+    /// v2 emulation and unidirectional transports: this connection's session id (emulation
+    /// requests name it).
+    pub session: String,
+    /// v2 emulation: the node holding the session (emulation requests are routed by it).
+    pub node: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -101,4 +106,16 @@ pub enum Push<'a> {
         epoch: &'a str,
         offset: u64,
     },
+    /// v2 unidirectional transports: the connect result as the first push.
+    Connect(&'a ConnectResult),
+    /// v2 emulation and unidirectional transports: the server closes the connection (the
+    /// transport has no close frame).
+    Disconnect { code: u16, reason: &'a str },
+}
+
+impl Push<'_> {
+    /// Pushes only protocol v2 has (v1 encoders write nothing for them).
+    pub fn is_v2_only(&self) -> bool {
+        matches!(self, Push::Connect(_) | Push::Disconnect { .. })
+    }
 }

@@ -32,8 +32,12 @@ pub fn router(state: SharedState) -> Router {
     let s = &state.settings;
     let mut r = Router::new();
     if !s.websocket_disable {
-        r = r.route(&s.websocket_handler_prefix, any(crate::ws::handler));
+        r = r.route(
+            &s.websocket_handler_prefix,
+            any(crate::transport::websocket::handler),
+        );
     }
+    r = crate::transport::routes(r, s);
     if s.internal_port.is_none() {
         r = ops_routes(r, s);
     }
@@ -221,6 +225,9 @@ pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
     if let Some(l) = internal {
         let app = internal_router(state.clone());
         servers.push(spawn_http(l, tls, app, None, stop_http.clone())?);
+    }
+    if let Some(grpc) = crate::transport::uni::spawn_grpc(state.clone(), stop_http.clone()).await? {
+        servers.push(grpc);
     }
     let failed = async {
         let (r, _, _) = futures_util::future::select_all(servers.iter_mut()).await;

@@ -27,6 +27,7 @@ mod nested;
 mod proxy;
 mod runtime;
 mod tokens;
+pub mod transports;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -89,6 +90,8 @@ pub struct ServerSettings {
     pub shutdown_termination_delay: Duration,
     /// `text` (default) or `json` (one JSON object per line).
     pub log_format: String,
+    /// SockJS, HTTP-streaming / SSE emulation and the unidirectional transports.
+    pub transports: transports::TransportSettings,
 }
 
 impl Default for ServerSettings {
@@ -121,6 +124,7 @@ impl Default for ServerSettings {
             shutdown_spread: Duration::ZERO,
             shutdown_termination_delay: Duration::ZERO,
             log_format: "text".to_string(),
+            transports: transports::TransportSettings::default(),
         }
     }
 }

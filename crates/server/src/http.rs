@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::SharedState;
-use crate::ws::{self, Refused};
+use crate::transport::websocket::{self as ws, Refused};
 
 /// First read of a connection; a browser's upgrade request with cookies fits.
 const HEAD_BUFFER: usize = 1024;

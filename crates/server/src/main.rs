@@ -11,7 +11,7 @@ mod http;
 mod metrics;
 mod shutdown;
 mod tls;
-mod ws;
+mod transport;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -12,6 +12,7 @@ use crate::auth::{ConnectClaims, TokenError};
 use crate::backend::{Backend, ConnectEvent, ServerSub};
 use crate::control::DisconnectReason;
 use crate::node::unix_now;
+use crate::transport::TransportKind;
 
 /// Who a connection is, whichever way it was established (token, backend, anonymous).
 #[derive(Default)]
@@ -166,6 +167,9 @@ impl Session {
                 return Err(ErrorCode::UNKNOWN_CHANNEL.into());
             }
         }
+        if self.shared.transport().kind == TransportKind::Unidirectional {
+            self.add_requested_subs(&req, &claims.user, &mut server_subs)?;
+        }
 
         {
             let mut st = self.shared.state.lock();
@@ -181,7 +185,10 @@ impl Session {
             st.last_seen = now_i;
             st.next_presence = Some(now_i + cfg.client_presence_ping_interval);
             st.next_position_check = Some(now_i + cfg.client_channel_position_check_delay);
-            if generation == Generation::V2 && !cfg.client_ping_interval.is_zero() {
+            let app_pings = self.shared.transport().app_pings;
+            if generation == Generation::V2 && !app_pings {
+                // This transport has its own keepalive (uni_grpc).
+            } else if generation == Generation::V2 && !cfg.client_ping_interval.is_zero() {
                 // First ping at a random point in [P/2, P] so pings of many clients spread out.
                 let p = cfg.client_ping_interval;
                 let jitter = rand::random_range(0..=p.as_millis() as u64 / 2);
@@ -208,11 +215,13 @@ impl Session {
             }
         }
 
-        let ping_secs = if generation == Generation::V2 {
+        let transport = self.shared.transport();
+        let ping_secs = if generation == Generation::V2 && transport.app_pings {
             cfg.client_ping_interval.as_secs() as u32
         } else {
             0
         };
+        let emulated = transport.kind == TransportKind::Emulation;
         Ok(Some(ReplyBody::Connect(ConnectResult {
             client: self.shared.id().to_string(),
             version: cfg.version.clone(),
@@ -221,8 +230,54 @@ impl Session {
             data: claims.data,
             subs,
             ping: ping_secs,
-            pong: ping_secs > 0,
+            pong: ping_secs > 0 && transport.client_pongs(),
+            session: self.shared.session_id().unwrap_or_default().to_string(),
+            node: if emulated {
+                node.uid().to_string()
+            } else {
+                String::new()
+            },
         })))
+    }
+
+    /// A unidirectional client names the channels it wants in its connect request (`subs`):
+    /// each becomes a server-side subscription when a client could subscribe to it without a
+    /// token or the backend (a channel of a known namespace, not private, not user-limited, not
+    /// proxied, anonymous access as the channel allows). An unknown namespace refuses the
+    /// connection (bad request), as Centrifugo does; other channels are skipped.
+    fn add_requested_subs(
+        &self,
+        req: &ConnectRequest,
+        user: &str,
+        server_subs: &mut Vec<ServerSub>,
+    ) -> Result<(), CmdError> {
+        let node = &self.node;
+        let cfg = node.config();
+        let rules = node.rules();
+        for ch in req.subs.keys() {
+            if ch.is_empty() || server_subs.iter().any(|s| &s.channel == ch) {
+                continue;
+            }
+            let Some(opts) = rules.options(ch) else {
+                return Err(DisconnectKind::BadRequest.into());
+            };
+            let anonymous_ok = !user.is_empty() || opts.anonymous || cfg.client_insecure;
+            if ch.len() > cfg.channel_max_length
+                || opts.server_side
+                || opts.proxy_subscribe
+                || rules.is_private(ch)
+                || rules.is_user_limited(ch)
+                || !anonymous_ok
+            {
+                tracing::debug!(client = %self.shared.id(), channel = %ch, "unidirectional subscription not allowed; skipped");
+                continue;
+            }
+            server_subs.push(ServerSub {
+                channel: ch.clone(),
+                ..ServerSub::default()
+            });
+        }
+        Ok(())
     }
 
     /// Single-connection mode (`user_personal_single_connection`), as Centrifugo 2.x does it

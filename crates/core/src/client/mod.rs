@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::PreparedPush;
 use crate::metrics::{self, FrameType};
 use crate::node::Node;
+use crate::transport::TransportInfo;
 use crate::writer::{CloseFrame, WriterQueue};
 
 pub(crate) use tick::TickWork;
@@ -139,6 +140,10 @@ pub struct ClientShared {
     pub(crate) next_due: std::sync::atomic::AtomicU64,
     /// What the transport told about itself for the backend (set once, only with a backend).
     transport: OnceLock<Box<TransportMeta>>,
+    /// The transport's shape and abilities.
+    transport_info: &'static TransportInfo,
+    /// Emulation and unidirectional transports: the session id sent in the connect result.
+    session_id: Option<Arc<str>>,
 }
 
 /// The transport request as the backend sees it: its name and the headers it asked for.
@@ -167,7 +172,12 @@ fn new_client_id() -> Arc<str> {
 }
 
 impl ClientShared {
-    fn new(queue_max: usize, forced: Option<Generation>, encoding: Encoding) -> Self {
+    fn new(
+        queue_max: usize,
+        transport_info: &'static TransportInfo,
+        forced: Option<Generation>,
+        encoding: Encoding,
+    ) -> Self {
         let generation = OnceLock::new();
         if let Some(g) = forced {
             let _ = generation.set(g);
@@ -196,7 +206,20 @@ impl ClientShared {
             cancel: CancellationToken::new(),
             next_due: std::sync::atomic::AtomicU64::new(0),
             transport: OnceLock::new(),
+            transport_info,
+            session_id: transport_info.has_session().then(new_client_id),
         }
+    }
+
+    /// The transport this connection came by.
+    pub fn transport(&self) -> &'static TransportInfo {
+        self.transport_info
+    }
+
+    /// The session id of an emulation or unidirectional connection (`None` on WebSocket and
+    /// SockJS).
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
     }
 
     /// The server-generated client ID (UUIDv4).
@@ -380,9 +403,15 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(node: Node, forced: Option<Generation>, encoding: Encoding) -> Self {
+    pub(crate) fn new(
+        node: Node,
+        transport: &'static TransportInfo,
+        forced: Option<Generation>,
+        encoding: Encoding,
+    ) -> Self {
         let shared = Arc::new(ClientShared::new(
             node.config().client_queue_max_size,
+            transport,
             forced,
             encoding,
         ));
@@ -455,6 +484,71 @@ impl Session {
             return false;
         }
         true
+    }
+
+    /// Connects a unidirectional client with its bare connect request: on success the connect
+    /// result goes out as the first push (then the server-side subscriptions' pushes follow);
+    /// on failure the connection closes with the disconnect Centrifugo maps the error to
+    /// (expired → 3005, permission denied → 3507, too many requests → 3013, anything else →
+    /// 3004). Returns whether the connection is established.
+    pub async fn connect_unidirectional(&mut self, req: rotor_protocol::ConnectRequest) -> bool {
+        let _ = self.shared.generation.set(Generation::V2);
+        self.touch();
+        metrics::received(FrameType::Connect, 0);
+        let started = Instant::now();
+        let result = self.connect(req).await;
+        let m = &metrics::METRICS;
+        m.command_duration[FrameType::Connect as usize].observe(started.elapsed());
+        match result {
+            Ok(Some(ReplyBody::Connect(r))) => {
+                let enc = self
+                    .node
+                    .hub()
+                    .encoder(Generation::V2, self.shared.encoding);
+                enc.push(&mut self.out, &Push::Connect(&r));
+                metrics::sent(FrameType::Connect, self.out.len());
+                self.flush();
+                for ch in std::mem::take(&mut self.to_activate) {
+                    self.node.activate_subscription(&self.shared, &ch).await;
+                }
+                if self.node.config().user_personal_single_connection {
+                    if let Err(kind) = self.enforce_single_connection().await {
+                        self.disconnect(kind);
+                        return false;
+                    }
+                }
+                true
+            }
+            Ok(_) => {
+                self.disconnect(DisconnectKind::InternalError);
+                false
+            }
+            Err(CmdError::Error(e)) => {
+                m.reply_errors[FrameType::Connect as usize].inc(e.code);
+                let (code, reason) = match e.code {
+                    109 | 110 => (3005, "connection expired"),
+                    103 => (3507, "permission denied"),
+                    111 => (3013, "too many requests"),
+                    _ => (3004, "internal server error"),
+                };
+                self.shared.disconnect_with(code, reason, code != 3507);
+                self.shared.cancel.cancel();
+                false
+            }
+            Err(CmdError::Disconnect(kind)) => {
+                self.disconnect(kind);
+                false
+            }
+            Err(CmdError::Close {
+                code,
+                reason,
+                reconnect,
+            }) => {
+                self.shared.disconnect_with(code, &reason, reconnect);
+                self.shared.cancel.cancel();
+                false
+            }
+        }
     }
 
     /// Closes the connection as a bad request (e.g. an undecodable transport message).

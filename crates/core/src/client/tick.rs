@@ -96,7 +96,7 @@ impl ClientShared {
                     }
                     if st.next_ping.is_some_and(|t| now >= t) {
                         st.next_ping = Some(now + ping);
-                        if st.pong_deadline.is_none() {
+                        if st.pong_deadline.is_none() && self.transport_info.client_pongs() {
                             st.pong_deadline = Some(now + cfg.client_pong_timeout);
                         }
                         let mut buf = Vec::with_capacity(4);

@@ -99,6 +99,20 @@ fn decode_v1(bytes: Bytes) -> Result<Command, DecodeError> {
     Ok(Command { id: c.id, kind })
 }
 
+/// A bare v2 `ConnectRequest` (the unidirectional gRPC transport's request, whose schema has
+/// the same field numbers).
+pub fn decode_connect_request(bytes: &[u8]) -> Result<ConnectRequest, DecodeError> {
+    let r: v2::ConnectRequest = decode(Bytes::copy_from_slice(bytes))?;
+    Ok(ConnectRequest {
+        token: r.token,
+        data: payload(r.data),
+        subs: r.subs.into_iter().map(|(k, v)| (k, sub_v2(v))).collect(),
+        name: r.name,
+        version: r.version,
+        headers: r.headers,
+    })
+}
+
 fn decode_v2(bytes: Bytes) -> Result<Command, DecodeError> {
     let c: v2::Command = decode(bytes)?;
     let channel = |channel: String| ChannelRequest { channel };

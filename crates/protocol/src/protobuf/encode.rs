@@ -130,7 +130,28 @@ impl ProtobufEncoder {
         if self.v2() {
             uint(b, 7, r.ping.into());
             boolean(b, 8, r.pong);
+            string(b, 9, &r.session);
+            string(b, 10, &r.node);
         }
+    }
+
+    /// The `Connect` push message: the connect result's fields under other numbers.
+    fn connect_push(&self, b: &mut Vec<u8>, r: &ConnectResult) {
+        string(b, 1, &r.client);
+        string(b, 2, &r.version);
+        bytes(b, 3, r.data.as_deref().unwrap_or_default());
+        for (channel, sub) in &r.subs {
+            message(b, 4, |b| {
+                string_always(b, 1, channel);
+                message(b, 2, |b| self.subscribe(b, sub));
+            });
+        }
+        boolean(b, 5, r.expires);
+        uint(b, 6, r.ttl.into());
+        uint(b, 7, r.ping.into());
+        boolean(b, 8, r.pong);
+        string(b, 9, &r.session);
+        string(b, 10, &r.node);
     }
 
     fn subscribe(&self, b: &mut Vec<u8>, r: &SubscribeResult) {
@@ -200,6 +221,10 @@ impl ProtobufEncoder {
 
     /// Appends one length-prefixed `Reply` carrying `push` (and no id).
     pub fn push(&self, buf: &mut Vec<u8>, push: &Push<'_>) {
+        if !self.v2() && push.is_v2_only() {
+            // v1 has no connect or disconnect push (its transports close with a frame).
+            return;
+        }
         wire::delimited(buf, |b| {
             if self.v2() {
                 message(b, 4, |b| self.push_v2(b, push)); // Reply.push
@@ -217,6 +242,7 @@ impl ProtobufEncoder {
             Push::Unsubscribe { channel, .. } => (3, *channel),
             Push::Message { .. } => (4, ""),
             Push::Subscribe { channel, .. } => (5, *channel),
+            Push::Connect(_) | Push::Disconnect { .. } => return,
         };
         uint(b, 1, ty); // Push.type (PUBLICATION = 0 is omitted)
         string(b, 2, channel);
@@ -228,6 +254,7 @@ impl ProtobufEncoder {
             // Unsub{resubscribe: false}: an empty message.
             Push::Unsubscribe { .. } => {}
             Push::Message { data } => bytes(b, 1, data),
+            Push::Connect(_) | Push::Disconnect { .. } => {}
             Push::Subscribe {
                 recoverable,
                 epoch,
@@ -286,6 +313,11 @@ impl ProtobufEncoder {
                     uint(b, 5, *offset);
                 });
             }
+            Push::Connect(r) => message(b, 10, |b| self.connect_push(b, r)),
+            Push::Disconnect { code, reason } => message(b, 11, |b| {
+                uint(b, 1, (*code).into());
+                string(b, 2, reason);
+            }),
         }
     }
 

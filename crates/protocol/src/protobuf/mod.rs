@@ -18,7 +18,7 @@ pub mod v1;
 pub mod v2;
 mod wire;
 
-pub use decode::decode_command;
+pub use decode::{decode_command, decode_connect_request};
 pub use encode::{client_info, ProtobufEncoder};
 pub use wire::Frames;
 
@@ -28,6 +28,11 @@ pub use wire::Frames;
 /// prefix or a length running past the frame yields one error and ends the iteration.
 pub fn split_frame(frame: &[u8]) -> Frames<'_> {
     Frames::new(frame)
+}
+
+/// Reads a varint at `*pos`, advancing it (`None`: truncated or overlong).
+pub(crate) fn read_varint_at(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    wire::read_varint(buf, pos)
 }
 
 #[cfg(test)]

@@ -108,6 +108,7 @@ fn connect_result() -> ConnectResult {
         )],
         ping: 25,
         pong: true,
+        ..Default::default()
     }
 }
 
@@ -1654,4 +1655,47 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         nested = outer;
     }
     chew(&nested);
+}
+
+#[test]
+fn connect_and_disconnect_pushes_decode_as_the_v2_schema() {
+    let mut r = connect_result();
+    r.session = "s-1".into();
+    r.node = "n-1".into();
+    let enc = ProtobufEncoder::new(Generation::V2, PositionFormat::Offset);
+    let mut buf = Vec::new();
+    enc.push(&mut buf, &Push::Connect(&r));
+    let reply = decode_delimited_reply_v2(&buf);
+    let c = reply.push.and_then(|p| p.connect).expect("connect push");
+    assert_eq!(
+        (c.client.as_str(), c.version.as_str()),
+        (r.client.as_str(), "0.1.0")
+    );
+    assert_eq!((c.expires, c.ttl, c.ping, c.pong), (true, 3590, 25, true));
+    assert_eq!((c.session.as_str(), c.node.as_str()), ("s-1", "n-1"));
+    assert_eq!(&c.data[..], br#"{"hello":true}"#);
+    assert_eq!(c.subs["#42"].offset, 3);
+    let mut buf = Vec::new();
+    enc.push(
+        &mut buf,
+        &Push::Disconnect {
+            code: 3001,
+            reason: "shutdown",
+        },
+    );
+    let d = decode_delimited_reply_v2(&buf)
+        .push
+        .and_then(|p| p.disconnect)
+        .unwrap();
+    assert_eq!((d.code, d.reason.as_str()), (3001, "shutdown"));
+    // v1 has neither.
+    let v1 = ProtobufEncoder::new(Generation::V1, PositionFormat::Offset);
+    let mut buf = Vec::new();
+    v1.push(&mut buf, &Push::Connect(&r));
+    assert!(buf.is_empty());
+}
+
+fn decode_delimited_reply_v2(buf: &[u8]) -> v2::Reply {
+    use prost::Message;
+    v2::Reply::decode_length_delimited(buf).expect("a length-delimited Reply")
 }

@@ -161,15 +161,8 @@ pub(crate) fn handshake<H: HeaderLookup + ?Sized>(
     } else {
         Encoding::Json
     };
-    if let Some(allowed) = &state.settings.allowed_origins {
-        let origin = headers
-            .values("origin")
-            .next()
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .unwrap_or("");
-        if !origin.is_empty() && !origin_allowed(allowed, origin) {
-            return Err(Refused::new(StatusCode::FORBIDDEN, "origin not allowed"));
-        }
+    if super::origin::check(state, headers.values("origin").next()).is_refused() {
+        return Err(Refused::new(StatusCode::FORBIDDEN, "origin not allowed"));
     }
     let backend_headers = state.node.backend().map(|backend| {
         let wanted = headers.pairs().filter_map(|(name, value)| {
@@ -294,22 +287,6 @@ pub async fn handler(State(state): State<SharedState>, req: Request) -> Response
         }
     });
     response
-}
-
-/// `allowed_origins` patterns: `*` anywhere matches any run of characters.
-fn origin_allowed(patterns: &[String], origin: &str) -> bool {
-    let origin = origin.to_ascii_lowercase();
-    patterns.iter().any(|p| {
-        let p = p.to_ascii_lowercase();
-        match p.split_once('*') {
-            None => p == origin,
-            Some((pre, post)) => {
-                origin.len() >= pre.len() + post.len()
-                    && origin.starts_with(pre)
-                    && origin.ends_with(post)
-            }
-        }
-    })
 }
 
 async fn serve_socket<S>(
@@ -517,18 +494,6 @@ fn merge(batch: &mut Vec<Bytes>, buf: &mut BytesMut) -> Vec<Utf8Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origins() {
-        let p = vec![
-            "https://*.example.com".to_string(),
-            "http://localhost:3000".to_string(),
-        ];
-        assert!(origin_allowed(&p, "https://app.example.com"));
-        assert!(origin_allowed(&p, "http://LOCALHOST:3000"));
-        assert!(!origin_allowed(&p, "https://evil.com"));
-        assert!(origin_allowed(&["*".to_string()], "anything"));
-    }
 
     #[test]
     fn merge_bounds_frames() {

@@ -323,6 +323,10 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
             s.redis.insert(redis.to_string(), i.to_json());
         }
         other => {
+            match transports::set(&mut s.transports, other, i) {
+                Err(SetError::Unknown) => {}
+                applied => return applied,
+            }
             let token_key = match tokens::set_conn(n, other, i) {
                 Err(SetError::Unknown) => t.tokens.set(other, i),
                 applied => applied,
@@ -413,6 +417,8 @@ pub fn load(
         return Err(key_err("log_level", None, msg, &origin_of("log_level")));
     }
     check_ops(s).map_err(|(key, msg)| key_err(key, None, msg, &origin_of(key)))?;
+    transports::check(&s.transports, &s.websocket_handler_prefix)
+        .map_err(|(key, msg)| key_err(key, None, msg, &origin_of(key)))?;
     if !ENGINES.contains(&s.engine.as_str()) {
         let msg = format!("unknown engine {:?}, expected memory or redis", s.engine);
         return Err(key_err("engine", None, msg, &origin_of("engine")));

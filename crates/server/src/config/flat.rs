@@ -140,13 +140,16 @@ const UNSUPPORTED: &str = "broker client_concurrency debug gomaxprocs log_file p
     client_connect_include_server_time client_history_max_publication_limit \
     client_recovery_max_publication_limit usage_stats_disable enable_unreleased_features http3 \
     consumers \
-    use_client_protocol_v1_by_default disable_client_protocol_v1";
+    use_client_protocol_v1_by_default disable_client_protocol_v1 \
+    uni_websocket_read_buffer_size uni_websocket_write_buffer_size \
+    uni_websocket_use_write_buffer_pool sockjs_write_buffer_size sockjs_read_buffer_size";
 
 /// Flat key prefixes Rotor accepts but does not implement yet. (`proxy_*` and `rpc_*` keys are
 /// the proxy module's: applied, refused, or unknown.)
-const UNSUPPORTED_PREFIXES: &str = "token_ subscription_token_ grpc_api sockjs graphite \
-    nats_ tarantool_ uni_ opentelemetry tls_autocert websocket_compression http_stream sse \
-    webtransport swagger emulation_ client_connect_code_";
+const UNSUPPORTED_PREFIXES: &str = "token_ subscription_token_ grpc_api graphite \
+    nats_ tarantool_ opentelemetry tls_autocert websocket_compression \
+    webtransport swagger client_connect_code_ uni_websocket_compression uni_grpc_tls_root_ca \
+    uni_grpc_tls_client_ca";
 
 /// A key Centrifugo knows that Rotor ignores (with a warning when it is set).
 pub(crate) fn is_unsupported(key: &str) -> bool {

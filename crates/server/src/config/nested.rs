@@ -231,6 +231,105 @@ const MAP: &[(&str, &str)] = &[
     ("channel.history_meta_ttl", "memory_history_meta_ttl"),
     ("channel.publication_data_format", "publication_data_format"),
     ("channel.namespaces", "namespaces"),
+    // Transports (config/transports.rs): each maps onto its Centrifugo 5 flat name.
+    ("http_stream.enabled", "http_stream"),
+    ("http_stream.handler_prefix", "http_stream_handler_prefix"),
+    (
+        "http_stream.max_request_body_size",
+        "http_stream_max_request_body_size",
+    ),
+    ("sse.enabled", "sse"),
+    ("sse.handler_prefix", "sse_handler_prefix"),
+    ("sse.max_request_body_size", "sse_max_request_body_size"),
+    ("emulation.handler_prefix", "emulation_handler_prefix"),
+    (
+        "emulation.max_request_body_size",
+        "emulation_max_request_body_size",
+    ),
+    ("uni_websocket.enabled", "uni_websocket"),
+    (
+        "uni_websocket.handler_prefix",
+        "uni_websocket_handler_prefix",
+    ),
+    (
+        "uni_websocket.message_size_limit",
+        "uni_websocket_message_size_limit",
+    ),
+    ("uni_websocket.write_timeout", "uni_websocket_write_timeout"),
+    (
+        "uni_websocket.join_push_messages",
+        "uni_websocket_join_push_messages",
+    ),
+    (
+        "uni_websocket.disable_closing_handshake",
+        "uni_websocket_disable_closing_handshake",
+    ),
+    (
+        "uni_websocket.disable_disconnect_push",
+        "uni_websocket_disable_disconnect_push",
+    ),
+    ("uni_websocket.compression", "uni_websocket_compression"),
+    (
+        "uni_websocket.compression_level",
+        "uni_websocket_compression_level",
+    ),
+    (
+        "uni_websocket.compression_min_size",
+        "uni_websocket_compression_min_size",
+    ),
+    (
+        "uni_websocket.read_buffer_size",
+        "uni_websocket_read_buffer_size",
+    ),
+    (
+        "uni_websocket.write_buffer_size",
+        "uni_websocket_write_buffer_size",
+    ),
+    (
+        "uni_websocket.use_write_buffer_pool",
+        "uni_websocket_use_write_buffer_pool",
+    ),
+    ("uni_sse.enabled", "uni_sse"),
+    ("uni_sse.handler_prefix", "uni_sse_handler_prefix"),
+    (
+        "uni_sse.max_request_body_size",
+        "uni_sse_max_request_body_size",
+    ),
+    (
+        "uni_sse.connect_code_to_http_response",
+        "uni_sse_connect_code_to_http_response",
+    ),
+    ("uni_http_stream.enabled", "uni_http_stream"),
+    (
+        "uni_http_stream.handler_prefix",
+        "uni_http_stream_handler_prefix",
+    ),
+    (
+        "uni_http_stream.max_request_body_size",
+        "uni_http_stream_max_request_body_size",
+    ),
+    (
+        "uni_http_stream.connect_code_to_http_response",
+        "uni_http_stream_connect_code_to_http_response",
+    ),
+    ("uni_grpc.enabled", "uni_grpc"),
+    ("uni_grpc.address", "uni_grpc_address"),
+    ("uni_grpc.port", "uni_grpc_port"),
+    (
+        "uni_grpc.max_receive_message_size",
+        "uni_grpc_max_receive_message_size",
+    ),
+    ("uni_grpc.tls.enabled", "uni_grpc_tls"),
+    ("uni_grpc.tls.cert_pem", "uni_grpc_tls_cert"),
+    ("uni_grpc.tls.key_pem", "uni_grpc_tls_key"),
+    ("uni_grpc.tls.server_ca_pem", "uni_grpc_tls_root_ca"),
+    ("uni_grpc.tls.client_ca_pem", "uni_grpc_tls_client_ca"),
+];
+
+/// Objects that are one value (a leaf), not a section: parsed whole by their flat key.
+const OBJECT_LEAVES: &[&str] = &[
+    "uni_sse.connect_code_to_http_response",
+    "uni_http_stream.connect_code_to_http_response",
 ];
 
 /// Nested subtrees Rotor recognises but does not implement; each is reported once, as a whole.
@@ -256,14 +355,7 @@ const SUBTREES: &[&str] = &[
     "shared_poll",
     "grpc_api",
     "consumers",
-    "sse",
-    "http_stream",
     "webtransport",
-    "uni_sse",
-    "uni_http_stream",
-    "uni_websocket",
-    "uni_grpc",
-    "emulation",
     "swagger",
     "debug",
     "init",
@@ -367,7 +459,10 @@ pub(crate) fn flatten(key: &str, value: Value) -> Vec<(String, Value)> {
 }
 
 fn walk(path: String, value: Value, out: &mut Vec<(String, Value)>) {
-    if SUBTREES.contains(&path.as_str()) || proxy::is_map_leaf(&path) {
+    if SUBTREES.contains(&path.as_str())
+        || proxy::is_map_leaf(&path)
+        || OBJECT_LEAVES.contains(&path.as_str())
+    {
         out.push((path, value));
         return;
     }

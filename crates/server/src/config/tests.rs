@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod proxy;
 mod tokens;
+mod transports;
 
 fn file(ext: &str, text: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);

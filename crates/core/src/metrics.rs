@@ -473,8 +473,8 @@ pub struct Metrics {
     /// Commands received from client connections, and their bytes, by frame type.
     pub transport_received: [Counter; FRAME_TYPES],
     pub transport_received_bytes: [Counter; FRAME_TYPES],
-    /// WebSocket upgrades accepted.
-    pub transport_connects: Counter,
+    /// Connections accepted, by transport (`crate::transport::ALL` order).
+    pub transport_connects: [Counter; 8],
     /// Messages this node handed to the broker / got from it.
     pub messages_sent: [Counter; 4],
     pub messages_received: [Counter; 4],
@@ -507,7 +507,7 @@ impl Metrics {
             transport_sent_bytes: [const { Counter::new() }; FRAME_TYPES],
             transport_received: [const { Counter::new() }; FRAME_TYPES],
             transport_received_bytes: [const { Counter::new() }; FRAME_TYPES],
-            transport_connects: Counter::new(),
+            transport_connects: [const { Counter::new() }; 8],
             messages_sent: [const { Counter::new() }; 4],
             messages_received: [const { Counter::new() }; 4],
             actions: [const { Counter::new() }; 14],

@@ -37,7 +37,21 @@ pub struct TransportInfo {
     pub app_pings: bool,
     /// Whether the transport carries binary frames (Protobuf is possible at all).
     pub binary: bool,
+    /// Position in [`ALL`] (the metrics' label index).
+    pub id: usize,
 }
+
+/// Every transport, in the order of their `id`.
+pub static ALL: [&TransportInfo; 8] = [
+    &WEBSOCKET,
+    &SOCKJS,
+    &HTTP_STREAM,
+    &SSE,
+    &UNI_WEBSOCKET,
+    &UNI_SSE,
+    &UNI_HTTP_STREAM,
+    &UNI_GRPC,
+];
 
 impl TransportInfo {
     /// Whether the client answers server pings (bidirectional and emulation transports).
@@ -62,6 +76,7 @@ pub static WEBSOCKET: TransportInfo = TransportInfo {
     kind: TransportKind::Bidirectional,
     app_pings: true,
     binary: true,
+    id: 0,
 };
 
 /// SockJS (`/connection/sockjs`): JSON only; heartbeats are the transport's (`h` frames).
@@ -70,6 +85,7 @@ pub static SOCKJS: TransportInfo = TransportInfo {
     kind: TransportKind::Bidirectional,
     app_pings: true,
     binary: false,
+    id: 1,
 };
 
 /// HTTP-streaming with bidirectional emulation.
@@ -78,6 +94,7 @@ pub static HTTP_STREAM: TransportInfo = TransportInfo {
     kind: TransportKind::Emulation,
     app_pings: true,
     binary: true,
+    id: 2,
 };
 
 /// Server-sent events with bidirectional emulation (JSON only).
@@ -86,6 +103,7 @@ pub static SSE: TransportInfo = TransportInfo {
     kind: TransportKind::Emulation,
     app_pings: true,
     binary: false,
+    id: 3,
 };
 
 /// Unidirectional WebSocket.
@@ -94,6 +112,7 @@ pub static UNI_WEBSOCKET: TransportInfo = TransportInfo {
     kind: TransportKind::Unidirectional,
     app_pings: true,
     binary: false,
+    id: 4,
 };
 
 /// Unidirectional server-sent events.
@@ -102,6 +121,7 @@ pub static UNI_SSE: TransportInfo = TransportInfo {
     kind: TransportKind::Unidirectional,
     app_pings: true,
     binary: false,
+    id: 5,
 };
 
 /// Unidirectional HTTP-streaming.
@@ -110,6 +130,7 @@ pub static UNI_HTTP_STREAM: TransportInfo = TransportInfo {
     kind: TransportKind::Unidirectional,
     app_pings: true,
     binary: false,
+    id: 6,
 };
 
 /// Unidirectional gRPC (`CentrifugoUniStream.Consume`): Protobuf, no application pings.
@@ -118,4 +139,21 @@ pub static UNI_GRPC: TransportInfo = TransportInfo {
     kind: TransportKind::Unidirectional,
     app_pings: false,
     binary: true,
+    id: 7,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_index_all_and_names_are_distinct() {
+        for (i, t) in ALL.iter().enumerate() {
+            assert_eq!(t.id, i, "{}", t.name);
+            assert_eq!(ALL.iter().filter(|o| o.name == t.name).count(), 1);
+        }
+        assert!(WEBSOCKET.client_pongs() && !WEBSOCKET.has_session());
+        assert!(SSE.has_session() && SSE.closes_with_push() && SSE.client_pongs());
+        assert!(!UNI_SSE.client_pongs() && !UNI_GRPC.app_pings);
+    }
+}

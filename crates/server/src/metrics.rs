@@ -272,8 +272,10 @@ pub fn render(node: &Node, draining: bool) -> String {
         "counter",
         "Number of connections to specific transport.",
     );
-    let v = METRICS.transport_connects.get() as f64;
-    w.sample(name, &[("transport", "websocket")], v);
+    for t in rotor_core::transport::ALL {
+        let v = METRICS.transport_connects[t.id].get() as f64;
+        w.sample(name, &[("transport", t.name)], v);
+    }
 
     // ---------------------------------------------------------------- server API
     let name = "centrifugo_api_command_duration_seconds";

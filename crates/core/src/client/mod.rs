@@ -409,6 +409,7 @@ impl Session {
         forced: Option<Generation>,
         encoding: Encoding,
     ) -> Self {
+        metrics::METRICS.transport_connects[transport.id].inc();
         let shared = Arc::new(ClientShared::new(
             node.config().client_queue_max_size,
             transport,

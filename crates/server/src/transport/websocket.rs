@@ -138,7 +138,6 @@ pub(crate) fn handshake<H: HeaderLookup + ?Sized>(
             "shutting down",
         ));
     }
-    rotor_core::metrics::METRICS.transport_connects.inc();
     let forced = match query_param(query, "cf_protocol_version").as_deref() {
         None => None,
         Some("v1") => Some(Generation::V1),

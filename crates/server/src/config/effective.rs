@@ -219,7 +219,109 @@ pub fn effective(cfg: &LoadedConfig) -> Value {
     });
     m.insert("redis".into(), Value::Object(redis.collect()));
     m.insert("proxy".into(), proxy(&cfg.proxy));
+    transports(&s.transports, &mut m);
     Value::Object(m)
+}
+
+/// The transport settings as their flat keys (Centrifugo 2.x `sockjs_*`, 5.x names for the rest).
+fn transports(t: &super::transports::TransportSettings, m: &mut Map<String, Value>) {
+    let codes = |c: &Option<Vec<super::transports::CodeToHttp>>| match c {
+        None => json!({"enabled": false}),
+        Some(list) => json!({
+            "enabled": true,
+            "transforms": list.iter().map(|t| json!({
+                "code": t.code,
+                "to": {"status_code": t.status_code, "body": t.body},
+            })).collect::<Vec<_>>(),
+        }),
+    };
+    let (w, g) = (&t.uni_websocket, &t.uni_grpc);
+    let pairs = [
+        ("sockjs_disable", json!(!t.sockjs.enabled)),
+        ("sockjs_handler_prefix", json!(t.sockjs.handler_prefix)),
+        ("sockjs_url", json!(t.sockjs.url)),
+        ("sockjs_heartbeat_delay", dur(t.sockjs.heartbeat_delay)),
+        ("sockjs_jsessionid", json!(t.sockjs.jsessionid)),
+        ("sockjs_disconnect_delay", dur(t.sockjs.disconnect_delay)),
+        ("http_stream", json!(t.http_stream.enabled)),
+        (
+            "http_stream_handler_prefix",
+            json!(t.http_stream.handler_prefix),
+        ),
+        (
+            "http_stream_max_request_body_size",
+            json!(t.http_stream.max_request_body_size),
+        ),
+        ("sse", json!(t.sse.enabled)),
+        ("sse_handler_prefix", json!(t.sse.handler_prefix)),
+        (
+            "sse_max_request_body_size",
+            json!(t.sse.max_request_body_size),
+        ),
+        (
+            "emulation_handler_prefix",
+            json!(t.emulation.handler_prefix),
+        ),
+        (
+            "emulation_max_request_body_size",
+            json!(t.emulation.max_request_body_size),
+        ),
+        ("uni_websocket", json!(w.enabled)),
+        ("uni_websocket_handler_prefix", json!(w.handler_prefix)),
+        (
+            "uni_websocket_message_size_limit",
+            json!(w.message_size_limit),
+        ),
+        ("uni_websocket_write_timeout", dur(w.write_timeout)),
+        (
+            "uni_websocket_join_push_messages",
+            json!(w.join_push_messages),
+        ),
+        (
+            "uni_websocket_disable_closing_handshake",
+            json!(w.disable_closing_handshake),
+        ),
+        (
+            "uni_websocket_disable_disconnect_push",
+            json!(w.disable_disconnect_push),
+        ),
+        ("uni_sse", json!(t.uni_sse.enabled)),
+        ("uni_sse_handler_prefix", json!(t.uni_sse.handler_prefix)),
+        (
+            "uni_sse_max_request_body_size",
+            json!(t.uni_sse.max_request_body_size),
+        ),
+        (
+            "uni_sse_connect_code_to_http_response",
+            codes(&t.uni_sse.connect_code_to_http_response),
+        ),
+        ("uni_http_stream", json!(t.uni_http_stream.enabled)),
+        (
+            "uni_http_stream_handler_prefix",
+            json!(t.uni_http_stream.handler_prefix),
+        ),
+        (
+            "uni_http_stream_max_request_body_size",
+            json!(t.uni_http_stream.max_request_body_size),
+        ),
+        (
+            "uni_http_stream_connect_code_to_http_response",
+            codes(&t.uni_http_stream.connect_code_to_http_response),
+        ),
+        ("uni_grpc", json!(g.enabled)),
+        ("uni_grpc_address", json!(g.address)),
+        ("uni_grpc_port", json!(g.port)),
+        (
+            "uni_grpc_max_receive_message_size",
+            json!(g.max_receive_message_size),
+        ),
+        ("uni_grpc_tls", json!(g.tls)),
+        ("uni_grpc_tls_cert", json!(g.tls_cert)),
+        ("uni_grpc_tls_key", json!(g.tls_key)),
+    ];
+    for (k, v) in pairs {
+        m.insert(k.into(), v);
+    }
 }
 
 /// `scheme://user:password@host` with the password masked.

@@ -124,6 +124,14 @@ impl NodeRegistry {
             .insert(info.uid.clone(), (info, Instant::now()));
     }
 
+    /// Whether node `uid` was seen within `ttl`.
+    pub fn is_live(&self, uid: &str, ttl: Duration) -> bool {
+        self.nodes
+            .lock()
+            .get(uid)
+            .is_some_and(|(_, seen)| seen.elapsed() <= ttl)
+    }
+
     /// Nodes seen within `ttl`, sorted by name then uid; forgets older ones.
     pub fn live(&self, ttl: Duration) -> Vec<NodeInfoMessage> {
         let mut nodes = self.nodes.lock();

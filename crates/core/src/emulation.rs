@@ -123,7 +123,7 @@ impl Node {
         if node == self.uid() {
             return registry.deliver(session, data).await;
         }
-        if !self.live_nodes().iter().any(|n| n.uid == node) {
+        if !self.is_live_node(node) {
             return Err(EmulationError::UnknownNode);
         }
         let id = registry.next_id.fetch_add(1, Ordering::Relaxed);

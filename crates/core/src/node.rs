@@ -378,6 +378,11 @@ impl Node {
         }
     }
 
+    /// Whether another node `uid` announced itself recently (cheap: no figures gathered).
+    pub(crate) fn is_live_node(&self, uid: &str) -> bool {
+        self.0.nodes.is_live(uid, NODE_INFO_INTERVAL * 3)
+    }
+
     /// Every live node, this one always included with fresh figures.
     pub(crate) fn live_nodes(&self) -> Vec<NodeInfoMessage> {
         let own = self.own_info();

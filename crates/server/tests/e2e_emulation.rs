@@ -63,6 +63,7 @@ async fn http_stream_json_commands_via_emulation() {
     assert_eq!(s.header("pragma").as_deref(), Some("no-cache"));
     assert_eq!(s.header("expire").as_deref(), Some("0"));
     assert_eq!(s.header("x-accel-buffering").as_deref(), Some("no"));
+    assert_eq!(s.header("connection").as_deref(), Some("keep-alive"));
     // The connect result names the session and this node.
     let session = conn["session"].as_str().unwrap_or("");
     let node = conn["node"].as_str().unwrap_or("");
@@ -441,5 +442,33 @@ async fn a_client_that_never_reads_is_closed_alone() {
     // The other client and the server are fine.
     api_publish(&server, "flood", json!("after")).await;
     assert_eq!(publication(&mut good, "flood").await, json!("after"));
+    server.assert_alive();
+}
+
+#[tokio::test]
+async fn a_refused_connect_ends_the_stream_with_a_disconnect_push() {
+    let server = Server::start(config(json!({}))).await;
+    let body = json!({"id": 1, "connect": {"token": "not-a-jwt"}}).to_string();
+    let resp = stream_client()
+        .post(server.http_url("/connection/http_stream"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let mut s = Stream::new(resp, Framing::JsonLines);
+    assert_eq!(s.status, 200);
+    let m = s.json().await;
+    assert_eq!(m["push"]["disconnect"]["code"], 3500, "{m}");
+    assert_eq!(m["push"]["disconnect"]["reason"], "invalid token", "{m}");
+    assert!(s.ends_within(WAIT).await);
+    // Not a connect at all: the stream ends too (bad request).
+    let resp = stream_client()
+        .post(server.http_url("/connection/http_stream"))
+        .body("{\"id\":1,\"subscribe\":{\"channel\":\"x\"}}")
+        .send()
+        .await
+        .unwrap();
+    let mut s = Stream::new(resp, Framing::JsonLines);
+    assert!(s.ends_within(WAIT).await);
     server.assert_alive();
 }

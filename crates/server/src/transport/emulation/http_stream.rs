@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use rotor_core::writer::CloseFrame;
 use rotor_protocol::Encoding;
 
-use super::{empty, is_protobuf, preflight, read_body, start_stream, BodyError};
+use super::{empty, is_protobuf, keep_alive, preflight, read_body, start_stream, BodyError};
 use crate::app::SharedState;
 use crate::transport::origin;
 use crate::transport::stream::{disconnect_push, Framer};
@@ -45,7 +45,7 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
     } else {
         Encoding::Json
     };
-    start_stream(
+    let mut resp = start_stream(
         state.clone(),
         &rotor_core::transport::HTTP_STREAM,
         encoding,
@@ -55,7 +55,9 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
         cors,
         headers,
         PlainFramer { encoding },
-    )
+    );
+    keep_alive(parts.version, &mut resp);
+    resp
 }
 
 /// The messages as they are: the encoder's own framing is the stream's.

@@ -18,7 +18,7 @@ mod http_stream;
 mod sse;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
@@ -165,6 +165,15 @@ fn new_session(
         session.set_transport(transport.name, pairs);
     }
     session
+}
+
+/// `Connection: keep-alive` on an HTTP/1.x stream response, as Centrifugo sends it (HTTP/2 has
+/// no connection headers).
+fn keep_alive(version: Version, resp: &mut Response) {
+    if version == Version::HTTP_10 || version == Version::HTTP_11 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    }
 }
 
 /// The cache headers of a stream response (TRANSPORTS.md §2.2; `Expire` is Centrifugo's

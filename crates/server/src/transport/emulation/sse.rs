@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use rotor_core::writer::CloseFrame;
 use rotor_protocol::Encoding;
 
-use super::{empty, read_body, start_stream, BodyError};
+use super::{empty, keep_alive, read_body, start_stream, BodyError};
 use crate::app::SharedState;
 use crate::transport::origin;
 use crate::transport::stream::{disconnect_push, Framer};
@@ -40,7 +40,7 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
     } else {
         return empty(StatusCode::METHOD_NOT_ALLOWED, cors, headers);
     };
-    start_stream(
+    let mut resp = start_stream(
         state.clone(),
         &rotor_core::transport::SSE,
         Encoding::Json,
@@ -50,7 +50,9 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
         cors,
         headers,
         EventFramer,
-    )
+    );
+    keep_alive(parts.version, &mut resp);
+    resp
 }
 
 /// One `data:` event per JSON message.

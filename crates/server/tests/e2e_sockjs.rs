@@ -134,7 +134,11 @@ async fn polling_client(s: &Server, session: &str, user: &str, channel: &str) ->
     xhr_send(s, session, &[batch]).await;
     let frame = poll_data(s, session).await;
     let msgs = messages(&frame);
-    assert_eq!(msgs.len(), 1, "replies of one frame come as one message: {frame}");
+    assert_eq!(
+        msgs.len(),
+        1,
+        "replies of one frame come as one message: {frame}"
+    );
     let replies = &msgs[0];
     assert_eq!(replies[0]["id"], 1, "{frame}");
     assert!(is_uuid_v4(replies[0]["result"]["client"].as_str().unwrap()));
@@ -147,14 +151,23 @@ async fn polling_client(s: &Server, session: &str, user: &str, channel: &str) ->
 async fn info_options_iframe_and_errors() {
     let s = Server::start(json!({"sockjs_url": "http://cdn.test/sockjs-1.6.1.min.js"})).await;
     let welcome = get(&s, "/", &[]).await;
-    assert_eq!((welcome.status, welcome.body.as_str()), (200, "Welcome to SockJS!\n"));
+    assert_eq!(
+        (welcome.status, welcome.body.as_str()),
+        (200, "Welcome to SockJS!\n")
+    );
 
     let origin = "http://app.example:8080";
     let info = get(&s, "/info", &[("Origin", origin)]).await;
     assert_eq!(info.status, 200);
-    assert_eq!(info.header("content-type"), Some("application/json; charset=UTF-8"));
+    assert_eq!(
+        info.header("content-type"),
+        Some("application/json; charset=UTF-8")
+    );
     assert_eq!(info.header("access-control-allow-origin"), Some(origin));
-    assert_eq!(info.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(
+        info.header("access-control-allow-credentials"),
+        Some("true")
+    );
     assert!(info.header("cache-control").unwrap().contains("no-store"));
     assert!(info.body.ends_with('\n'));
     let v: Value = serde_json::from_str(&info.body).unwrap();
@@ -163,35 +176,61 @@ async fn info_options_iframe_and_errors() {
     assert_eq!(v["origins"], json!(["*:*"]));
     let e1 = v["entropy"].as_i64().expect("entropy integer");
     let again: Value = serde_json::from_str(&get(&s, "/info", &[]).await.body).unwrap();
-    assert_ne!(again["entropy"].as_i64(), Some(e1), "entropy differs per call");
+    assert_ne!(
+        again["entropy"].as_i64(),
+        Some(e1),
+        "entropy differs per call"
+    );
 
     let opt = request(
         reqwest::Method::OPTIONS,
         &url(&s, "/info"),
-        &[("Origin", origin), ("Access-Control-Request-Headers", "x-foo")],
+        &[
+            ("Origin", origin),
+            ("Access-Control-Request-Headers", "x-foo"),
+        ],
         "",
     )
     .await;
     assert_eq!(opt.status, 204);
-    assert_eq!(opt.header("access-control-allow-methods"), Some("OPTIONS, GET"));
+    assert_eq!(
+        opt.header("access-control-allow-methods"),
+        Some("OPTIONS, GET")
+    );
     assert_eq!(opt.header("access-control-allow-origin"), Some(origin));
     assert_eq!(opt.header("access-control-allow-headers"), Some("x-foo"));
     assert_eq!(opt.header("access-control-max-age"), Some("31536000"));
-    assert_eq!(opt.header("cache-control"), Some("public, max-age=31536000"));
+    assert_eq!(
+        opt.header("cache-control"),
+        Some("public, max-age=31536000")
+    );
     assert!(opt.header("expires").is_some_and(|e| e.ends_with(" GMT")));
     let opt = request(reqwest::Method::OPTIONS, &url(&s, "/000/abc/xhr"), &[], "").await;
     assert_eq!(opt.status, 204);
-    assert_eq!(opt.header("access-control-allow-methods"), Some("OPTIONS, POST"));
+    assert_eq!(
+        opt.header("access-control-allow-methods"),
+        Some("OPTIONS, POST")
+    );
 
     let page = get(&s, "/iframe.html", &[]).await;
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=UTF-8"));
-    assert!(page.body.contains("src=\"http://cdn.test/sockjs-1.6.1.min.js\""));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=UTF-8")
+    );
+    assert!(page
+        .body
+        .contains("src=\"http://cdn.test/sockjs-1.6.1.min.js\""));
     assert!(page.body.contains("SockJS.bootstrap_iframe()"));
     let etag = page.header("etag").expect("etag").to_string();
     let cached = get(&s, "/iframe-1.6.1.html?t=1", &[("If-None-Match", &etag)]).await;
     assert_eq!((cached.status, cached.body.as_str()), (304, ""));
-    assert_eq!(get(&s, "/iframe-x.html", &[("If-None-Match", "\"other\"")]).await.status, 200);
+    assert_eq!(
+        get(&s, "/iframe-x.html", &[("If-None-Match", "\"other\"")])
+            .await
+            .status,
+        200
+    );
 
     let wrong = post_to(&s, "/info", "").await;
     assert_eq!(wrong.status, 405);
@@ -199,7 +238,13 @@ async fn info_options_iframe_and_errors() {
     let wrong = get(&s, "/000/abc/xhr", &[]).await;
     assert_eq!(wrong.status, 405);
     assert_eq!(wrong.header("allow"), Some("OPTIONS, POST"));
-    for path in ["/websocket", "/000/abc/nope", "/000/a.b/xhr", "/000//xhr", "/x/y/z/xhr"] {
+    for path in [
+        "/websocket",
+        "/000/abc/nope",
+        "/000/a.b/xhr",
+        "/000//xhr",
+        "/x/y/z/xhr",
+    ] {
         assert_eq!(post_to(&s, path, "").await.status, 404, "{path}");
     }
     let bad = post_to(&s, "/000/abc/xhr?cf_protocol_version=v9", "").await;
@@ -216,9 +261,7 @@ async fn xhr_polling_session_flow() {
     // A concurrent second receiver gets 2010 while the first waits.
     let first = {
         let url = url(&s, "/000/polly/xhr");
-        tokio::spawn(async move {
-            request(reqwest::Method::POST, &url, &[], "").await.body
-        })
+        tokio::spawn(async move { request(reqwest::Method::POST, &url, &[], "").await.body })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let second = poll(&s, "polly").await;
@@ -228,7 +271,10 @@ async fn xhr_polling_session_flow() {
     let frame = got.trim_end_matches('\n');
     let msgs = messages(frame);
     assert_eq!(msgs[0][0]["result"]["channel"], "news", "{frame}");
-    assert_eq!(msgs[0][0]["result"]["data"]["data"], json!({"text": "hello"}));
+    assert_eq!(
+        msgs[0][0]["result"]["data"]["data"],
+        json!({"text": "hello"})
+    );
     // v1 replies keep their trailing newline inside the SockJS message.
     assert!(raw_messages(frame)[0].ends_with('\n'));
 
@@ -237,7 +283,10 @@ async fn xhr_polling_session_flow() {
     api_publish(&s, "news", json!({"n": 2})).await;
     let frame = poll_data(&s, "polly").await;
     let all: Vec<Value> = messages(&frame).into_iter().flatten().collect();
-    let ns: Vec<&Value> = all.iter().map(|v| &v["result"]["data"]["data"]["n"]).collect();
+    let ns: Vec<&Value> = all
+        .iter()
+        .map(|v| &v["result"]["data"]["data"]["n"])
+        .collect();
     assert_eq!(ns, [&json!(1), &json!(2)], "{frame}");
 
     // An idle poll ends with a heartbeat.
@@ -254,9 +303,16 @@ async fn xhr_polling_session_flow() {
 
     // Disconnect by the API: the close frame carries the v1 advice, and is replayed.
     api_v1(&s, "disconnect", json!({"user": "alice"})).await;
-    let expected = format!("c[3012,{}]", serde_json::to_string(V1_FORCE_DISCONNECT).unwrap());
+    let expected = format!(
+        "c[3012,{}]",
+        serde_json::to_string(V1_FORCE_DISCONNECT).unwrap()
+    );
     assert_eq!(poll(&s, "polly").await, expected);
-    assert_eq!(poll(&s, "polly").await, expected, "closed sessions replay their c frame");
+    assert_eq!(
+        poll(&s, "polly").await,
+        expected,
+        "closed sessions replay their c frame"
+    );
     let r = post_to(&s, "/000/polly/xhr_send", r#"["{}"]"#).await;
     assert_eq!(r.status, 404, "no sends into a closed session");
 
@@ -328,7 +384,10 @@ async fn xhr_streaming_prelude_frames_and_heartbeats() {
     read_until(&mut resp, &mut buf, |b| b.contains("{\\\"x\\\":1}")).await;
     read_until(&mut resp, &mut buf, |b| b.ends_with("\nh\n")).await;
     // A second receiver while streaming.
-    assert_eq!(poll(&s, "strm").await, r#"c[2010,"Another connection still open"]"#);
+    assert_eq!(
+        poll(&s, "strm").await,
+        r#"c[2010,"Another connection still open"]"#
+    );
     for line in buf.lines() {
         assert!(line == "h" || line.starts_with("a["), "{line:?}");
     }
@@ -338,7 +397,10 @@ async fn xhr_streaming_prelude_frames_and_heartbeats() {
 async fn eventsource_escapes_percent_and_line_ends() {
     let s = Server::start(json!({})).await;
     let mut resp = open_stream(&s, reqwest::Method::GET, "/000/evs/eventsource").await;
-    assert_eq!(resp.headers()["content-type"], "text/event-stream; charset=UTF-8");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/event-stream; charset=UTF-8"
+    );
     let mut buf = String::new();
     read_until(&mut resp, &mut buf, |b| b.len() >= 13).await;
     assert_eq!(buf, "\r\ndata: o\r\n\r\n");
@@ -356,9 +418,15 @@ async fn eventsource_escapes_percent_and_line_ends() {
     assert!(data.contains("100%25 sure"), "{data}");
     assert!(!data.contains('\r') && !data.contains('\n'));
     // What sockjs-client's decodeURI gives back is the frame.
-    let decoded = data.replace("%0A", "\n").replace("%0D", "\r").replace("%25", "%");
+    let decoded = data
+        .replace("%0A", "\n")
+        .replace("%0D", "\r")
+        .replace("%25", "%");
     let msgs = messages(&decoded);
-    assert_eq!(msgs[0][0]["result"]["data"]["data"]["text"], "100% sure\r\n");
+    assert_eq!(
+        msgs[0][0]["result"]["data"]["data"]["text"],
+        "100% sure\r\n"
+    );
 }
 
 #[tokio::test]
@@ -421,7 +489,10 @@ type Socket =
 
 async fn ws_text(ws: &mut Socket) -> Option<String> {
     loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("ws timeout") {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("ws timeout")
+        {
             Some(Ok(Message::Text(t))) => return Some(t.to_string()),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             _ => return None,
@@ -431,7 +502,9 @@ async fn ws_text(ws: &mut Socket) -> Option<String> {
 
 async fn ws_open(s: &Server, path: &str) -> Socket {
     let u = format!("ws://127.0.0.1:{}{PREFIX}{path}", s.port);
-    let (ws, _) = tokio_tungstenite::connect_async(u).await.expect("ws connect");
+    let (ws, _) = tokio_tungstenite::connect_async(u)
+        .await
+        .expect("ws connect");
     ws
 }
 
@@ -451,11 +524,17 @@ async fn websocket_subtransport() {
     // A message that is not a JSON array ends the connection without more data.
     ws2.send(Message::text("[\"a")).await.unwrap();
     while let Some(t) = ws_text(&mut ws2).await {
-        assert!(t.is_empty() || t == "h", "no data after a malformed message: {t:?}");
+        assert!(
+            t.is_empty() || t == "h",
+            "no data after a malformed message: {t:?}"
+        );
     }
     // Closed by the API: the c frame as text, then the connection ends.
     api_v1(&s, "disconnect", json!({"user": "gina"})).await;
-    let expected = format!("c[3012,{}]", serde_json::to_string(V1_FORCE_DISCONNECT).unwrap());
+    let expected = format!(
+        "c[3012,{}]",
+        serde_json::to_string(V1_FORCE_DISCONNECT).unwrap()
+    );
     assert_eq!(ws_text(&mut ws).await, Some(expected));
     assert_eq!(ws_text(&mut ws).await, None);
     s.assert_alive();
@@ -469,7 +548,10 @@ async fn allowed_origins_refusal() {
     assert_eq!(info.header("access-control-allow-origin"), None);
     assert_eq!(info.header("access-control-allow-credentials"), None);
     let info = get(&s, "/info", &[("Origin", "http://good.example")]).await;
-    assert_eq!(info.header("access-control-allow-origin"), Some("http://good.example"));
+    assert_eq!(
+        info.header("access-control-allow-origin"),
+        Some("http://good.example")
+    );
     let r = request(
         reqwest::Method::POST,
         &url(&s, "/000/o1/xhr"),
@@ -492,6 +574,49 @@ async fn allowed_origins_refusal() {
     let mut req = u.into_client_request().unwrap();
     req.headers_mut()
         .insert("Origin", "http://good.example".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("allowed");
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("allowed");
     assert_eq!(ws_text(&mut ws).await.as_deref(), Some("o"));
+}
+
+#[tokio::test]
+async fn jsessionid_and_disconnect_delay() {
+    let s = Server::start(json!({"sockjs_jsessionid": true, "sockjs_disconnect_delay": 1})).await;
+    let info: Value = serde_json::from_str(&get(&s, "/info", &[]).await.body).unwrap();
+    assert_eq!(info["cookie_needed"], true);
+    let r = post_to(&s, "/000/js1/xhr", "").await;
+    assert_eq!(r.header("set-cookie"), Some("JSESSIONID=dummy; Path=/"));
+    let r = request(
+        reqwest::Method::POST,
+        &url(&s, "/000/js1/xhr_send"),
+        &[("Cookie", "a=b; JSESSIONID=abc123")],
+        &serde_json::to_string(&[v1_connect("hank")]).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("set-cookie"), Some("JSESSIONID=abc123; Path=/"));
+    let frame = poll_data(&s, "js1").await;
+    assert_eq!(messages(&frame)[0][0]["id"], 1);
+    // No receiver for longer than the disconnect delay: the session is gone, the id opens a
+    // new one.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(poll(&s, "js1").await, "o");
+    let r = post_to(&s, "/000/nobody/xhr_send", "[]").await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn shutdown_closes_with_3001() {
+    let s = Server::start(json!({})).await;
+    let mut resp = open_stream(&s, reqwest::Method::POST, "/000/sd1/xhr_streaming").await;
+    let mut buf = String::new();
+    read_until(&mut resp, &mut buf, |b| b.ends_with("o\n")).await;
+    xhr_send(&s, "sd1", &[v1_connect("ivan")]).await;
+    read_until(&mut resp, &mut buf, |b| b.ends_with("\"]\n")).await;
+    buf.clear();
+    s.terminate();
+    read_until(&mut resp, &mut buf, |b| b.ends_with("]\n")).await;
+    let expected = format!("c[3001,{}]\n", serde_json::to_string(V1_SHUTDOWN).unwrap());
+    assert_eq!(buf, expected);
 }

@@ -105,8 +105,7 @@ pub(crate) fn parse_messages(body: &[u8]) -> Result<Vec<String>, PayloadError> {
 pub(crate) fn valid_callback(c: &str) -> bool {
     !c.is_empty()
         && c.len() <= 256
-        && c
-            .bytes()
+        && c.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
@@ -128,12 +127,11 @@ pub(crate) fn escape_eventsource(frame: &str, out: &mut BytesMut) {
 /// browsers start rendering at once.
 pub(crate) fn htmlfile_prelude(callback: &str) -> Bytes {
     let mut s = String::with_capacity(1400);
-    s.push_str(
-        "<!doctype html>\n<html><head>\n  <meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\" />\n  <meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />\n</head><body><h2>Don't panic!</h2>\n  <script>\n    document.domain = document.domain;\n    var c = parent.",
-    );
+    s.push_str("<!DOCTYPE html>\n<html>\n<head>\n<meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\" />\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />\n<title>SockJS htmlfile</title>\n</head>\n<body>\n<script>\ndocument.domain = document.domain;\nvar r = parent.");
     s.push_str(callback);
-    s.push_str(";\n    c.start();\n    function p(d) {c.message(d);};\n    window.onload = function() {c.stop();};\n  </script>");
-    while s.len() < 1024 + 14 {
+    s.push_str(";\nr.start();\nfunction p(m) { r.message(m); }\nwindow.onload = function () { r.stop(); };\n</script>\n");
+    // Browsers render a streamed page only once they hold about 1 KiB of it.
+    while s.len() < 1040 {
         s.push(' ');
     }
     s.push_str("\r\n\r\n");
@@ -210,7 +208,10 @@ mod tests {
             close(3012, r#"{"reason":"force disconnect","reconnect":false}"#),
             r#"c[3012,"{\"reason\":\"force disconnect\",\"reconnect\":false}"]"#
         );
-        assert_eq!(another_connection(), r#"c[2010,"Another connection still open"]"#);
+        assert_eq!(
+            another_connection(),
+            r#"c[2010,"Another connection still open"]"#
+        );
     }
 
     #[test]
@@ -221,7 +222,10 @@ mod tests {
         assert_eq!(parse_messages(b"{}"), Err(PayloadError::Broken));
         assert_eq!(parse_messages(b"[1]"), Err(PayloadError::Broken));
         assert_eq!(parse_messages(b"[]"), Ok(vec![]));
-        assert_eq!(parse_messages(b"[\"a\",\"b\"]"), Ok(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            parse_messages(b"[\"a\",\"b\"]"),
+            Ok(vec!["a".into(), "b".into()])
+        );
     }
 
     #[test]
@@ -246,5 +250,6 @@ mod tests {
         let p = htmlfile_prelude("cb");
         assert!(p.len() > 1024);
         assert!(std::str::from_utf8(&p).unwrap().contains("parent.cb;"));
+        assert!(std::str::from_utf8(&p).unwrap().contains("function p("));
     }
 }

@@ -41,7 +41,11 @@ pub(crate) fn routes(r: Router<SharedState>, t: &TransportSettings) -> Router<Sh
         let registry = registry.clone();
         async move { routes::dispatch(state, registry, rest, req).await }
     };
-    let base = if prefix.is_empty() { "" } else { prefix.as_str() };
+    let base = if prefix.is_empty() {
+        ""
+    } else {
+        prefix.as_str()
+    };
     let mut r = r.route(&format!("{base}/"), any(root.clone()));
     if !base.is_empty() {
         r = r.route(base, any(root));

@@ -56,7 +56,7 @@ pub(crate) async fn dispatch(
     let method = req.method().clone();
     let rest = rest.trim_start_matches('/');
     if rest.is_empty() {
-        return only(&method, "GET", || welcome());
+        return only(&method, "GET", welcome);
     }
     if rest == "info" {
         return match method {
@@ -248,7 +248,7 @@ fn iframe_page(url: &str) -> String {
         }
     }
     format!(
-        "<!DOCTYPE html>\n<html>\n<head>\n  <meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\" />\n  <meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />\n  <script src=\"{escaped}\"></script>\n  <script>\n    document.domain = document.domain;\n    SockJS.bootstrap_iframe();\n  </script>\n</head>\n<body>\n  <h2>Don't panic!</h2>\n  <p>SockJS iframe transport page.</p>\n</body>\n</html>"
+        "<!DOCTYPE html>\n<html>\n<head>\n  <meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\" />\n  <meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />\n  <script src=\"{escaped}\"></script>\n  <script>\n    document.domain = document.domain;\n    SockJS.bootstrap_iframe();\n  </script>\n</head>\n<body>\n  <p>SockJS iframe transport page.</p>\n</body>\n</html>"
     )
 }
 
@@ -366,6 +366,7 @@ fn callback_error(
         "invalid \"callback\" parameter"
     };
     let mut r = with_type(status, TEXT, Body::from(text));
+    no_cache(r.headers_mut());
     cors(state, headers, r.headers_mut());
     r
 }

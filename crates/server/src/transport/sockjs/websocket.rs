@@ -82,7 +82,11 @@ pub(crate) async fn handler(state: SharedState, req: Request) -> Response {
 
 fn socket_config(state: &SharedState) -> WebSocketConfig {
     // A client message holds a JSON array of quoted client frames: allow for the quoting.
-    let max = state.node.config().client_request_max_size.saturating_mul(2);
+    let max = state
+        .node
+        .config()
+        .client_request_max_size
+        .saturating_mul(2);
     WebSocketConfig::default()
         .read_buffer_size(1024)
         .write_buffer_size(0)
@@ -219,8 +223,7 @@ async fn send<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match tokio::time::timeout(timeout, socket.send(Message::Text(Utf8Bytes::from(frame)))).await
-    {
+    match tokio::time::timeout(timeout, socket.send(Message::Text(Utf8Bytes::from(frame)))).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }

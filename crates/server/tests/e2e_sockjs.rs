@@ -620,3 +620,181 @@ async fn shutdown_closes_with_3001() {
     let expected = format!("c[3001,{}]\n", serde_json::to_string(V1_SHUTDOWN).unwrap());
     assert_eq!(buf, expected);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Side by side with the reference server (skipped when its binary is not built)
+// ---------------------------------------------------------------------------------------------
+
+/// The reference server (`../shared/peers`, built into `target/peers/bin/centrifuge-ref` or
+/// `REF_BIN`), killed on drop.
+struct RefServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for RefServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_ref() -> Option<RefServer> {
+    let bin = std::env::var("REF_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/peers/bin/centrifuge-ref")
+        });
+    if !bin.exists() {
+        eprintln!("skipped: no reference server at {}", bin.display());
+        return None;
+    }
+    let port = free_port();
+    let child = std::process::Command::new(bin)
+        .args([
+            "-addr",
+            &format!("127.0.0.1:{port}"),
+            "-secret",
+            SECRET,
+            "-api_key",
+            API_KEY,
+        ])
+        .args([
+            "-api_disconnect",
+            "-presence=false",
+            "-join_leave=false",
+            "-recover=false",
+        ])
+        .args(["-log_level", "none", "-sockjs_heartbeat_delay", "1s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the reference server");
+    let r = RefServer { child, port };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reference server did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some(r)
+}
+
+/// A frame with what legitimately differs between servers removed (client ids, versions,
+/// publication offsets).
+fn normalized(frame: &str) -> Value {
+    if !frame.starts_with('a') {
+        return json!(frame);
+    }
+    let mut msgs = messages(frame);
+    for m in msgs.iter_mut().flatten() {
+        if let Some(r) = m.get_mut("result").and_then(Value::as_object_mut) {
+            r.remove("client");
+            r.remove("version");
+            // The reference numbers publications even without history; not a SockJS matter.
+            if let Some(d) = r.get_mut("data").and_then(Value::as_object_mut) {
+                d.remove("offset");
+            }
+        }
+    }
+    json!(msgs)
+}
+
+/// One scenario on a server at `base` (`http://host:port`): every answer as the client sees it.
+async fn transcript(base: &str) -> Vec<Value> {
+    let u = |p: &str| format!("{base}{PREFIX}{p}");
+    let go = |m: reqwest::Method, p: String, body: &'static str| async move {
+        request(m, &p, &[("Origin", "http://o.test")], body).await
+    };
+    let mut out = Vec::new();
+    let info = go(reqwest::Method::GET, u("/info"), "").await;
+    let mut v: Value = serde_json::from_str(&info.body).unwrap();
+    v["entropy"] = json!(v["entropy"].is_i64());
+    out.push(
+        json!({"info": v, "acao": info.header("access-control-allow-origin"),
+        "acac": info.header("access-control-allow-credentials")}),
+    );
+    let poll = |id: &'static str| {
+        let p = u(&format!("/000/{id}/xhr"));
+        async move {
+            let r = request(reqwest::Method::POST, &p, &[], "").await;
+            (r.status, r.body.trim_end_matches('\n').to_string())
+        }
+    };
+    out.push(json!(poll("cmp").await));
+    let first = tokio::spawn(poll("cmp"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    out.push(json!(poll("cmp").await));
+    let batch = format!("{}\n{}", v1_connect("cmp-user"), v1_subscribe(2, "cmpch"));
+    let send_url = u("/000/cmp/xhr_send");
+    let body = serde_json::to_string(&[batch]).unwrap();
+    let r = request(reqwest::Method::POST, &send_url, &[], &body).await;
+    out.push(json!(r.status));
+    let (status, frame) = first.await.unwrap();
+    out.push(json!([status, normalized(&frame)]));
+    let api = format!("{base}/api");
+    let auth = format!("apikey {API_KEY}");
+    let publish = json!({"method": "publish", "params": {"channel": "cmpch",
+        "data": {"t": "100% <&> \u{2028}"}}})
+    .to_string();
+    post(&api, &[("Authorization", auth.as_str())], publish).await;
+    let (status, frame) = poll("cmp").await;
+    out.push(json!([status, normalized(&frame)]));
+    out.push(json!(poll("cmp").await)); // a heartbeat ends the idle poll
+    // (Valid JSON that is not an array of strings differs: sockjs-go ignores it with 204,
+    // Rotor answers 400 `Broken JSON encoding.`.)
+    for body in ["", "[\"x"] {
+        let r = request(reqwest::Method::POST, &send_url, &[], body).await;
+        out.push(json!([r.status, r.body.trim_end()]));
+    }
+    let r = request(
+        reqwest::Method::POST,
+        &u("/000/none/xhr_send"),
+        &[],
+        "[\"x\"]",
+    )
+    .await;
+    out.push(json!(r.status));
+    let disconnect = json!({"method": "disconnect", "params": {"user": "cmp-user"}}).to_string();
+    post(&api, &[("Authorization", auth.as_str())], disconnect).await;
+    out.push(json!(poll("cmp").await));
+    let mut es = reqwest::Client::new()
+        .get(u("/000/cmp-es/eventsource"))
+        .send()
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    read_until(&mut es, &mut buf, |b| b.ends_with("o\r\n\r\n")).await;
+    out.push(json!(buf));
+    let r = request(reqwest::Method::GET, &u("/000/cmp-j/jsonp?c=cb"), &[], "").await;
+    out.push(json!([r.status, r.body]));
+    let r = request(reqwest::Method::GET, &u("/000/cmp-j/jsonp"), &[], "").await;
+    out.push(json!(r.status));
+    let r = request(reqwest::Method::GET, &u("/000/cmp-j/xhr"), &[], "").await;
+    out.push(json!([
+        r.status,
+        r.header("allow").map(|a| {
+            let mut m: Vec<&str> = a.split(", ").collect();
+            m.sort();
+            m.join(",")
+        })
+    ]));
+    out
+}
+
+#[tokio::test]
+async fn frames_match_the_reference_server() {
+    let Some(reference) = start_ref().await else {
+        return;
+    };
+    let s = Server::start(json!({"sockjs_heartbeat_delay": 1})).await;
+    let ours = transcript(&format!("http://127.0.0.1:{}", s.port)).await;
+    let theirs = transcript(&format!("http://127.0.0.1:{}", reference.port)).await;
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "step {i} differs (rotor left, reference right)");
+    }
+    assert_eq!(ours.len(), theirs.len());
+}

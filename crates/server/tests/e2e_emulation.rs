@@ -390,6 +390,25 @@ async fn pings_answered_through_emulation_keep_the_stream() {
     );
     let r = reply(&mut kept, 9).await;
     assert!(r.get("error").is_none(), "{r}");
+    // A Protobuf stream's ping is an empty Reply: one 0x00 length prefix.
+    let connect = pb::Command {
+        id: 1,
+        connect: Some(pb::ConnectRequest {
+            token: conn_token("pb-pinger"),
+        }),
+        ..Default::default()
+    };
+    let resp = stream_client()
+        .post(server.http_url("/connection/http_stream"))
+        .header("Content-Type", "application/octet-stream")
+        .body(pb::delimited(&connect))
+        .send()
+        .await
+        .unwrap();
+    let mut binary = Stream::new(resp, Framing::Protobuf);
+    assert_eq!(binary.reply_pb().await.id, 1);
+    let ping = binary.message_within(Duration::from_secs(4)).await;
+    assert_eq!(ping, Some(Vec::new()), "an empty Protobuf message");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,9 @@
 // made through the 2.x `/api`, publishes itself, and is disconnected by the API: the close frame's
 // v1 advice reaches the client as reconnect false.
 //
+// centrifuge-js 5.8.0's `sockjs` transport (protocol v2, TRANSPORTS.md §1.5) runs over xhr-streaming
+// and websocket, with and without `cf_protocol_version=v2` on the endpoint.
+//
 // ROTOR_TEST_SERVER=ref runs the same against the reference server (its API disconnect needs
 // `-api_disconnect`, which the harness does not pass: that step is skipped there).
 
@@ -12,7 +15,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import SockJS from 'sockjs-client';
 import Centrifuge from 'centrifuge2';
-import { UUID_V4, apiV1, sleep, startServer, waitEvent } from './lib/harness.mjs';
+import { Centrifuge as Centrifuge5 } from 'centrifuge5';
+import { UUID_V4, apiV1, apiV2, sleep, startServer, waitEvent } from './lib/harness.mjs';
 
 const TIMEOUT = { timeout: 30000 };
 const TRANSPORTS = ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsource'];
@@ -91,5 +95,45 @@ for (const transport of TRANSPORTS) {
     assert.equal(d.reconnect, false, 'the v1 advice in the close frame says no reconnect');
     await sleep(500);
     assert.equal(c.isConnected(), false, 'stays disconnected');
+  });
+}
+
+for (const [transport, query] of [['xhr-streaming', ''], ['websocket', '?cf_protocol_version=v2']]) {
+  tt(`5.8.0 sockjs transport over ${transport}${query}: connect, subscribe, publication, API disconnect`, async (t) => {
+    if (server.kind === 'ref') {
+      t.skip('the reference server speaks client protocol v1 only');
+      return;
+    }
+    const user = `v2-${transport}`;
+    const channel = `sjs5-${transport}`;
+    const c = new Centrifuge5([{ transport: 'sockjs', endpoint: `${sockjsUrl()}${query}` }], {
+      token: server.token({ sub: user }),
+      sockjs: SockJS,
+      sockjsOptions: { transports: [transport] },
+      minReconnectDelay: 100,
+      maxReconnectDelay: 1000,
+    });
+    c.on('error', () => {});
+    clients.push(c);
+    const connected = waitEvent(c, 'connected', { what: `5.8.0 connected over ${transport}` });
+    c.connect();
+    const ctx = await connected;
+    assert.equal(ctx.transport, `sockjs-${transport}`);
+    assert.match(ctx.client, UUID_V4);
+    const sub = c.newSubscription(channel);
+    const subscribed = waitEvent(sub, 'subscribed', { what: 'subscribed' });
+    sub.subscribe();
+    await subscribed;
+    const data = { text: '50% \u2029 </script>' };
+    const got = waitEvent(sub, 'publication', { what: 'publication' });
+    await apiV2(server, 'publish', { channel, data });
+    assert.deepEqual((await got).data, data);
+    const disconnected = waitEvent(c, 'disconnected', { what: 'disconnected by the API' });
+    await apiV2(server, 'disconnect', { user });
+    const d = await disconnected;
+    assert.equal(d.reason, 'force disconnect', 'v2 close reasons are plain text');
+    assert.ok(d.code >= 3500 && d.code < 4000, `a terminal code (no reconnect): ${JSON.stringify(d)}`);
+    await sleep(500);
+    assert.equal(c.state, 'disconnected', 'stays disconnected');
   });
 }

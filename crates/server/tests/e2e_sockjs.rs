@@ -744,8 +744,8 @@ async fn transcript(base: &str) -> Vec<Value> {
     let (status, frame) = poll("cmp").await;
     out.push(json!([status, normalized(&frame)]));
     out.push(json!(poll("cmp").await)); // a heartbeat ends the idle poll
-    // (Valid JSON that is not an array of strings differs: sockjs-go ignores it with 204,
-    // Rotor answers 400 `Broken JSON encoding.`.)
+                                        // (Valid JSON that is not an array of strings differs: sockjs-go ignores it with 204,
+                                        // Rotor answers 400 `Broken JSON encoding.`.)
     for body in ["", "[\"x"] {
         let r = request(reqwest::Method::POST, &send_url, &[], body).await;
         out.push(json!([r.status, r.body.trim_end()]));
@@ -797,4 +797,35 @@ async fn frames_match_the_reference_server() {
         assert_eq!(a, b, "step {i} differs (rotor left, reference right)");
     }
     assert_eq!(ours.len(), theirs.len());
+}
+
+#[tokio::test]
+async fn bounded_buffer_and_interrupted_receiver() {
+    let s = Server::start(json!({"client_queue_max_size": 20000})).await;
+    polling_client(&s, "slowpoke", "jack", "flood").await;
+    // Nobody polls: what the session holds is bounded, past it the client is closed as slow.
+    for i in 0..5 {
+        api_publish(&s, "flood", json!({"i": i, "pad": "x".repeat(6000)})).await;
+    }
+    let slow = format!("c[3008,{}]", serde_json::to_string(V1_SLOW).unwrap());
+    let mut frames = Vec::new();
+    for _ in 0..3 {
+        let f = poll(&s, "slowpoke").await;
+        let done = f.starts_with('c');
+        frames.push(f);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(frames.last(), Some(&slow), "{frames:?}");
+
+    // A streaming receiver that goes away mid-answer closes its session at once.
+    let resp = open_stream(&s, reqwest::Method::POST, "/000/gone/xhr_streaming").await;
+    drop(resp);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        poll(&s, "gone").await,
+        r#"c[1002,"Connection interrupted"]"#
+    );
+    s.assert_alive();
 }

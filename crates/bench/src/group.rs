@@ -15,12 +15,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::conn::{Conn, Dialer};
 use crate::hist::{ShardedCounter, ShardedHist};
 use crate::proto::{self, Proto, ReplyScan};
 use crate::token::Signer;
 use crate::track::{ConnTracks, Counts, Tally};
 use crate::util::now_ns;
-use crate::ws::{Msg, Target, WsConn};
+use crate::ws::Msg;
 
 /// How connections map to channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +108,6 @@ pub fn src_ip(i: usize, k: usize) -> Option<IpAddr> {
 
 pub struct GroupCfg {
     pub proto: Proto,
-    pub target: Target,
     pub channels: Channels,
     /// Connection indices held here.
     pub range: Range<usize>,
@@ -121,6 +121,8 @@ pub struct GroupCfg {
     pub signer: Signer,
     pub user_prefix: String,
     pub setup_timeout: Duration,
+    /// The transport the connections use (`--transport`; WebSocket to `target` by default).
+    pub dialer: Arc<Dialer>,
 }
 
 /// Live counters of a group, read by the STAT printer.
@@ -240,18 +242,6 @@ async fn conn_task(
     let mut tracks = ConnTracks::new(cfg.publishers, chans.clone());
     let deadline = Instant::now() + cfg.setup_timeout;
     let seed = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now_ns();
-    let connected = tokio::select! {
-        r = tokio::time::timeout_at(
-            deadline,
-            WsConn::connect(&cfg.target, src_ip(i, cfg.src_ips), cfg.read_buf, seed),
-        ) => r,
-        _ = sh.cancel.cancelled() => return tracks.tally,
-    };
-    let mut ws = match connected {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => return setup_failed(&sh, e, tracks.tally),
-        Err(_) => return setup_failed(&sh, "connect timed out".into(), tracks.tally),
-    };
     let mut frame = Vec::with_capacity(512);
     let token = cfg.signer.connection(&format!("{}{i}", cfg.user_prefix));
     proto::connect_cmd(&mut frame, cfg.proto, 1, &token);
@@ -268,9 +258,18 @@ async fn conn_task(
         );
     }
     let last_id = chans.len() as u32 + 1;
-    if let Err(e) = ws.send_text(&frame).await {
-        return setup_failed(&sh, format!("send: {e}"), tracks.tally);
-    }
+    let connected = tokio::select! {
+        r = tokio::time::timeout_at(
+            deadline,
+            Conn::start(&cfg.dialer, src_ip(i, cfg.src_ips), cfg.read_buf, seed, &frame),
+        ) => r,
+        _ = sh.cancel.cancelled() => return tracks.tally,
+    };
+    let mut ws = match connected {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => return setup_failed(&sh, e, tracks.tally),
+        Err(_) => return setup_failed(&sh, "connect timed out".into(), tracks.tally),
+    };
     drop(frame);
     let mut permit = Some(permit);
     let cancel = sh.cancel.clone();

@@ -14,6 +14,8 @@
 //! * `join`     N subscribers join one channel with join/leave on: seconds until all are in;
 //! * `proxy-churn` the churn cycle through the server's connect and subscribe proxies;
 //! * `rpc`      clients send `rpc` commands in a loop (the server's rpc proxy): round trips/s;
+//! * `emulation-rtt` clients publish over their transport (`/emulation` for HTTP-streaming and
+//!   SSE) and wait for their own publication: round-trip latency;
 //! * `backend`  the application backend those proxies call (a separate process);
 //! * `token-keys` RS256 / ES256 / EdDSA key pairs and a JWKS document for `churn --alg`;
 //! * `jwks`     serves that JWKS document (a separate process, each fetch logged);
@@ -25,6 +27,7 @@
 
 mod backend;
 mod child;
+mod conn;
 mod group;
 mod hist;
 mod proto;
@@ -32,8 +35,11 @@ mod proxy;
 mod publish;
 mod report;
 mod rpc;
+mod rtt;
 mod scenario;
 mod sigs;
+mod sockjs;
+mod stream;
 mod token;
 mod track;
 mod util;
@@ -60,6 +66,9 @@ struct Cli {
 enum Cmd {
     /// N subscribers on one channel, K HTTP API publishers: deliveries/s, latency, loss.
     Fanout(PubArgs),
+    /// Clients publish over the transport (`/emulation` for http_stream and sse) and wait for
+    /// their own publication on their stream: round-trip latency.
+    EmulationRtt(rtt::RttArgs),
     /// Personal channel + group channel of `--group-size` per connection; publications spread
     /// over all channels.
     Channels(ChannelsArgs),
@@ -167,6 +176,8 @@ pub struct PubArgs {
     /// Size of each publication's data JSON in bytes.
     #[arg(long, default_value_t = 100)]
     pub payload: usize,
+    #[command(flatten)]
+    pub transport: conn::TransportArgs,
     /// Publications per HTTP request (newline-separated API commands).
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -199,6 +210,8 @@ pub struct IdleArgs {
     /// All connections on one channel instead of one channel each.
     #[arg(long)]
     pub shared_channel: bool,
+    #[command(flatten)]
+    pub transport: conn::TransportArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -256,6 +269,7 @@ fn main() -> ExitCode {
         Cmd::Join(a) => a.common.clone(),
         Cmd::ProxyChurn(a) => a.churn.common.clone(),
         Cmd::Rpc(a) => a.common.clone(),
+        Cmd::EmulationRtt(a) => a.common.clone(),
         Cmd::Backend(a) => {
             return match backend::main(a) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -320,6 +334,7 @@ fn main() -> ExitCode {
             Cmd::Join(a) => scenario::join(a, args).await,
             Cmd::ProxyChurn(a) => proxy::proxy_churn(a, args).await,
             Cmd::Rpc(a) => rpc::rpc(a, args).await,
+            Cmd::EmulationRtt(a) => rtt::rtt(a).await,
             Cmd::Report(_) | Cmd::Backend(_) | Cmd::TokenKeys(_) | Cmd::Jwks(_) => {
                 unreachable!("handled above")
             }

@@ -58,7 +58,6 @@ fn group_cfg(
     let idx = c.child_index.unwrap_or(0);
     GroupCfg {
         proto: c.proto,
-        target,
         channels,
         range: group::slice(total, procs, idx),
         publishers,
@@ -70,6 +69,7 @@ fn group_cfg(
         signer: Signer::new(&c.secret),
         user_prefix: "rb-".into(),
         setup_timeout: c.setup_timeout,
+        dialer: Arc::new(crate::conn::Dialer::websocket(target)),
     }
 }
 
@@ -403,7 +403,8 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
     };
     if c.child_index.is_some() {
         let target = Target::resolve(&c.ws).await?;
-        let cfg = group_cfg(c, target, channels, a.conns, publishers, false, false);
+        let mut cfg = group_cfg(c, target, channels, a.conns, publishers, false, false);
+        cfg.dialer = Arc::new(crate::conn::Dialer::new(&a.transport, &c.ws, c.proto).await?);
         return child_group(cfg, plan, Duration::from_millis(5)).await;
     }
     let scenario = if group_size.is_some() {
@@ -419,6 +420,7 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
             Mode::Rate => "rate",
         },
     );
+    out.set("transport", a.transport.transport.name());
     out.set("conns", a.conns);
     out.set("channels", channels.count());
     out.set("publishers", publishers);
@@ -876,10 +878,12 @@ pub async fn idle(a: IdleArgs, args: Vec<String>) -> Res {
     if c.child_index.is_some() {
         let target = Target::resolve(&c.ws).await?;
         let mut cfg = group_cfg(c, target, channels, a.conns, 0, false, false);
+        cfg.dialer = Arc::new(crate::conn::Dialer::new(&a.transport, &c.ws, c.proto).await?);
         cfg.read_buf = cfg.read_buf.min(4096);
         return child_group(cfg, plan, Duration::from_millis(200)).await;
     }
     let mut out = base_kv(c, "idle");
+    out.set("transport", a.transport.transport.name());
     out.set("conns", a.conns);
     out.set("procs", c.procs.max(1));
     let rss0 = c.server_pid.and_then(proc_mem_kb).map(|x| x.0);

@@ -197,6 +197,21 @@ else
   failed=$((failed + 1))
 fi
 
+# Transports (issue 14): fan-out over HTTP-streaming, SSE (both with /emulation, protocol v2)
+# and SockJS xhr-streaming / websocket sub-transport (v1); idle over SSE; the emulation round trip.
+if start_rotor false -transports "\"http_stream\": true, \"sse\": true,"; then
+  run fanout-http-stream "$DELIVERY transport=http_stream" -- fanout --proto v2 --transport http_stream --conns 100 --duration 2s --channel ths
+  run fanout-sse "$DELIVERY transport=sse" -- fanout --proto v2 --transport sse --conns 100 --duration 2s --procs 2 --channel tsse
+  run fanout-sockjs-xhr "$DELIVERY transport=sockjs-xhr" -- fanout --transport sockjs-xhr --conns 100 --duration 2s --channel tsx
+  run fanout-sockjs-ws "$DELIVERY transport=sockjs-ws" -- fanout --transport sockjs-ws --conns 100 --duration 2s --channel tsw
+  run idle-sse "ok=200 conn_failed=0 dropped=0 transport=sse" -- idle --proto v2 --transport sse --conns 200 --hold 1s --settle 1s --procs 2
+  run rtt-http-stream "ok=4 rtts>0 failed=0 p99_ms>0 post_p99_ms>0" -- emulation-rtt --proto v2 --transport http_stream --clients 4 --duration 2s
+  run rtt-sse "ok=4 rtts>0 failed=0 p99_ms>0" -- emulation-rtt --proto v2 --transport sse --clients 4 --duration 2s --channel rsse
+  stop_rotor
+else
+  failed=$((failed + 1))
+fi
+
 # bench.sh's latency split: a three-packet capture with known times (publication scheduled at
 # t=1000 s, POST on the wire 0.1 ms later, deliveries 0.2 and 0.4 ms after the POST).
 BD_EXPECT="publications=1 deliveries=2 pub_p50_ms=0.100 pub_p99_ms=0.100 first_p50_ms=0.200 first_p99_ms=0.200 last_p50_ms=0.400 last_p99_ms=0.400"

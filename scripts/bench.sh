@@ -27,6 +27,13 @@
 #              and RS256 through a JWKS endpoint (`rotor-bench jwks`, fetched once, then cached),
 #              alternating within each round, a fresh server per run. Keys from
 #              `rotor-bench token-keys`. Not in the default PARTS; tables go to $BENCH_DIR/tokens/
+#   transports Issue 14: Rotor's fan-out (1,000 subscribers, max mode), idle (1,000 connections)
+#              and emulation round trip (publish over /emulation, own publication back) over
+#              WebSocket, SSE and HTTP-streaming (protocol v2), alternating within each round; and
+#              SockJS (xhr-streaming, websocket sub-transport, raw WebSocket alongside) against the
+#              reference's SockJS, servers alternating (protocol v1). Not in the default PARTS;
+#              tables go to $BENCH_DIR/transports/ (ratios to WebSocket) and
+#              $BENCH_DIR/transports/sockjs/ (ratios to the reference)
 # Then `rotor-bench report` writes $BENCH_DIR/tables.md and the PNG charts; raw results and the
 # compare.sh table are copied to $BENCH_DIR too.
 #
@@ -540,6 +547,103 @@ rs256-jwks|jwks|--alg rs256 --kid rb-rs256
   mkdir -p "$BENCH_DIR/tokens"
   cp "$TRES" "$BENCH_DIR/tokens/results.txt"
   "$RB" report "$TRES" --out "$BENCH_DIR/tokens" --reference rotor-hs256 | tee "$OUT_DIR/tokens-report.md"
+fi
+
+# ---------------------------------------------------------------- part: transports (issue 14)
+# A fresh server per run. Rotor has http_stream and sse on (SockJS is on by default); the
+# reference serves SockJS only. TR_CONNS (1000) subscribers / idle connections, RTT_CLIENTS (10)
+# round-trip clients at 10 ms between one client's round trips.
+if [[ " $PARTS " == *" transports "* ]]; then
+  log "part transports: fan-out / idle / emulation round trip over WebSocket, SSE, HTTP-streaming; SockJS against the reference"
+  XRES="$OUT_DIR/transports-results.txt"; : >>"$XRES"
+  SRES="$OUT_DIR/sockjs-results.txt"; : >>"$SRES"
+  TPORT=$((BASE_PORT + 5))
+  TN="${TR_CONNS:-1000}"
+  cat >"$OUT_DIR/rotor-transports.json" <<CONF
+{
+  "address": "127.0.0.1",
+  "port": $TPORT,
+  "engine": "memory",
+  "token_hmac_secret_key": "secret",
+  "api_key": "api",
+  "history_size": 100, "history_lifetime": 300, "history_recover": true,
+  "presence": false,
+  "join_leave": false,
+  "publish": true,
+  "http_stream": true,
+  "sse": true,
+  "log_level": "error"
+}
+CONF
+  tr_start() { # $1 ref|rotor  $2 log file; sets SERVER_PID, PORT
+    PORT=$TPORT
+    if [ "$1" = ref ]; then
+      "$REF" -addr "127.0.0.1:$PORT" -log_level error -presence=false -join_leave=false </dev/null >"$2" 2>&1 &
+    else
+      "$ROTOR" -c "$OUT_DIR/rotor-transports.json" </dev/null >"$2" 2>&1 &
+    fi
+    SERVER_PID=$!
+    for _ in $(seq 1 200); do
+      kill -0 "$SERVER_PID" 2>/dev/null || { log "$1 exited at start; see $2"; SERVER_PID=""; return 1; }
+      if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        sleep 0.3
+        kill -0 "$SERVER_PID" 2>/dev/null && return 0
+        log "$1 exited at start (port $PORT taken?); see $2"; SERVER_PID=""; return 1
+      fi
+      sleep 0.1
+    done
+    log "$1 did not listen on $PORT within 20 s"; stop_server; return 1
+  }
+  # TAG|SCENARIO ARGS (the transport is appended)
+  TR_MATRIX="
+fanout-max-$TN|fanout --mode max --conns $TN --publishers 4 --duration $D
+idle-$TN|idle --conns $TN --hold $D --procs 2 --src-ips 100
+rtt|emulation-rtt --clients ${RTT_CLIENTS:-10} --duration $D
+"
+  SJ_MATRIX="
+fanout-max-$TN|fanout --mode max --conns $TN --publishers 4 --duration $D
+idle-$TN|idle --conns $TN --hold $D --procs 2 --src-ips 100
+"
+  # tr_run <results> <server> <series name> <tag> <label> <args...>
+  tr_run() {
+    local res="$1" srv="$2" name="$3" tag="$4" label="$5"
+    shift 5
+    tr_start "$srv" "$OUT_DIR/server-$label.log" || { echo "server=$name round=$r tag=$tag error=server_start" >>"$res"; return; }
+    local load; load="$(cut -d' ' -f1 /proc/loadavg)"
+    # shellcheck disable=SC2068
+    timeout -k 10 $((${D%s} + 180)) "$RB" $@ --channel "tr$r" --label "$label" \
+      --ws "ws://127.0.0.1:$PORT/connection/websocket" --api "http://127.0.0.1:$PORT/api" \
+      --server-pid "$SERVER_PID" </dev/null >"$OUT_DIR/$label.log" 2>"$OUT_DIR/$label.err"
+    RES="$res" record "$OUT_DIR/$label.log" "server=$name round=$r tag=$tag loadavg_start=$load" "rotor_bench_rc_$?" \
+      "(transport|rtt_per_s|post_p99_ms)"
+    stop_server
+    sleep 1
+  }
+  for r in $(seq 1 "$ROUNDS"); do
+    while IFS='|' read -r tag args; do
+      [ -n "$tag" ] || continue
+      for t in websocket sse http_stream; do
+        tr_run "$XRES" rotor "$t" "$tag" "rotor-$t-$tag-r$r" $args --proto v2 --transport "$t"
+      done
+    done <<<"$TR_MATRIX"
+    while IFS='|' read -r tag args; do
+      [ -n "$tag" ] || continue
+      for t in sockjs-xhr sockjs-ws websocket; do
+        [ "$t" = websocket ] && [[ "$tag" = idle-* ]] && continue
+        for s in ref rotor; do
+          tr_run "$SRES" "$s" "$s" "$tag" "$s-$t-$tag-r$r" $args --transport "$t"
+        done
+      done
+    done <<<"$SJ_MATRIX"
+  done
+  mkdir -p "$BENCH_DIR/transports/sockjs"
+  cp "$XRES" "$BENCH_DIR/transports/results.txt"
+  cp "$SRES" "$BENCH_DIR/transports/sockjs/results.txt"
+  # One table per scenario with every transport as a column: the transport key is the series.
+  sed 's/ transport=[^ ]*//' "$XRES" >"$OUT_DIR/transports-by-series.txt"
+  "$RB" report "$OUT_DIR/transports-by-series.txt" --out "$BENCH_DIR/transports" --reference "websocket (v2)" \
+    | tee "$OUT_DIR/transports-report.md"
+  "$RB" report "$SRES" --out "$BENCH_DIR/transports/sockjs" --reference ref | tee -a "$OUT_DIR/transports-report.md"
 fi
 
 # ---------------------------------------------------------------- report

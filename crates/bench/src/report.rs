@@ -94,6 +94,19 @@ fn metrics(scenario: &str, mode: &str) -> &'static [(&'static str, bool)] {
             ("backend_cpu_s_per_1k", false),
             ("failed", false),
         ],
+        // Publish over the transport, own publication back (issue 14).
+        ("emulation-rtt", _) => &[
+            ("p50_ms", false),
+            ("p90_ms", false),
+            ("p99_ms", false),
+            ("p999_ms", false),
+            ("max_ms", false),
+            ("post_p50_ms", false),
+            ("post_p99_ms", false),
+            ("rtt_per_s", true),
+            ("server_cpu_s", false),
+            ("failed", false),
+        ],
         ("join", _) => &[
             ("all_in_s", false),
             ("joins", true),
@@ -168,7 +181,12 @@ fn series(r: &Row) -> String {
 
 fn group_key(kv: &Kv) -> String {
     let g = |k: &str| kv.get(k).unwrap_or("-").to_string();
-    match g("scenario").as_str() {
+    // A transport other than WebSocket (issue 14) gets tables of its own.
+    let transport = match kv.get("transport") {
+        Some(t) if t != "websocket" => format!(" transport={t}"),
+        _ => String::new(),
+    };
+    let key = match g("scenario").as_str() {
         "fanout" | "channels" => format!(
             "{} {} conns={} publishers={} batch={}{}",
             g("scenario"),
@@ -191,8 +209,14 @@ fn group_key(kv: &Kv) -> String {
             g("conns"),
             g("target_rate")
         ),
+        "emulation-rtt" => format!(
+            "emulation-rtt clients={} interval={}ms",
+            g("clients"),
+            g("interval_ms")
+        ),
         s => s.to_string(),
-    }
+    };
+    key + &transport
 }
 
 fn tables(rows: &[Row], reference: &str) -> String {

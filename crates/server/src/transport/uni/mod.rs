@@ -1,19 +1,333 @@
-//! The unidirectional transports (TRANSPORTS.md §3). Not written yet.
+//! The unidirectional transports (TRANSPORTS.md §3): the client sends one bare
+//! `ConnectRequest` and then only reads bare `Push` objects (the connect push first, a `{}`
+//! ping now and then, a disconnect push last). No commands flow from the client afterwards.
+//!
+//! * [`websocket`]: `uni_websocket`, its own socket loop (connect from `?cf_connect=` or the
+//!   first message, WebSocket pings besides the app pings, close push then close frame).
+//! * [`sse`] and [`http_stream`]: `uni_sse` and `uni_http_stream`, long responses written by
+//!   the shared stream driver (`super::stream`) through their own framers.
+//! * [`grpc`]: `uni_grpc`, a tonic server on its own port (`CentrifugoUniStream.Consume`).
+//!
+//! This module holds what the HTTP ones share: the routes, reading a bounded request body,
+//! starting the stream (with `connect_code_to_http_response` when configured) and the framer
+//! helper that turns the session's encoded messages into bare pushes.
 
+mod grpc;
+mod http_stream;
+mod sse;
+mod websocket;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
+use axum::response::Response;
+use axum::routing::any;
 use axum::Router;
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, StreamExt};
+use rotor_core::transport::TransportInfo;
+use rotor_core::writer::{CloseFrame, WriterStep};
+use rotor_core::Session;
+use rotor_protocol::{ConnectRequest, Encoding, Generation};
 
-use crate::app::SharedState;
-use crate::config::transports::TransportSettings;
+use super::origin::{self, OriginCheck};
+use super::stream::{self, Framer, Start};
+use crate::app::{AppState, SharedState};
+use crate::config::transports::{CodeToHttp, TransportSettings};
+
+pub(crate) use grpc::spawn_grpc;
 
 /// The routes of uni_websocket, uni_sse and uni_http_stream (each when enabled).
-pub(crate) fn routes(r: Router<SharedState>, _t: &TransportSettings) -> Router<SharedState> {
+pub(crate) fn routes(mut r: Router<SharedState>, t: &TransportSettings) -> Router<SharedState> {
+    if t.uni_websocket.enabled {
+        r = r.route(&t.uni_websocket.handler_prefix, any(websocket::handler));
+    }
+    if t.uni_sse.enabled {
+        r = r.route(&t.uni_sse.handler_prefix, any(sse::handler));
+    }
+    if t.uni_http_stream.enabled {
+        r = r.route(&t.uni_http_stream.handler_prefix, any(http_stream::handler));
+    }
     r
 }
 
-/// Starts the uni_grpc listener when enabled (its own port); `None` otherwise.
-pub(crate) async fn spawn_grpc(
-    _state: SharedState,
-    _stop: tokio_util::sync::CancellationToken,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
-    Ok(None)
+/// A new v2 session on `transport`, with the request headers for a backend.
+fn new_session<'a>(
+    state: &AppState,
+    transport: &'static TransportInfo,
+    encoding: Encoding,
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Session {
+    let session = state
+        .node
+        .new_session_on(transport, Some(Generation::V2), encoding);
+    if state.node.backend().is_some() {
+        session.set_transport(transport.name, headers);
+    }
+    session
+}
+
+/// An answer with `status` and `body`, with the CORS headers for an admitted Origin.
+fn answer(
+    status: StatusCode,
+    body: impl Into<Body>,
+    cors: OriginCheck<'_>,
+    request: &HeaderMap,
+) -> Response {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    origin::add_cors(cors, request, resp.headers_mut());
+    resp
+}
+
+/// Why a request body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// Longer than the limit (413).
+    TooLarge,
+    /// The client went away or sent a broken body (400).
+    Broken,
+}
+
+impl BodyError {
+    fn status(self) -> StatusCode {
+        match self {
+            BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Broken => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Reads the whole body, at most `limit` bytes.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut buf = BytesMut::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        if buf.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// How a uni HTTP stream is written.
+struct StreamSpec<F> {
+    transport: &'static TransportInfo,
+    prelude: Option<Bytes>,
+    content_type: Option<&'static str>,
+    transforms: Option<Vec<CodeToHttp>>,
+    framer: F,
+}
+
+/// Starts a uni HTTP stream for `req`: answers 200 with the stream headers and the body the
+/// stream task writes. With `connect_code_to_http_response` the connect runs first, and a
+/// refused connect becomes the configured HTTP answer (500 when no transform matches).
+async fn start_stream<F: Framer>(
+    state: SharedState,
+    req: ConnectRequest,
+    spec: StreamSpec<F>,
+    version: Version,
+    cors: OriginCheck<'_>,
+    request: &HeaderMap,
+) -> Response {
+    if state.draining.is_cancelled() {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Body::empty(),
+            cors,
+            request,
+        );
+    }
+    let pairs = request.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));
+    let mut session = new_session(&state, spec.transport, Encoding::Json, pairs);
+    let start = match &spec.transforms {
+        None => Start::Uni(req),
+        Some(transforms) => {
+            if !session.connect_unidirectional(req).await {
+                let mut batch = Vec::new();
+                let step = session.shared().queue.next(&mut batch).now_or_never();
+                let frame = match step {
+                    Some(WriterStep::Close(Some(f))) => Some(f),
+                    _ => None,
+                };
+                session.close().await;
+                let (status, body) = transform(transforms, frame.as_ref());
+                return answer(status, body, cors, request);
+            }
+            Start::Ready
+        }
+    };
+    let body = stream::spawn(state, session, start, spec.prelude, None, spec.framer);
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    stream_headers(h);
+    if let Some(ct) = spec.content_type {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    if version == Version::HTTP_10 || version == Version::HTTP_11 {
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    }
+    origin::add_cors(cors, request, h);
+    resp
+}
+
+/// The connect error codes a client-facing disconnect code stands for (the core maps them in
+/// `connect_unidirectional`: 109/110 → 3005, 103 → 3507, 111 → 3013).
+fn error_codes_of(disconnect: u16) -> &'static [u32] {
+    match disconnect {
+        3005 => &[109, 110],
+        3507 => &[103],
+        3013 => &[111],
+        _ => &[],
+    }
+}
+
+/// `connect_code_to_http_response`: the configured answer for the refused connect's code
+/// (either the connect error's code or the disconnect's), body defaulting to the reason; no
+/// match → 500 `Internal Server Error`.
+fn transform(transforms: &[CodeToHttp], frame: Option<&CloseFrame>) -> (StatusCode, String) {
+    let fallback = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error".to_string(),
+    );
+    let Some(frame) = frame else {
+        return fallback;
+    };
+    let hit = transforms
+        .iter()
+        .find(|t| t.code == u32::from(frame.code) || error_codes_of(frame.code).contains(&t.code));
+    match hit {
+        Some(t) => {
+            let status =
+                StatusCode::from_u16(t.status_code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = if t.body.is_empty() {
+                frame.reason.clone()
+            } else {
+                t.body.clone()
+            };
+            (status, body)
+        }
+        None => fallback,
+    }
+}
+
+/// The cache headers of a stream response (as the emulation streams send them).
+fn stream_headers(h: &mut HeaderMap) {
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache, no-store, must-revalidate, max-age=0"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(
+        HeaderName::from_static("expire"),
+        HeaderValue::from_static("0"),
+    );
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+}
+
+/// The bare JSON pushes of the session's messages `msgs` (pings as `{}`), each passed to
+/// `each`.
+fn for_each_push(msgs: &[Bytes], mut each: impl FnMut(&[u8])) {
+    let mut pushes = Vec::new();
+    for m in msgs {
+        rotor_protocol::codec::unwrap_pushes(Encoding::Json, m, &mut pushes);
+    }
+    for p in &pushes {
+        each(p);
+    }
+}
+
+/// The bare disconnect push of a server close in `encoding`; `None` for code 3000 (the client
+/// went away: nobody to tell).
+fn close_push(encoding: Encoding, frame: &CloseFrame) -> Option<Bytes> {
+    if frame.code == 3000 {
+        return None;
+    }
+    let msg = Bytes::from(stream::disconnect_push(encoding, frame));
+    let mut pushes = Vec::new();
+    rotor_protocol::codec::unwrap_pushes(encoding, &msg, &mut pushes);
+    pushes.into_iter().next()
+}
+
+/// The connect request from a JSON text (`null` = `{}`); `None` when it is not one.
+fn decode_json(bytes: &[u8]) -> Option<ConnectRequest> {
+    rotor_protocol::command::decode_json_connect_request(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transforms_match_error_or_disconnect_codes() {
+        let t = vec![
+            CodeToHttp {
+                code: 109,
+                status_code: 401,
+                body: String::new(),
+            },
+            CodeToHttp {
+                code: 3501,
+                status_code: 400,
+                body: "bad".into(),
+            },
+        ];
+        let expired = CloseFrame {
+            code: 3005,
+            reason: "connection expired".into(),
+        };
+        assert_eq!(
+            transform(&t, Some(&expired)),
+            (StatusCode::UNAUTHORIZED, "connection expired".into())
+        );
+        let bad = CloseFrame {
+            code: 3501,
+            reason: "bad request".into(),
+        };
+        assert_eq!(
+            transform(&t, Some(&bad)),
+            (StatusCode::BAD_REQUEST, "bad".into())
+        );
+        let other = CloseFrame {
+            code: 3004,
+            reason: "internal".into(),
+        };
+        assert_eq!(
+            transform(&t, Some(&other)).0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn pushes_out_of_messages() {
+        let msgs = [Bytes::from_static(b"{\"push\":{\"channel\":\"a\"}}\n{}\n")];
+        let mut got = Vec::new();
+        for_each_push(&msgs, |p| got.push(p.to_vec()));
+        assert_eq!(got, vec![b"{\"channel\":\"a\"}".to_vec(), b"{}".to_vec()]);
+        let frame = CloseFrame {
+            code: 3001,
+            reason: "shutdown".into(),
+        };
+        let p = close_push(Encoding::Json, &frame).unwrap_or_default();
+        assert!(p.starts_with(b"{\"disconnect\":{\"code\":3001"), "{p:?}");
+        assert!(close_push(
+            Encoding::Json,
+            &CloseFrame {
+                code: 3000,
+                reason: String::new()
+            }
+        )
+        .is_none());
+    }
 }

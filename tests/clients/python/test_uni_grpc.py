@@ -1,0 +1,145 @@
+"""uni_grpc with a real grpcio client (TRANSPORTS.md §3.3).
+
+The client stubs are generated at test time by grpcio-tools from the project's own schema,
+crates/server/proto/unistream.proto. A server with uni_grpc enabled on its own port is started
+here (it says "uni_grpc listening on ADDR" once bound); `Consume` gets the connect push first,
+then an API publication on a token channel and on a requested public channel, and an API
+disconnect as the last push before the stream ends with status OK.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+from grpc_tools import protoc
+
+from conftest import REPO_ROOT, free_port, hs256
+
+PROTO_DIR = REPO_ROOT / "crates" / "server" / "proto"
+
+
+@pytest.fixture(scope="module")
+def stubs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unistream_stubs")
+    include = Path(protoc.__file__).parent / "_proto"
+    rc = protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{PROTO_DIR}",
+            f"-I{include}",
+            f"--python_out={out}",
+            f"--grpc_python_out={out}",
+            str(PROTO_DIR / "unistream.proto"),
+        ]
+    )
+    assert rc == 0, "protoc failed on unistream.proto"
+    sys.path.insert(0, str(out))
+    try:
+        pb2 = importlib.import_module("unistream_pb2")
+        pb2_grpc = importlib.import_module("unistream_pb2_grpc")
+    finally:
+        sys.path.remove(str(out))
+    return pb2, pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def uni_server():
+    binary = os.environ.get("ROTOR_BIN") or str(REPO_ROOT / "target" / "debug" / "rotor")
+    port, grpc_port = free_port(), free_port()
+    config = {
+        "address": "127.0.0.1",
+        "port": port,
+        "token_hmac_secret_key": f"secret-{uuid.uuid4()}",
+        "api_key": f"api-{uuid.uuid4()}",
+        "uni_grpc": {"enabled": True, "address": "127.0.0.1", "port": grpc_port},
+    }
+    with tempfile.TemporaryDirectory(prefix="rotor-py-uni-") as tmp:
+        cfg_path = Path(tmp) / "config.json"
+        cfg_path.write_text(json.dumps(config))
+        log_path = Path(tmp) / "server.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [binary, "-c", str(cfg_path)],
+                cwd=tmp,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            needle = f"uni_grpc listening on 127.0.0.1:{grpc_port}"
+            deadline = time.monotonic() + 15
+            while needle not in log_path.read_text(errors="replace"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"no {needle!r}:\n{log_path.read_text(errors='replace')[-4000:]}")
+                time.sleep(0.05)
+            yield {"config": config, "grpc": f"127.0.0.1:{grpc_port}", "http": f"http://127.0.0.1:{port}"}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def api(srv, method: str, params: dict) -> None:
+    r = requests.post(
+        f"{srv['http']}/api/{method}",
+        headers={"X-API-Key": srv["config"]["api_key"]},
+        json=params,
+        timeout=5,
+    )
+    assert r.status_code == 200 and "error" not in r.json(), r.text
+
+
+def test_consume_connect_publication_disconnect(stubs, uni_server):
+    pb2, pb2_grpc = stubs
+    token = hs256({"sub": "py-uni", "channels": ["news"]}, uni_server["config"]["token_hmac_secret_key"])
+    with grpc.insecure_channel(uni_server["grpc"]) as channel:
+        stub = pb2_grpc.CentrifugoUniStreamStub(channel)
+        req = pb2.ConnectRequest(token=token, name="py", subs={"public": pb2.SubscribeRequest()})
+        stream = stub.Consume(req, timeout=15)
+
+        first = next(stream)
+        assert first.HasField("connect"), first
+        assert first.connect.client and len(first.connect.session) == 36, first
+        assert set(first.connect.subs) == {"news", "public"}, first
+        assert first.connect.ping == 0 and not first.connect.pong and not first.connect.node, first
+
+        api(uni_server, "publish", {"channel": "news", "data": {"n": 1}})
+        p = next(stream)
+        assert p.channel == "news" and p.HasField("pub"), p
+        assert json.loads(getattr(p, "pub").data) == {"n": 1}
+
+        api(uni_server, "publish", {"channel": "public", "data": {"n": 2}})
+        p = next(stream)
+        assert p.channel == "public" and json.loads(getattr(p, "pub").data) == {"n": 2}, p
+
+        api(uni_server, "disconnect", {"user": "py-uni"})
+        d = next(stream)
+        assert d.HasField("disconnect"), d
+        assert (d.disconnect.code, d.disconnect.reason) == (3503, "force disconnect")
+        with pytest.raises(StopIteration):
+            next(stream)
+
+
+def test_consume_bad_token_disconnect_push(stubs, uni_server):
+    pb2, pb2_grpc = stubs
+    with grpc.insecure_channel(uni_server["grpc"]) as channel:
+        stub = pb2_grpc.CentrifugoUniStreamStub(channel)
+        stream = stub.Consume(pb2.ConnectRequest(token="not-a-token"), timeout=10)
+        d = next(stream)
+        assert d.HasField("disconnect") and d.disconnect.code == 3500, d
+        with pytest.raises(StopIteration):
+            next(stream)

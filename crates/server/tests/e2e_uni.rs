@@ -436,3 +436,52 @@ async fn connect_code_to_http_response() {
         json!({"ok": true})
     );
 }
+
+#[tokio::test]
+async fn uni_websocket_without_pongs_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(config(json!({}))).await;
+    // A raw client that upgrades and then never answers the server's Ping frames.
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let query = reqwest::Url::parse_with_params(
+        "http://x/connection/uni_websocket",
+        &[("cf_connect", connect_request("frank").to_string())],
+    )
+    .unwrap();
+    let head = format!(
+        "GET /connection/uni_websocket?{} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        query.query().unwrap_or("")
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let ended = tokio::time::timeout(Duration::from_secs(6), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got).to_string();
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(
+        text.contains("{\"connect\":"),
+        "the connect push came: {text}"
+    );
+    assert!(
+        got.windows(2).any(|w| w == [0x89, 0x00]),
+        "a Ping frame came"
+    );
+    assert!(ended.is_ok(), "closed within ping interval + pong timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "not before the pong wait: {:?}",
+        started.elapsed()
+    );
+}

@@ -59,9 +59,9 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
     {
         return refuse(StatusCode::BAD_REQUEST, "not a websocket upgrade");
     }
-    if !headers
+    if headers
         .get(header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v.as_bytes().trim_ascii() == b"13")
+        .is_none_or(|v| v.as_bytes().trim_ascii() != b"13")
     {
         let mut r = refuse(
             StatusCode::UPGRADE_REQUIRED,

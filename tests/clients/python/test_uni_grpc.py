@@ -53,8 +53,9 @@ def stubs(tmp_path_factory):
     return pb2, pb2_grpc
 
 
-@pytest.fixture(scope="module")
-def uni_server():
+def start_uni_server(tmp: str, tls_files=None):
+    """Starts rotor with uni_grpc on its own port (v6 section; with `tls_files` (cert, key) the
+    5.x flat keys with TLS); yields the addresses once it listens."""
     binary = os.environ.get("ROTOR_BIN") or str(REPO_ROOT / "target" / "debug" / "rotor")
     port, grpc_port = free_port(), free_port()
     config = {
@@ -64,33 +65,84 @@ def uni_server():
         "api_key": f"api-{uuid.uuid4()}",
         "uni_grpc": {"enabled": True, "address": "127.0.0.1", "port": grpc_port},
     }
-    with tempfile.TemporaryDirectory(prefix="rotor-py-uni-") as tmp:
-        cfg_path = Path(tmp) / "config.json"
-        cfg_path.write_text(json.dumps(config))
-        log_path = Path(tmp) / "server.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [binary, "-c", str(cfg_path)],
-                cwd=tmp,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+    if tls_files:
+        del config["uni_grpc"]
+        config.update(
+            {
+                "uni_grpc": True,
+                "uni_grpc_address": "127.0.0.1",
+                "uni_grpc_port": grpc_port,
+                "uni_grpc_tls": True,
+                "uni_grpc_tls_cert": tls_files[0],
+                "uni_grpc_tls_key": tls_files[1],
+            }
+        )
+    cfg_path = Path(tmp) / "config.json"
+    cfg_path.write_text(json.dumps(config))
+    log_path = Path(tmp) / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [binary, "-c", str(cfg_path)],
+            cwd=tmp,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        needle = f"uni_grpc listening on 127.0.0.1:{grpc_port}"
+        deadline = time.monotonic() + 15
+        while needle not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"no {needle!r}:\n{log_path.read_text(errors='replace')[-4000:]}")
+            time.sleep(0.05)
+        yield {"config": config, "grpc": f"127.0.0.1:{grpc_port}", "http": f"http://127.0.0.1:{port}"}
+    finally:
+        proc.terminate()
         try:
-            needle = f"uni_grpc listening on 127.0.0.1:{grpc_port}"
-            deadline = time.monotonic() + 15
-            while needle not in log_path.read_text(errors="replace"):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"no {needle!r}:\n{log_path.read_text(errors='replace')[-4000:]}")
-                time.sleep(0.05)
-            yield {"config": config, "grpc": f"127.0.0.1:{grpc_port}", "http": f"http://127.0.0.1:{port}"}
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def uni_server():
+    with tempfile.TemporaryDirectory(prefix="rotor-py-uni-") as tmp:
+        yield from start_uni_server(tmp)
+
+
+def self_signed(tmp: Path):
+    """A certificate for 127.0.0.1 and its key (PEM files), made with `cryptography`."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp / "cert.pem").write_bytes(cert_pem)
+    (tmp / "key.pem").write_bytes(key_pem)
+    return cert_pem, str(tmp / "cert.pem"), str(tmp / "key.pem")
 
 
 def api(srv, method: str, params: dict) -> None:
@@ -143,3 +195,25 @@ def test_consume_bad_token_disconnect_push(stubs, uni_server):
         assert d.HasField("disconnect") and d.disconnect.code == 3500, d
         with pytest.raises(StopIteration):
             next(stream)
+
+
+def test_consume_over_tls(stubs):
+    pb2, pb2_grpc = stubs
+    with tempfile.TemporaryDirectory(prefix="rotor-py-uni-tls-") as tmp:
+        cert_pem, cert, key = self_signed(Path(tmp))
+        gen = start_uni_server(tmp, (cert, key))
+        srv = next(gen)
+        try:
+            creds = grpc.ssl_channel_credentials(root_certificates=cert_pem)
+            token = hs256({"sub": "py-tls", "channels": ["news"]}, srv["config"]["token_hmac_secret_key"])
+            with grpc.secure_channel(srv["grpc"], creds) as channel:
+                stub = pb2_grpc.CentrifugoUniStreamStub(channel)
+                stream = stub.Consume(pb2.ConnectRequest(token=token), timeout=15)
+                first = next(stream)
+                assert first.HasField("connect") and "news" in first.connect.subs, first
+                api(srv, "publish", {"channel": "news", "data": {"tls": True}})
+                p = next(stream)
+                assert p.channel == "news" and json.loads(getattr(p, "pub").data) == {"tls": True}, p
+                stream.cancel()
+        finally:
+            gen.close()

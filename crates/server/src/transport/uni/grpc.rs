@@ -8,8 +8,8 @@
 //! session's bare push, written unchanged (wire-identical to the schema, which the unit test
 //! checks with the messages generated from the `.proto` at build time). No application pings
 //! (`PingInterval: 0`); HTTP/2 keepalive pings every 25 s, 5 s to answer. A server close sends
-//! the disconnect push, then ends the stream with status OK. Plain TCP only for now: `tls`
-//! is refused at start (the shared TLS acceptor speaks HTTP/1.1 only).
+//! the disconnect push, then ends the stream with status OK. With `tls` the listener speaks
+//! TLS with the `tls_cert` / `tls_key` PEM files (ALPN `h2`, as gRPC clients require).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -53,9 +53,15 @@ pub(crate) async fn spawn_grpc(
     if !s.enabled {
         return Ok(None);
     }
-    if s.tls {
-        anyhow::bail!("uni_grpc.tls is not supported yet");
-    }
+    let tls = if s.tls {
+        let acceptor =
+            crate::tls::acceptor(&s.tls_cert, &s.tls_key).map_err(|e| e.context("uni_grpc tls"))?;
+        let mut config = (**acceptor.config()).clone();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+    } else {
+        None
+    };
     let host = if s.address.is_empty() {
         "0.0.0.0"
     } else {
@@ -67,7 +73,6 @@ pub(crate) async fn spawn_grpc(
     let local = listener.local_addr()?;
     println!("uni_grpc listening on {local}");
     tracing::info!(%local, "uni_grpc listening");
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let service = UniStream {
         state,
         max_receive: s.max_receive_message_size,
@@ -77,11 +82,112 @@ pub(crate) async fn spawn_grpc(
         .http2_keepalive_timeout(Some(Duration::from_secs(5)))
         .add_service(service);
     Ok(Some(tokio::spawn(async move {
-        server
-            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-            .await
-            .map_err(std::io::Error::other)
+        let done = match tls {
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                server
+                    .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                    .await
+            }
+            Some(acceptor) => {
+                let incoming = tls_incoming(listener, acceptor);
+                server
+                    .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                    .await
+            }
+        };
+        done.map_err(std::io::Error::other)
     })))
+}
+
+/// A TLS handshake that has not finished by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS connections accepted on `listener`, each handshake in its own task (a silent client
+/// never holds up the others); accepting stops when the server drops the stream.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> impl Stream<Item = std::io::Result<TlsConn>> {
+    let (tx, rx) = mpsc::channel::<std::io::Result<TlsConn>>(64);
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = tx.closed() => break,
+                r = listener.accept() => match r {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "uni_grpc accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let shake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                match shake.await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(TlsConn(tls))).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "uni_grpc TLS handshake failed"),
+                    Err(_) => tracing::debug!("uni_grpc TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+}
+
+/// An accepted TLS connection, as tonic's server takes it.
+struct TlsConn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
+
+impl tonic::transport::server::Connected for TlsConn {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl tokio::io::AsyncRead for TlsConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
 }
 
 /// Raw bytes both ways: the request's bytes as received, the pushes as the session encoded

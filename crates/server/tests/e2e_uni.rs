@@ -244,6 +244,11 @@ async fn uni_websocket_first_message_connect_and_bad_inputs() {
     bad.send_text("{broken").await;
     assert_eq!(bad.expect_close().await.0, 3501);
 
+    // A first message over `message_size_limit` (65536): close 1009.
+    let mut big = Ws::open(&base).await;
+    big.send(&json!({"token": "x".repeat(70_000)})).await;
+    assert_eq!(big.expect_close().await.0, 1009);
+
     // A bad cf_connect: 400 before the upgrade.
     let url = format!("{base}?cf_connect=%7Bbroken");
     let err = Ws::try_open(&url).await.err().unwrap_or_default();

@@ -217,3 +217,13 @@ def test_consume_over_tls(stubs):
                 stream.cancel()
         finally:
             gen.close()
+
+
+def test_consume_request_over_max_receive_message_size(stubs, uni_server):
+    pb2, pb2_grpc = stubs
+    with grpc.insecure_channel(uni_server["grpc"]) as channel:
+        stub = pb2_grpc.CentrifugoUniStreamStub(channel)
+        stream = stub.Consume(pb2.ConnectRequest(token="x" * 70000), timeout=10)
+        with pytest.raises(grpc.RpcError) as e:
+            next(stream)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value

@@ -190,10 +190,16 @@ impl tokio::io::AsyncWrite for TlsConn {
     }
 }
 
-/// Raw bytes both ways: the request's bytes as received, the pushes as the session encoded
-/// them.
+/// Raw bytes both ways: the request's bytes as received (at most `max` of them, else
+/// `RESOURCE_EXHAUSTED` as grpc-go answers), the pushes as the session encoded them.
 #[derive(Clone, Copy, Default)]
-struct RawCodec;
+struct RawCodec {
+    max: usize,
+}
+
+/// What tonic itself buffers at most for a request (its default); our own limit applies on
+/// top, so the status is the one grpc-go gives.
+const TONIC_LIMIT: usize = 4 * 1024 * 1024;
 
 impl Codec for RawCodec {
     type Encode = Bytes;
@@ -202,11 +208,11 @@ impl Codec for RawCodec {
     type Decoder = RawCodec;
 
     fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
+        *self
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
+        *self
     }
 }
 
@@ -226,6 +232,12 @@ impl Decoder for RawCodec {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
         let n = src.remaining();
+        if n > self.max {
+            return Err(Status::resource_exhausted(format!(
+                "grpc: received message larger than max ({n} vs. {})",
+                self.max
+            )));
+        }
         Ok(Some(src.copy_to_bytes(n)))
     }
 }
@@ -260,8 +272,11 @@ impl tower::Service<http::Request<tonic::body::Body>> for UniStream {
         let consume = Consume {
             state: self.state.clone(),
         };
-        let mut grpc = tonic::server::Grpc::new(RawCodec)
-            .apply_max_message_size_config(Some(self.max_receive), None);
+        let codec = RawCodec {
+            max: self.max_receive,
+        };
+        let mut grpc = tonic::server::Grpc::new(codec)
+            .apply_max_message_size_config(Some(self.max_receive.max(TONIC_LIMIT)), None);
         Box::pin(async move { Ok(grpc.server_streaming(consume, req).await) })
     }
 }

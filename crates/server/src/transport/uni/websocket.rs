@@ -167,6 +167,11 @@ async fn first_message<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Message::Text(t)) => Bytes::from(t),
             Ok(Message::Binary(b)) => b,
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            Err(tungstenite::Error::Capacity(_)) => {
+                // Over `message_size_limit`.
+                send_close(socket, 1009, "message too big").await;
+                return None;
+            }
             Ok(Message::Close(_)) | Err(_) => return None,
         };
         return match decode_json(&bytes) {

@@ -490,3 +490,25 @@ async fn uni_websocket_without_pongs_is_dropped() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn shutdown_ends_uni_streams_with_a_shutdown_push() {
+    let server = Server::start(config(json!({}))).await;
+    let resp = uni_http_stream(&server, connect_request("gina").to_string()).await;
+    let mut s = Stream::new(resp, Framing::JsonLines);
+    assert_connect(&(&mut s).non_ping().await);
+    let base = server
+        .http_url("/connection/uni_websocket")
+        .replacen("http://", "ws://", 1);
+    let mut ws = Ws::open(&base).await;
+    ws.send(&connect_request("gina")).await;
+    assert_connect(&ws.recv().await);
+    server.terminate();
+    let d = (&mut s).non_ping().await;
+    assert_eq!(d["disconnect"]["code"], 3001, "{d}");
+    assert_eq!(d["disconnect"]["reason"], "shutdown", "{d}");
+    assert!(s.ends_within(Duration::from_secs(10)).await);
+    let d = (&mut ws).non_ping().await;
+    assert_eq!(d["disconnect"]["code"], 3001, "{d}");
+    assert_eq!(ws.close_within(Duration::from_secs(10)).await.0, 3001);
+}

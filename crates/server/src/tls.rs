@@ -20,16 +20,41 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Finished handshakes waiting for the server to take them.
 const READY_QUEUE: usize = 256;
 
-/// Reads the PEM files and builds the acceptor (HTTP/1.1 over TLS 1.2 and 1.3).
+/// The PEM text a TLS key names: as Centrifugo 6 reads its `*_pem` keys, the value is the PEM
+/// itself, a path to a PEM file, or base64 of the PEM.
+fn pem_source(key: &str, value: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    let v = value.trim();
+    if v.starts_with("-----BEGIN") {
+        return Ok(v.as_bytes().to_vec());
+    }
+    match std::fs::read(v) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(v).ok();
+            match decoded.filter(|d| d.trim_ascii_start().starts_with(b"-----BEGIN")) {
+                Some(pem) => Ok(pem),
+                None => Err(anyhow::anyhow!(
+                    "{key}: {value:?} is neither PEM, a readable file ({e}) nor base64 PEM"
+                )),
+            }
+        }
+    }
+}
+
+/// Reads the certificate chain and key (PEM, a PEM file, or base64 PEM) and builds the
+/// acceptor (HTTP/1.1 over TLS 1.2 and 1.3).
 pub fn acceptor(cert_path: &str, key_path: &str) -> anyhow::Result<TlsAcceptor> {
-    let certs = CertificateDer::pem_file_iter(cert_path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+    let cert_pem = pem_source("tls_cert", cert_path)?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("tls_cert: cannot read PEM certificates from {cert_path:?}"))?;
     anyhow::ensure!(
         !certs.is_empty(),
         "tls_cert: no certificate in {cert_path:?}"
     );
-    let key = PrivateKeyDer::from_pem_file(key_path)
+    let key_pem = pem_source("tls_key", key_path)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .with_context(|| format!("tls_key: cannot read a PEM private key from {key_path:?}"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -101,5 +126,30 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod pem_tests {
+    use super::pem_source;
+    use base64::Engine as _;
+
+    #[test]
+    fn pem_values_may_be_text_files_or_base64() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert_eq!(pem_source("k", pem).unwrap(), pem.trim().as_bytes());
+        let path = std::env::temp_dir().join(format!("rotor-pem-{}.pem", std::process::id()));
+        std::fs::write(&path, pem).unwrap();
+        assert_eq!(
+            pem_source("k", path.to_str().unwrap()).unwrap(),
+            pem.as_bytes()
+        );
+        let _ = std::fs::remove_file(&path);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
+        assert_eq!(pem_source("k", &b64).unwrap(), pem.as_bytes());
+        let err = pem_source("tls_cert", "/nonexistent/cert.pem")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_cert") && err.contains("neither"), "{err}");
     }
 }

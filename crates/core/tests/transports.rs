@@ -77,7 +77,7 @@ async fn unidirectional_connect_pushes_the_result_and_subscribes_allowed_request
         subs: subs(&["news", "chat:room", "$secret", "dialog#42,43"]),
         ..Default::default()
     };
-    assert!(s.connect_unidirectional(req).await);
+    assert!(s.connect_unidirectional(req).await.is_ok());
     let (lines, close) = drain(&s).await;
     assert!(close.is_none(), "{close:?}");
     let connect = &lines[0]["push"]["connect"];
@@ -113,21 +113,30 @@ async fn unidirectional_connect_pushes_the_result_and_subscribes_allowed_request
 async fn unidirectional_connect_failures_map_to_disconnects() {
     let node = node();
     let cases = [
-        // An expired token: 3005, as Centrifugo maps error 109.
-        (token(r#"{"sub":"1","exp":1000}"#), subs(&[]), 3005),
+        // An expired token: 3005, as Centrifugo maps error 109 (which the caller gets).
+        (
+            token(r#"{"sub":"1","exp":1000}"#),
+            subs(&[]),
+            3005,
+            Some(109),
+        ),
         // A bad token: the connect's own disconnect (invalid token).
-        ("not-a-jwt".to_string(), subs(&[]), 3500),
+        ("not-a-jwt".to_string(), subs(&[]), 3500, None),
         // A channel of an unknown namespace: bad request.
-        (token(r#"{"sub":"1"}"#), subs(&["nope:x"]), 3501),
+        (token(r#"{"sub":"1"}"#), subs(&["nope:x"]), 3501, None),
     ];
-    for (tok, subs, code) in cases {
+    for (tok, subs, code, error) in cases {
         let mut s = node.new_session_on(&UNI_SSE, Some(Generation::V2), Encoding::Json);
         let req = ConnectRequest {
             token: tok,
             subs,
             ..Default::default()
         };
-        assert!(!s.connect_unidirectional(req).await);
+        let got = s
+            .connect_unidirectional(req)
+            .await
+            .map_err(|e| e.map(|e| e.code));
+        assert_eq!(got, Err(error));
         let (lines, close) = drain(&s).await;
         assert!(lines.is_empty(), "{lines:?}");
         let frame = close.flatten().expect("a close frame");
@@ -144,7 +153,7 @@ async fn uni_grpc_gets_no_application_pings() {
         token: token(r#"{"sub":"42"}"#),
         ..Default::default()
     };
-    assert!(s.connect_unidirectional(req).await);
+    assert!(s.connect_unidirectional(req).await.is_ok());
     let mut out = Vec::new();
     s.shared().queue.next(&mut out).await;
     let mut pushes = Vec::new();

@@ -491,8 +491,13 @@ impl Session {
     /// result goes out as the first push (then the server-side subscriptions' pushes follow);
     /// on failure the connection closes with the disconnect Centrifugo maps the error to
     /// (expired → 3005, permission denied → 3507, too many requests → 3013, anything else →
-    /// 3004). Returns whether the connection is established.
-    pub async fn connect_unidirectional(&mut self, req: rotor_protocol::ConnectRequest) -> bool {
+    /// 3004). `Err` carries the connect's error when it failed with one (not when it ended in
+    /// a disconnect), for transports that answer it in HTTP (`connect_code_to_http_response`);
+    /// the close frame is queued either way.
+    pub async fn connect_unidirectional(
+        &mut self,
+        req: rotor_protocol::ConnectRequest,
+    ) -> Result<(), Option<ErrorCode>> {
         let _ = self.shared.generation.set(Generation::V2);
         self.touch();
         metrics::received(FrameType::Connect, 0);
@@ -515,14 +520,14 @@ impl Session {
                 if self.node.config().user_personal_single_connection {
                     if let Err(kind) = self.enforce_single_connection().await {
                         self.disconnect(kind);
-                        return false;
+                        return Err(None);
                     }
                 }
-                true
+                Ok(())
             }
             Ok(_) => {
                 self.disconnect(DisconnectKind::InternalError);
-                false
+                Err(None)
             }
             Err(CmdError::Error(e)) => {
                 m.reply_errors[FrameType::Connect as usize].inc(e.code);
@@ -534,11 +539,11 @@ impl Session {
                 };
                 self.shared.disconnect_with(code, reason, code != 3507);
                 self.shared.cancel.cancel();
-                false
+                Err(Some(e))
             }
             Err(CmdError::Disconnect(kind)) => {
                 self.disconnect(kind);
-                false
+                Err(None)
             }
             Err(CmdError::Close {
                 code,
@@ -547,7 +552,7 @@ impl Session {
             }) => {
                 self.shared.disconnect_with(code, &reason, reconnect);
                 self.shared.cancel.cancel();
-                false
+                Err(None)
             }
         }
     }

@@ -96,7 +96,7 @@ async fn run(
     }
     let mut reading = match start {
         Start::Frame(frame) => session.handle_frame(&frame).await,
-        Start::Uni(req) => session.connect_unidirectional(req).await,
+        Start::Uni(req) => session.connect_unidirectional(req).await.is_ok(),
         Start::Ready => true,
     };
     let shutdown = node.shutdown_token();

@@ -344,7 +344,7 @@ async fn run(
             )
         }
     };
-    let mut reading = session.connect_unidirectional(req).await;
+    let mut reading = session.connect_unidirectional(req).await.is_ok();
     let shutdown = node.shutdown_token();
     let mut batch: Vec<Bytes> = Vec::new();
     let mut pushes: Vec<Bytes> = Vec::new();

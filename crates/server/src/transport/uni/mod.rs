@@ -27,7 +27,7 @@ use futures_util::{FutureExt, StreamExt};
 use rotor_core::transport::TransportInfo;
 use rotor_core::writer::{CloseFrame, WriterStep};
 use rotor_core::Session;
-use rotor_protocol::{ConnectRequest, Encoding, Generation};
+use rotor_protocol::{ConnectRequest, Encoding, ErrorCode, Generation};
 
 use super::origin::{self, OriginCheck};
 use super::stream::{self, Framer, Start};
@@ -151,7 +151,7 @@ async fn start_stream<F: Framer>(
     let start = match &spec.transforms {
         None => Start::Uni(req),
         Some(transforms) => {
-            if !session.connect_unidirectional(req).await {
+            if let Err(error) = session.connect_unidirectional(req).await {
                 let mut batch = Vec::new();
                 let step = session.shared().queue.next(&mut batch).now_or_never();
                 let frame = match step {
@@ -159,7 +159,7 @@ async fn start_stream<F: Framer>(
                     _ => None,
                 };
                 session.close().await;
-                let (status, body) = transform(transforms, frame.as_ref());
+                let (status, body) = transform(transforms, error.as_ref(), frame.as_ref());
                 return answer(status, body, cors, request);
             }
             Start::Ready
@@ -179,37 +179,30 @@ async fn start_stream<F: Framer>(
     resp
 }
 
-/// The connect error codes a client-facing disconnect code stands for (the core maps them in
-/// `connect_unidirectional`: 109/110 → 3005, 103 → 3507, 111 → 3013).
-fn error_codes_of(disconnect: u16) -> &'static [u32] {
-    match disconnect {
-        3005 => &[109, 110],
-        3507 => &[103],
-        3013 => &[111],
-        _ => &[],
-    }
-}
-
 /// `connect_code_to_http_response`: the configured answer for the refused connect's code
-/// (either the connect error's code or the disconnect's), body defaulting to the reason; no
-/// match → 500 `Internal Server Error`.
-fn transform(transforms: &[CodeToHttp], frame: Option<&CloseFrame>) -> (StatusCode, String) {
+/// (the connect error's own code when it failed with one, else the disconnect's), body
+/// defaulting to the error's message (else the disconnect reason); no match → 500
+/// `Internal Server Error`.
+fn transform(
+    transforms: &[CodeToHttp],
+    error: Option<&ErrorCode>,
+    frame: Option<&CloseFrame>,
+) -> (StatusCode, String) {
     let fallback = (
         StatusCode::INTERNAL_SERVER_ERROR,
         "Internal Server Error".to_string(),
     );
-    let Some(frame) = frame else {
-        return fallback;
+    let (code, reason) = match (error, frame) {
+        (Some(e), _) => (e.code, e.message.to_string()),
+        (None, Some(f)) => (u32::from(f.code), f.reason.clone()),
+        (None, None) => return fallback,
     };
-    let hit = transforms
-        .iter()
-        .find(|t| t.code == u32::from(frame.code) || error_codes_of(frame.code).contains(&t.code));
-    match hit {
+    match transforms.iter().find(|t| t.code == code) {
         Some(t) => {
             let status =
                 StatusCode::from_u16(t.status_code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = if t.body.is_empty() {
-                frame.reason.clone()
+                reason
             } else {
                 t.body.clone()
             };
@@ -287,16 +280,28 @@ mod tests {
             code: 3005,
             reason: "connection expired".into(),
         };
+        // The connect's own error code matches, its message is the default body.
         assert_eq!(
-            transform(&t, Some(&expired)),
-            (StatusCode::UNAUTHORIZED, "connection expired".into())
+            transform(&t, Some(&ErrorCode::TOKEN_EXPIRED), Some(&expired)),
+            (StatusCode::UNAUTHORIZED, "token expired".into())
+        );
+        // A backend's own error code too.
+        let custom = ErrorCode::custom(4000, "custom".into(), false);
+        let t2 = vec![CodeToHttp {
+            code: 4000,
+            status_code: 403,
+            body: String::new(),
+        }];
+        assert_eq!(
+            transform(&t2, Some(&custom), Some(&other_frame())),
+            (StatusCode::FORBIDDEN, "custom".into())
         );
         let bad = CloseFrame {
             code: 3501,
             reason: "bad request".into(),
         };
         assert_eq!(
-            transform(&t, Some(&bad)),
+            transform(&t, None, Some(&bad)),
             (StatusCode::BAD_REQUEST, "bad".into())
         );
         let other = CloseFrame {
@@ -304,9 +309,16 @@ mod tests {
             reason: "internal".into(),
         };
         assert_eq!(
-            transform(&t, Some(&other)).0,
+            transform(&t, None, Some(&other)).0,
             StatusCode::INTERNAL_SERVER_ERROR
         );
+    }
+
+    fn other_frame() -> CloseFrame {
+        CloseFrame {
+            code: 3004,
+            reason: "internal server error".into(),
+        }
     }
 
     #[test]

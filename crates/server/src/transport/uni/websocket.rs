@@ -210,7 +210,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         pairs,
     );
     let shared = session.shared().clone();
-    let mut reading = session.connect_unidirectional(req).await;
+    let mut reading = session.connect_unidirectional(req).await.is_ok();
     let write_timeout = settings.write_timeout.max(Duration::from_millis(100));
     let ping_every = cfg.client_ping_interval;
     let pong_wait = ping_every + cfg.client_pong_timeout;

@@ -5,10 +5,11 @@
 //! * [`sockjs`]: SockJS for Centrifugo 2.x clients (and v2 clients that ask for it).
 //! * [`emulation`]: HTTP-streaming and SSE with the `/emulation` endpoint.
 //! * [`uni`]: the unidirectional transports (WebSocket, SSE, HTTP-streaming, gRPC).
-//! * [`origin`] and [`stream`]: what the HTTP transports share (Origin checks and CORS, the
-//!   streaming response driven by a session).
+//! * [`origin`], [`http_common`] and [`stream`]: what the HTTP transports share (Origin checks
+//!   and CORS, bodies and stream headers, the streaming response driven by a session).
 
 pub(crate) mod emulation;
+pub(crate) mod http_common;
 pub(crate) mod origin;
 pub(crate) mod sockjs;
 pub(crate) mod stream;

@@ -56,7 +56,7 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
         headers,
         PlainFramer { encoding },
     );
-    keep_alive(parts.version, &mut resp);
+    keep_alive(parts.version, resp.headers_mut());
     resp
 }
 

@@ -51,7 +51,7 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
         headers,
         EventFramer,
     );
-    keep_alive(parts.version, &mut resp);
+    keep_alive(parts.version, resp.headers_mut());
     resp
 }
 

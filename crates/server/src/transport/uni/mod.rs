@@ -18,20 +18,20 @@ mod sse;
 mod websocket;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Version};
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
-use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt};
+use bytes::Bytes;
+use futures_util::FutureExt;
 use rotor_core::transport::TransportInfo;
 use rotor_core::writer::{CloseFrame, WriterStep};
-use rotor_core::Session;
-use rotor_protocol::{ConnectRequest, Encoding, ErrorCode, Generation};
+use rotor_protocol::{ConnectRequest, Encoding, ErrorCode};
 
+use super::http_common::{answer, keep_alive, new_session, read_body, stream_headers};
 use super::origin::{self, OriginCheck};
 use super::stream::{self, Framer, Start};
-use crate::app::{AppState, SharedState};
+use crate::app::SharedState;
 use crate::config::transports::{CodeToHttp, TransportSettings};
 
 pub(crate) use grpc::spawn_grpc;
@@ -48,74 +48,6 @@ pub(crate) fn routes(mut r: Router<SharedState>, t: &TransportSettings) -> Route
         r = r.route(&t.uni_http_stream.handler_prefix, any(http_stream::handler));
     }
     r
-}
-
-/// A new v2 session on `transport`, with the request headers for a backend.
-fn new_session<'a>(
-    state: &AppState,
-    transport: &'static TransportInfo,
-    encoding: Encoding,
-    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
-) -> Session {
-    let session = state
-        .node
-        .new_session_on(transport, Some(Generation::V2), encoding);
-    if state.node.backend().is_some() {
-        session.set_transport(transport.name, headers);
-    }
-    session
-}
-
-/// An answer with `status` and `body`, with the CORS headers for an admitted Origin.
-fn answer(
-    status: StatusCode,
-    body: impl Into<Body>,
-    cors: OriginCheck<'_>,
-    request: &HeaderMap,
-) -> Response {
-    let mut resp = Response::new(body.into());
-    *resp.status_mut() = status;
-    origin::add_cors(cors, request, resp.headers_mut());
-    resp
-}
-
-/// Why a request body was not read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyError {
-    /// Longer than the limit (413).
-    TooLarge,
-    /// The client went away or sent a broken body (400).
-    Broken,
-}
-
-impl BodyError {
-    fn status(self) -> StatusCode {
-        match self {
-            BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            BodyError::Broken => StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-/// Reads the whole body, at most `limit` bytes.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, BodyError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut buf = BytesMut::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
-    let mut chunks = body.into_data_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|_| BodyError::Broken)?;
-        if buf.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
 }
 
 /// How a uni HTTP stream is written.
@@ -172,9 +104,7 @@ async fn start_stream<F: Framer>(
     if let Some(ct) = spec.content_type {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     }
-    if version == Version::HTTP_10 || version == Version::HTTP_11 {
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-    }
+    keep_alive(version, h);
     origin::add_cors(cors, request, h);
     resp
 }
@@ -210,23 +140,6 @@ fn transform(
         }
         None => fallback,
     }
-}
-
-/// The cache headers of a stream response (as the emulation streams send them).
-fn stream_headers(h: &mut HeaderMap) {
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache, no-store, must-revalidate, max-age=0"),
-    );
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(
-        HeaderName::from_static("expire"),
-        HeaderValue::from_static("0"),
-    );
-    h.insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
 }
 
 /// The bare JSON pushes of the session's messages `msgs` (pings as `{}`), each passed to

@@ -82,6 +82,19 @@ if [ ! -x /usr/bin/chromium ]; then
     die "cannot install chromium with apt-get (needed by tests/clients/js/admin.test.mjs)"
 fi
 
+# The reference server (../shared/peers, a Go centrifuge-library server with SockJS) for the
+# frame comparisons of crates/server/tests/e2e_sockjs.rs; its build installs Debian's Go packages
+# when missing. Built into target/peers; the comparison then must run (ROTOR_REQUIRE_REFERENCE).
+PEERS_BUILD="$ROOT/../shared/peers/build.sh"
+if [ -f "$PEERS_BUILD" ]; then
+  if [ ! -x "$ROOT/target/peers/bin/centrifuge-ref" ]; then
+    echo "building the reference server (../shared/peers/build.sh)"
+    PEERS_OUT="$ROOT/target/peers" bash "$PEERS_BUILD" >"$LOG_DIR/peers-build.log" 2>&1 ||
+      die "cannot build the reference server (see $LOG_DIR/peers-build.log)"
+  fi
+  export ROTOR_REQUIRE_REFERENCE=1
+fi
+
 PY="${PYTHON:-python3}"
 command -v "$PY" >/dev/null || die "$PY is not installed"
 if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then

@@ -647,6 +647,12 @@ async fn start_ref() -> Option<RefServer> {
                 .join("../../target/peers/bin/centrifuge-ref")
         });
     if !bin.exists() {
+        // scripts/test.sh builds it and sets ROTOR_REQUIRE_REFERENCE: there a missing binary fails.
+        assert!(
+            std::env::var_os("ROTOR_REQUIRE_REFERENCE").is_none(),
+            "ROTOR_REQUIRE_REFERENCE is set but there is no reference server at {}",
+            bin.display()
+        );
         eprintln!("skipped: no reference server at {}", bin.display());
         return None;
     }

@@ -644,6 +644,8 @@ idle-$TN|idle --conns $TN --hold $D --procs 2 --src-ips 100
   "$RB" report "$OUT_DIR/transports-by-series.txt" --out "$BENCH_DIR/transports" --reference "websocket (v2)" \
     | tee "$OUT_DIR/transports-report.md"
   "$RB" report "$SRES" --out "$BENCH_DIR/transports/sockjs" --reference ref | tee -a "$OUT_DIR/transports-report.md"
+  # Per-round ratios (each run against the one it alternated with), then their medians.
+  python3 "$ROOT/scripts/transport_ratios.py" "$XRES" "$SRES" | tee "$BENCH_DIR/transports/paired-ratios.txt"
 fi
 
 # ---------------------------------------------------------------- report

@@ -21,6 +21,9 @@
 //! * `jwks`     serves that JWKS document (a separate process, each fetch logged);
 //! * `report`   tables and PNG charts from a results file written by `scripts/bench.sh`.
 //!
+//! `fanout`, `channels`, `idle` and `emulation-rtt` take `--transport websocket|http_stream|sse|
+//! sockjs-xhr|sockjs-ws` (the non-WebSocket clients are in `stream.rs` and `sockjs.rs`).
+//!
 //! Connections live in child processes (`--procs`, the open-file limit is per process) and
 //! bind to source addresses 127.0.0.2.. (`--src-ips`); the parent publishes, reads the
 //! server's /proc figures and adds everything up.

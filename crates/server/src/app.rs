@@ -214,7 +214,8 @@ pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
         draining: CancellationToken::new(),
     });
     let stop_http = CancellationToken::new();
-    let ws = (!state.settings.websocket_disable).then(|| state.clone());
+    // The fast paths of `crate::http` (WebSocket upgrades, SSE streams) check their own switches.
+    let ws = Some(state.clone());
     let mut servers = vec![spawn_http(
         listener,
         tls.clone(),

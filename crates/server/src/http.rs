@@ -1,8 +1,8 @@
 //! The HTTP/1.1 accept loop.
 //!
-//! A real-time connection makes exactly one HTTP request, the WebSocket upgrade, so when the
-//! first request of a connection is that upgrade it is answered here, in the connection's own
-//! task: no HTTP connection task handing the socket over to an upgrade task, no request and
+//! A real-time connection makes exactly one HTTP request, the WebSocket upgrade (or an SSE
+//! stream request), so when the first request of a connection is that upgrade (or a plain SSE
+//! `GET`) it is answered here, in the connection's own task: no HTTP connection task handing the socket over to an upgrade task, no request and
 //! header-map allocations. Everything else (the server API, health, metrics, admin, and an
 //! upgrade that comes later on a keep-alive connection) goes to hyper and the axum router, with
 //! the bytes already read replayed in front of the stream.
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::SharedState;
+use crate::transport::emulation::sse::FastSse;
 use crate::transport::websocket::{self as ws, Refused};
 
 /// First read of a connection; a browser's upgrade request with cookies fits.
@@ -68,6 +69,8 @@ enum First {
     Gone,
     /// A WebSocket upgrade on our path, and the head's length.
     Upgrade(Result<ws::Accepted, Refused>, usize),
+    /// An SSE stream request (`GET /connection/sse?cf_connect=...`), served here too.
+    Sse(Box<FastSse>),
     /// Anything else: hyper's.
     Http,
 }
@@ -102,6 +105,12 @@ where
                 if io.write_all(&refusal(&refused)).await.is_ok() {
                     let _ = io.shutdown().await;
                 }
+                return;
+            }
+            First::Sse(sse) => {
+                drop((app, stop));
+                drop(head);
+                sse.serve(io, state).await;
                 return;
             }
             First::Http => {}
@@ -152,7 +161,19 @@ fn classify(head: &[u8], state: &SharedState) -> Option<First> {
                 Some((p, q)) => (p, Some(q)),
                 None => (target, None),
             };
+            let t = &state.settings.transports;
+            if req.version == Some(1)
+                && t.sse.enabled
+                && req.method == Some("GET")
+                && path == t.sse.handler_prefix
+            {
+                return Some(match FastSse::from_head(state, query, req.headers) {
+                    Some(sse) => First::Sse(Box::new(sse)),
+                    None => First::Http,
+                });
+            }
             let ours = req.version == Some(1)
+                && !state.settings.websocket_disable
                 && path == state.settings.websocket_handler_prefix
                 && req
                     .headers

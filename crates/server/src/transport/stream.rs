@@ -59,19 +59,105 @@ pub(crate) fn spawn(
     let tracked = state.connections.token();
     tokio::spawn(async move {
         let _tracked = tracked;
-        run(state, session, start, prelude, inbox, framer, tx).await;
+        let gone = {
+            let tx = tx.clone();
+            async move { tx.closed().await }
+        };
+        let conn = Conn {
+            sink: ChannelSink(tx),
+            gone,
+        };
+        run(state, session, start, prelude, inbox, framer, conn).await;
     });
     Body::from_stream(body)
 }
 
-async fn run(
+/// Where a stream's chunks go.
+pub(crate) trait ChunkSink: Send {
+    /// Writes one chunk within `timeout`; false when the client is gone or does not read.
+    fn send(
+        &mut self,
+        chunk: Bytes,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = bool> + Send;
+    /// Ends the response after the last chunk.
+    fn finish(&mut self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// A stream's output and the future that resolves when its client went away.
+pub(crate) struct Conn<S, G> {
+    pub sink: S,
+    pub gone: G,
+}
+
+/// Chunks into hyper's response body (one chunk in flight).
+struct ChannelSink(mpsc::Sender<Bytes>);
+
+impl ChunkSink for ChannelSink {
+    async fn send(&mut self, chunk: Bytes, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, self.0.send(chunk)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    async fn finish(&mut self) {}
+}
+
+/// HTTP/1.1 chunked transfer coding written straight to the socket: the stream requests that
+/// `crate::http` serves itself, as it serves WebSocket upgrades (no HTTP connection state
+/// stays alive for the stream).
+pub(crate) struct RawChunked<W>(pub W);
+
+impl<W: tokio::io::AsyncWrite + Unpin + Send> ChunkSink for RawChunked<W> {
+    async fn send(&mut self, chunk: Bytes, timeout: Duration) -> bool {
+        use tokio::io::AsyncWriteExt;
+        if chunk.is_empty() {
+            return true; // an empty chunk would end the response
+        }
+        let head = format!("{:x}\r\n", chunk.len());
+        let write = async {
+            self.0.write_all(head.as_bytes()).await?;
+            self.0.write_all(&chunk).await?;
+            self.0.write_all(b"\r\n").await?;
+            self.0.flush().await
+        };
+        matches!(tokio::time::timeout(timeout, write).await, Ok(Ok(())))
+    }
+
+    async fn finish(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let end = async {
+            self.0.write_all(b"0\r\n\r\n").await?;
+            self.0.flush().await?;
+            self.0.shutdown().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), end).await;
+    }
+}
+
+/// Resolves when the peer closes its side (or the connection fails); bytes it sends meanwhile
+/// are read and dropped (a stream request has nothing more to say).
+pub(crate) async fn peer_gone<R: tokio::io::AsyncRead + Unpin>(mut r: R) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// Runs a stream connection to its end: the connect, then the session's output through
+/// `framer` into `conn.sink`, and (emulation) the inbox's frames into the session.
+pub(crate) async fn run(
     state: SharedState,
     mut session: Session,
     start: Start,
     prelude: Option<Bytes>,
     mut inbox: Option<EmulationInbox>,
     mut framer: impl Framer,
-    tx: mpsc::Sender<Bytes>,
+    conn: Conn<impl ChunkSink, impl std::future::Future<Output = ()>>,
 ) {
     let node = state.node.clone();
     let shared = session.shared().clone();
@@ -79,17 +165,10 @@ async fn run(
     let write_timeout = cfg
         .client_message_write_timeout
         .max(Duration::from_millis(100));
-    let send = |chunk: Bytes| {
-        let tx = &tx;
-        async move {
-            matches!(
-                tokio::time::timeout(write_timeout, tx.send(chunk)).await,
-                Ok(Ok(()))
-            )
-        }
-    };
+    let Conn { mut sink, gone } = conn;
+    tokio::pin!(gone);
     if let Some(p) = prelude {
-        if !send(p).await {
+        if !sink.send(p, write_timeout).await {
             session.close().await;
             return;
         }
@@ -121,16 +200,17 @@ async fn run(
                 if let Some(Some(frame)) = &close {
                     framer.close(frame, &mut out);
                 }
-                if !out.is_empty() && !send(out.split().freeze()).await {
+                if !out.is_empty() && !sink.send(out.split().freeze(), write_timeout).await {
                     shared.cancel.cancel();
                     break;
                 }
                 if close.is_some() {
                     shared.cancel.cancel();
+                    sink.finish().await;
                     break;
                 }
             }
-            _ = tx.closed() => {
+            _ = &mut gone => {
                 // The client went away.
                 shared.drop_transport();
                 break;

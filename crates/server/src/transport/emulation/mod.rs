@@ -15,7 +15,7 @@
 
 mod endpoint;
 mod http_stream;
-mod sse;
+pub(crate) mod sse;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

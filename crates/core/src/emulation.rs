@@ -10,7 +10,7 @@
 //! Bounded: each inbox holds at most [`INBOX_CAPACITY`] frames (a sender waits, up to the
 //! deadline), and a forwarded request waits at most [`FORWARD_TIMEOUT`] for its answer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 
 use crate::control::ControlMessage;
 use crate::node::Node;
@@ -52,14 +52,26 @@ pub enum EmulationError {
 /// their answer.
 #[derive(Default)]
 pub(crate) struct EmulationRegistry {
-    sessions: Mutex<HashMap<Arc<str>, mpsc::Sender<EmulationFrame>>>,
+    sessions: Mutex<HashMap<Arc<str>, Arc<Queue>>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     next_id: AtomicU64,
 }
 
+/// One session's frames. A plain deque with two wake-ups rather than a channel: an idle
+/// emulation connection should not hold a channel's preallocated block.
+#[derive(Default)]
+struct Queue {
+    /// `None` once the inbox is gone.
+    frames: Mutex<Option<VecDeque<EmulationFrame>>>,
+    /// A frame arrived (one reader).
+    arrived: Notify,
+    /// A frame was taken (senders waiting for room).
+    room: Notify,
+}
+
 /// A session's inbox; dropping it unregisters the session.
 pub struct EmulationInbox {
-    rx: mpsc::Receiver<EmulationFrame>,
+    queue: Arc<Queue>,
     session: Arc<str>,
     registry: Arc<EmulationRegistry>,
 }
@@ -67,13 +79,24 @@ pub struct EmulationInbox {
 impl EmulationInbox {
     /// The next frame for the session.
     pub async fn recv(&mut self) -> Option<EmulationFrame> {
-        self.rx.recv().await
+        loop {
+            if let Some(f) = self.queue.frames.lock().as_mut()?.pop_front() {
+                self.queue.room.notify_one();
+                return Some(f);
+            }
+            // A frame pushed since the check left a permit: no wake-up is lost.
+            self.queue.arrived.notified().await;
+        }
     }
 }
 
 impl Drop for EmulationInbox {
     fn drop(&mut self) {
         self.registry.sessions.lock().remove(&self.session);
+        // Frames still queued are dropped: their senders see the session gone.
+        let left = self.queue.frames.lock().take();
+        drop(left);
+        self.queue.room.notify_waiters();
     }
 }
 
@@ -81,13 +104,28 @@ impl EmulationRegistry {
     /// Hands `data` to the local session `session`; `Ok` also when there is no such session
     /// (Centrifugo answers 204 then: the reply codes are not the request's business).
     async fn deliver(&self, session: &str, data: Bytes) -> Result<(), EmulationError> {
-        let Some(tx) = self.sessions.lock().get(session).cloned() else {
+        let Some(queue) = self.sessions.lock().get(session).cloned() else {
             return Ok(());
         };
         let (done, handled) = oneshot::channel();
+        let mut frame = Some(EmulationFrame { data, done });
         let wait = async {
-            if tx.send(EmulationFrame { data, done }).await.is_err() {
-                return; // the session ended meanwhile
+            while let Some(f) = frame.take() {
+                let room = queue.room.notified();
+                {
+                    let mut g = queue.frames.lock();
+                    let Some(frames) = g.as_mut() else {
+                        return; // the session ended meanwhile
+                    };
+                    if frames.len() < INBOX_CAPACITY {
+                        frames.push_back(f);
+                        drop(g);
+                        queue.arrived.notify_one();
+                        break;
+                    }
+                    frame = Some(f);
+                }
+                room.await;
             }
             let _ = handled.await;
         };
@@ -100,12 +138,18 @@ impl EmulationRegistry {
 impl Node {
     /// Registers `session` (a connection's session id) for emulation requests.
     pub fn emulation_inbox(&self, session: &str) -> EmulationInbox {
-        let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+        let queue = Arc::new(Queue {
+            frames: Mutex::new(Some(VecDeque::new())),
+            ..Queue::default()
+        });
         let session: Arc<str> = Arc::from(session);
         let registry = self.emulation_registry().clone();
-        registry.sessions.lock().insert(session.clone(), tx);
+        registry
+            .sessions
+            .lock()
+            .insert(session.clone(), queue.clone());
         EmulationInbox {
-            rx,
+            queue,
             session,
             registry,
         }

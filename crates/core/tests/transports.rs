@@ -216,3 +216,19 @@ async fn emulation_requests_reach_the_session_through_its_inbox() {
     );
     task.abort();
 }
+
+#[tokio::test]
+async fn an_inbox_that_goes_away_releases_its_waiting_senders() {
+    let node = node();
+    let inbox = node.emulation_inbox("s1");
+    let n = node.clone();
+    let sender =
+        tokio::spawn(async move { n.emulate(n.uid(), "s1", Bytes::from_static(b"{}")).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!sender.is_finished(), "waits for the frame to be handled");
+    drop(inbox);
+    let result = tokio::time::timeout(Duration::from_secs(1), sender)
+        .await
+        .expect("released at once, not after the 10 s bound");
+    assert_eq!(result.expect("joined"), Ok(()));
+}

@@ -110,7 +110,9 @@ where
             First::Sse(sse) => {
                 drop((app, stop));
                 drop(head);
-                sse.serve(io, state).await;
+                // Boxed, as hyper's side below: a WebSocket connection's task should not carry
+                // the stream driver's space.
+                Box::pin(sse.serve(io, state)).await;
                 return;
             }
             First::Http => {}

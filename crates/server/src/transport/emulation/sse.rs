@@ -186,7 +186,7 @@ impl FastSse {
             .map(|id| state.node.emulation_inbox(id));
         let (r, w) = tokio::io::split(io);
         let conn = stream::Conn {
-            sink: stream::RawChunked(w),
+            sink: stream::RawChunked::new(w),
             gone: stream::peer_gone(r),
         };
         let prelude = Some(Bytes::from_static(b"\r\n"));

@@ -7,10 +7,11 @@
 //! [`BrokerEventHandler`] in offset order, one at a time, and assigns offsets without gaps.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rotor_protocol::{ClientInfo, Publication};
+use rotor_protocol::{ClientInfo, Publication, Tags};
 
 /// A position in a channel's stream: the offset of its last publication and the stream's epoch
 /// (which changes when the stream is recreated, so old offsets become meaningless).
@@ -20,13 +21,44 @@ pub struct StreamPosition {
     pub epoch: String,
 }
 
-/// History settings applied to one publish.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How one publish is stored and delivered. Everything past the history settings is off by
+/// default and costs nothing when off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublishOptions {
     /// 0 = keep no history (the publication gets no offset).
     pub history_size: usize,
     /// Seconds; 0 = keep no history.
     pub history_lifetime: u64,
+    /// Tags delivered with the publication (and kept in history).
+    pub tags: Option<Arc<Tags>>,
+    /// Server API `idempotency_key`: a second publish with the same key in the same channel
+    /// within [`PublishOptions::idempotent_ttl`] is not published again and answers the first
+    /// result. Checked by the broker, so it holds across nodes on a shared broker.
+    pub idempotency_key: Option<String>,
+    /// How long an idempotency key is remembered (Centrifugo: 300 s). Zero = the default.
+    pub idempotent_ttl: Duration,
+    /// Server API `delta`: subscribers that negotiated delta compression may get this
+    /// publication as a delta against the previous one in the stream.
+    pub delta: bool,
+    /// Server API `version` (0 = none): in a channel with history, a publication whose version
+    /// is not above the last one stored (with the same `version_epoch`) is dropped silently and
+    /// the publish answers the current stream top.
+    pub version: u64,
+    pub version_epoch: String,
+}
+
+/// Centrifugo's idempotency window.
+pub const DEFAULT_IDEMPOTENT_TTL: Duration = Duration::from_secs(300);
+
+impl PublishOptions {
+    /// The idempotency window in effect.
+    pub fn idempotent_ttl(&self) -> Duration {
+        if self.idempotent_ttl.is_zero() {
+            DEFAULT_IDEMPOTENT_TTL
+        } else {
+            self.idempotent_ttl
+        }
+    }
 }
 
 impl PublishOptions {

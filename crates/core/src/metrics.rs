@@ -449,8 +449,8 @@ impl MessageType {
     }
 }
 
-/// Server API methods (`centrifugo_api_command_duration_seconds{method}`).
-pub const API_METHODS: [&str; 12] = [
+/// Server API methods (`centrifugo_api_command_duration_seconds{protocol,method}`).
+pub const API_METHODS: [&str; 14] = [
     "publish",
     "broadcast",
     "subscribe",
@@ -463,6 +463,8 @@ pub const API_METHODS: [&str; 12] = [
     "channels",
     "info",
     "rpc",
+    "refresh",
+    "batch",
 ];
 
 /// Everything counted in this process.
@@ -496,8 +498,9 @@ pub struct Metrics {
     /// Time the broker took to accept a publish (the Redis round trip with the Redis engine).
     pub broker_publish_duration: Histogram,
     /// HTTP server API commands, by index in [`API_METHODS`].
-    pub api_duration: [Histogram; 12],
-    pub api_errors: [CodeCounts; 12],
+    /// By [`crate::api::ApiProtocol`], then [`API_METHODS`].
+    pub api_duration: [[Histogram; 14]; 2],
+    pub api_errors: [[CodeCounts; 14]; 2],
 }
 
 impl Metrics {
@@ -521,8 +524,8 @@ impl Metrics {
             broadcast_duration: Histogram::new(BROADCAST_BUCKETS),
             ping_pong: Histogram::new(PING_PONG_BUCKETS),
             broker_publish_duration: Histogram::new(BROADCAST_BUCKETS),
-            api_duration: [const { Histogram::new(API_BUCKETS) }; 12],
-            api_errors: [const { CodeCounts::new() }; 12],
+            api_duration: [const { [const { Histogram::new(API_BUCKETS) }; 14] }; 2],
+            api_errors: [const { [const { CodeCounts::new() }; 14] }; 2],
         }
     }
 }
@@ -574,11 +577,17 @@ pub fn message_received(t: MessageType) {
 }
 
 /// One server API command took `d`; `error` is its API error code, if it failed.
-pub fn api_command(method: &str, d: Duration, error: Option<u32>) {
+pub fn api_command(
+    protocol: crate::api::ApiProtocol,
+    method: &str,
+    d: Duration,
+    error: Option<u32>,
+) {
+    let p = protocol as usize;
     if let Some(i) = API_METHODS.iter().position(|m| *m == method) {
-        METRICS.api_duration[i].observe(d);
+        METRICS.api_duration[p][i].observe(d);
         if let Some(code) = error {
-            METRICS.api_errors[i].inc(code);
+            METRICS.api_errors[p][i].inc(code);
         }
     }
 }

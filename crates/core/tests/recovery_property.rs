@@ -533,7 +533,7 @@ async fn run_sequential(seed: u64, v3: bool) -> (u64, u64, u64) {
                     let n = stream.top + 1;
                     let data = Bytes::from(format!(r#"{{"n":{n}}}"#));
                     let pos = node
-                        .api_publish(CH, Some(data), false)
+                        .api_publish_data(CH, data)
                         .await
                         .unwrap_or_else(|e| failure(seed, v3, &log, "publish", &format!("{e:?}")));
                     if pos.offset != n {
@@ -688,7 +688,7 @@ async fn run_concurrent(seed: u64, v3: bool) -> (u64, u64, u64) {
             for n in 1..=N {
                 let data = Bytes::from(format!(r#"{{"n":{n}}}"#));
                 let pos = node
-                    .api_publish(CH, Some(data), false)
+                    .api_publish_data(CH, data)
                     .await
                     .expect("publish");
                 assert_eq!(pos.offset, n, "offsets grow by one");

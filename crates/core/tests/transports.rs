@@ -99,7 +99,7 @@ async fn unidirectional_connect_pushes_the_result_and_subscribes_allowed_request
     got.sort();
     assert_eq!(got, ["chat:room", "news"]);
 
-    node.api_publish("news", Some(Bytes::from_static(b"{\"n\":1}")), false)
+    node.api_publish_data("news", Bytes::from_static(b"{\"n\":1}"))
         .await
         .expect("published");
     let (lines, _) = drain(&s).await;

@@ -148,6 +148,7 @@ pub fn decode_body(bytes: &Bytes, offset: u64) -> Option<Publication> {
         _ => return None,
     };
     Some(Publication {
+        tags: None,
         offset,
         data: r.rest(),
         info,
@@ -260,6 +261,7 @@ mod tests {
                 got,
                 ChannelMessage::Publication {
                     publication: Publication {
+                        tags: None,
                         offset: 17,
                         data: Bytes::copy_from_slice(data),
                         info: info.cloned().map(Arc::new),

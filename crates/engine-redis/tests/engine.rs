@@ -147,6 +147,7 @@ fn opts(size: usize, lifetime: u64) -> PublishOptions {
     PublishOptions {
         history_size: size,
         history_lifetime: lifetime,
+        ..Default::default()
     }
 }
 

@@ -294,6 +294,22 @@ impl JsonEncoder {
         if !self.seq_mode() {
             o.num_nonzero("offset", p.offset);
         }
+        if let (Generation::V2, Some(tags)) = (self.generation, &p.tags) {
+            if !tags.is_empty() {
+                // Keys come from the publisher: escaped, unlike the encoder's own keys.
+                let b = o.key("tags");
+                b.push(b'{');
+                for (i, (k, v)) in tags.iter().enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    write_str(b, k);
+                    b.push(b':');
+                    write_str(b, v);
+                }
+                b.push(b'}');
+            }
+        }
         o.close();
     }
 
@@ -404,6 +420,8 @@ impl JsonEncoder {
                 recoverable,
                 epoch,
                 offset,
+                positioned,
+                data,
             } => {
                 o.str("channel", channel);
                 let b = o.key("subscribe");
@@ -411,6 +429,10 @@ impl JsonEncoder {
                 d.bool_true("recoverable", *recoverable);
                 d.str_nonempty("epoch", epoch);
                 d.num_nonzero("offset", *offset);
+                d.bool_true("positioned", *positioned);
+                if let Some(data) = data.filter(|d| !d.is_empty()) {
+                    d.raw("data", data);
+                }
                 d.close();
             }
             Push::Connect(r) => {
@@ -552,6 +574,7 @@ mod tests {
     fn subscribe_recovery_orders() {
         let pubs: Vec<Publication> = (2..=4)
             .map(|o| Publication {
+                tags: None,
                 offset: o,
                 data: Bytes::from_static(b"{}"),
                 info: None,
@@ -588,6 +611,7 @@ mod tests {
             chan_info: Some(Bytes::from_static(b"{\"r\":1}")),
         };
         let p = Publication {
+            tags: None,
             offset: 0,
             data: Bytes::from_static(b"{\"t\":\"hi\"}"),
             info: Some(Arc::new(info.clone())),
@@ -623,6 +647,7 @@ mod tests {
     #[test]
     fn binary_payload_becomes_a_base64_string_for_json_subscribers() {
         let p = Publication {
+            tags: None,
             offset: 0,
             data: Bytes::from_static(&[0xff, 0x00, 0x80]),
             info: None,

@@ -17,7 +17,7 @@ pub mod types;
 pub use codes::{Disconnect, DisconnectKind, ErrorCode, UnsubscribeCode};
 pub use command::{Command, CommandKind, ConnectRequest, DecodeError};
 pub use reply::{Push, ReplyBody, ReplyOutcome};
-pub use types::{ClientInfo, PositionFormat, Publication};
+pub use types::{ClientInfo, PositionFormat, Publication, Tags};
 
 /// Client protocol generation of a connection, fixed by its first command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

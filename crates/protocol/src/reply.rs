@@ -105,6 +105,10 @@ pub enum Push<'a> {
         recoverable: bool,
         epoch: &'a str,
         offset: u64,
+        /// v2 only: the subscription is positioned.
+        positioned: bool,
+        /// v2 only: custom data for the client (server API subscribe `data`).
+        data: Option<&'a [u8]>,
     },
     /// v2 unidirectional transports: the connect result as the first push.
     Connect(&'a ConnectResult),

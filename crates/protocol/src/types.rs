@@ -22,7 +22,12 @@ pub struct Publication {
     pub data: Bytes,
     /// The publisher, for publications made by a client; absent for server API publications.
     pub info: Option<Arc<ClientInfo>>,
+    /// Publication tags (server API `tags`); v2 clients see them, v1 clients never do.
+    pub tags: Option<Arc<Tags>>,
 }
+
+/// Publication tags: string keys and values, kept sorted so every encoding is deterministic.
+pub type Tags = std::collections::BTreeMap<String, String>;
 
 /// How v1 connections see stream positions (`v3_use_offset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

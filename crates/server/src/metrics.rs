@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rotor_core::api::ApiProtocol;
 use rotor_core::metrics::{
     Action, FrameType, HistogramSnapshot, MessageType, API_METHODS, DEFAULT_BUCKETS, METRICS,
 };
@@ -157,7 +158,13 @@ pub fn render(node: &Node, draining: bool) -> String {
     let commands: Vec<(FrameType, HistogramSnapshot)> = command_types()
         .map(|t| (t, METRICS.command_duration[t as usize].snapshot()))
         .collect();
-    let api: Vec<HistogramSnapshot> = METRICS.api_duration.iter().map(|h| h.snapshot()).collect();
+    // Every (protocol, method) pair, protocol-major.
+    let api: Vec<HistogramSnapshot> = METRICS
+        .api_duration
+        .iter()
+        .flatten()
+        .map(|h| h.snapshot())
+        .collect();
     let baseline = window_baseline(&commands, &api);
 
     let name = "centrifugo_client_command_duration_seconds";
@@ -280,8 +287,12 @@ pub fn render(node: &Node, draining: bool) -> String {
     // ---------------------------------------------------------------- server API
     let name = "centrifugo_api_command_duration_seconds";
     w.family(name, "summary", "Duration of API per command.");
+    let n = API_METHODS.len();
     for (i, snap) in api.iter().enumerate() {
-        let labels = [("protocol", "http"), ("method", API_METHODS[i])];
+        let labels = [
+            ("protocol", ApiProtocol::ALL[i / n].name()),
+            ("method", API_METHODS[i % n]),
+        ];
         let base = baseline.as_ref().map(|b| &b[commands.len() + i][..]);
         w.summary(name, &labels, snap, base);
     }
@@ -292,16 +303,25 @@ pub fn render(node: &Node, draining: bool) -> String {
         "Histogram of duration of API per command.",
     );
     for (i, snap) in api.iter().enumerate() {
-        let labels = [("protocol", "http"), ("method", API_METHODS[i])];
+        let labels = [
+            ("protocol", ApiProtocol::ALL[i / n].name()),
+            ("method", API_METHODS[i % n]),
+        ];
         w.histogram_with(hname, &labels, snap, Some(DEFAULT_BUCKETS));
     }
     let name = "centrifugo_api_command_errors_total";
     w.family(name, "counter", "Total errors in API commands.");
-    for (i, method) in API_METHODS.iter().enumerate() {
-        for (code, n) in METRICS.api_errors[i].snapshot() {
-            let code = code.to_string();
-            let labels = [("protocol", "http"), ("method", method), ("error", &code)];
-            w.sample(name, &labels, n as f64);
+    for protocol in ApiProtocol::ALL {
+        for (i, method) in API_METHODS.iter().enumerate() {
+            for (code, count) in METRICS.api_errors[protocol as usize][i].snapshot() {
+                let code = code.to_string();
+                let labels = [
+                    ("protocol", protocol.name()),
+                    ("method", method),
+                    ("error", &code),
+                ];
+                w.sample(name, &labels, count as f64);
+            }
         }
     }
 

@@ -55,6 +55,7 @@ impl Session {
         let mut popts = PublishOptions {
             history_size: opts.history_size,
             history_lifetime: opts.history_lifetime,
+            ..Default::default()
         };
         if opts.proxy_publish {
             let Some(backend) = backend else {

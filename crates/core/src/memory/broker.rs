@@ -271,6 +271,7 @@ impl Broker for MemoryBroker {
     ) -> Result<StreamPosition, EngineError> {
         let handler = self.handler();
         let publication = Publication {
+            tags: None,
             offset: 0,
             data,
             info,
@@ -395,6 +396,7 @@ mod tests {
         PublishOptions {
             history_size: size,
             history_lifetime: lifetime,
+            ..Default::default()
         }
     }
 
@@ -409,7 +411,7 @@ mod tests {
     async fn publish_n(broker: &MemoryBroker, channel: &str, n: usize, o: PublishOptions) {
         for i in 0..n {
             broker
-                .publish(channel, Bytes::from(format!("{i}")), None, o)
+                .publish(channel, Bytes::from(format!("{i}")), None, o.clone())
                 .await
                 .unwrap();
         }

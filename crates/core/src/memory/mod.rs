@@ -173,6 +173,7 @@ mod tests {
         let opts = PublishOptions {
             history_size: 5,
             history_lifetime: 5,
+            ..Default::default()
         };
         engine
             .broker

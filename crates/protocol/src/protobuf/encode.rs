@@ -217,6 +217,14 @@ impl ProtobufEncoder {
         if !self.seq_mode() {
             uint(b, 6, p.offset);
         }
+        if let (true, Some(tags)) = (self.v2(), &p.tags) {
+            for (k, v) in tags.iter() {
+                message(b, 7, |e| {
+                    string(e, 1, k);
+                    string(e, 2, v);
+                });
+            }
+        }
     }
 
     /// Appends one length-prefixed `Reply` carrying `push` (and no id).
@@ -305,12 +313,18 @@ impl ProtobufEncoder {
                 recoverable,
                 epoch,
                 offset,
+                positioned,
+                data,
             } => {
                 string(b, 2, channel);
                 message(b, 9, |b| {
                     boolean(b, 1, *recoverable);
                     string(b, 4, epoch);
                     uint(b, 5, *offset);
+                    boolean(b, 6, *positioned);
+                    if let Some(data) = data {
+                        bytes(b, 7, data);
+                    }
                 });
             }
             Push::Connect(r) => message(b, 10, |b| self.connect_push(b, r)),

@@ -83,6 +83,7 @@ fn info() -> ClientInfo {
 fn pubs() -> Vec<Publication> {
     (5..=7)
         .map(|o| Publication {
+            tags: None,
             offset: o,
             data: Bytes::from(format!(r#"{{"n":{o}}}"#)),
             info: (o == 7).then(|| Arc::new(info())),
@@ -196,6 +197,7 @@ fn long_bodies_get_multibyte_prefixes_at_every_level() {
     for n in [200usize, 20_000] {
         let data = Bytes::from(vec![b'x'; n]);
         let p = Publication {
+            tags: None,
             offset: 9,
             data: data.clone(),
             info: Some(Arc::new(info())),
@@ -585,6 +587,8 @@ fn v1_pushes() {
     );
 
     let sub = |offset| Push::Subscribe {
+        positioned: false,
+        data: None,
         channel: "#42",
         recoverable: true,
         epoch: "e",
@@ -665,6 +669,8 @@ fn v2_pushes() {
     );
 
     let pu = v2push(Push::Subscribe {
+        positioned: false,
+        data: None,
         channel: "#42",
         recoverable: true,
         epoch: "e",
@@ -699,6 +705,7 @@ fn v2_pushes() {
 fn crosscheck_vectors() -> Vec<(String, Vec<u8>)> {
     let inf = info();
     let p8 = Publication {
+        tags: None,
         offset: 8,
         data: Bytes::from_static(br#"{"text":"hi"}"#),
         info: Some(Arc::new(inf.clone())),
@@ -770,6 +777,8 @@ fn crosscheck_vectors() -> Vec<(String, Vec<u8>)> {
             (
                 "subscribe",
                 Push::Subscribe {
+                    positioned: false,
+                    data: None,
                     channel: "#42",
                     recoverable: true,
                     epoch: "ep42",

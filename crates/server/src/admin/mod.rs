@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rotor_core::engine::HistoryFilter;
+use rotor_core::api::ApiGeneration;
 use rotor_core::metrics::{MessageType, METRICS};
 use serde_json::{json, value::RawValue, Value};
 
@@ -244,6 +244,7 @@ async fn channels(State(state): State<SharedState>, headers: HeaderMap) -> Respo
     let list: Vec<Value> = state
         .node
         .api_channels("")
+        .unwrap_or_default()
         .into_iter()
         .map(|(name, n)| json!({ "channel": name, "num_clients": n }))
         .collect();
@@ -266,7 +267,15 @@ async fn publish(State(state): State<SharedState>, headers: HeaderMap, body: Byt
         Value::Null => None,
         v => Some(Bytes::from(v.to_string())),
     };
-    match state.node.api_publish(channel, data, false).await {
+    let fields = rotor_protocol::api::PublishFields {
+        data,
+        ..Default::default()
+    };
+    match state
+        .node
+        .api_publish(ApiGeneration::V2, channel, &fields)
+        .await
+    {
         Ok(pos) => {
             Json(json!({ "result": { "offset": pos.offset, "epoch": pos.epoch } })).into_response()
         }
@@ -320,12 +329,13 @@ async fn history(
         return unauthorized();
     }
     let channel = q.get("channel").map(String::as_str).unwrap_or_default();
-    let filter = HistoryFilter {
+    let req = rotor_protocol::api::HistoryParams {
+        channel: channel.to_string(),
+        limit: HISTORY_LIMIT as i64,
         since: None,
-        limit: Some(HISTORY_LIMIT),
         reverse: true,
     };
-    match state.node.api_history(channel, filter).await {
+    match state.node.api_history(ApiGeneration::V2, &req).await {
         Ok(page) => {
             let pubs: Vec<Value> = page
                 .publications

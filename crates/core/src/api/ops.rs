@@ -1,55 +1,19 @@
-//! Server API operations (HTTP today, gRPC later): what the backend may do to channels and
-//! connections. Transport shapes are the server's business; these return typed results.
+//! The server API methods on the node: checks in each generation's order, then the engine
+//! call or the node-to-node control message.
 
 use bytes::Bytes;
 use rotor_protocol::command::SubscribeRequest;
 use rotor_protocol::{ClientInfo, Push, UnsubscribeCode};
 
+use rotor_protocol::api::{
+    DisconnectParams, HistoryParams, PublishFields, RefreshParams, RpcParams, SubscribeParams,
+    UnsubscribeParams,
+};
+
+use super::{ApiError, ApiGeneration, NodeInfo};
 use crate::control::{ControlMessage, DisconnectReason};
 use crate::engine::{HistoryFilter, HistoryPage, PresenceStats, PublishOptions, StreamPosition};
 use crate::node::Node;
-
-/// A server API error (its own code set, distinct from client errors).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("api error {code}")]
-pub struct ApiError {
-    pub code: u32,
-}
-
-impl ApiError {
-    pub const INTERNAL: Self = Self { code: 100 };
-    pub const UNKNOWN_CHANNEL: Self = Self { code: 102 };
-    pub const METHOD_NOT_FOUND: Self = Self { code: 104 };
-    pub const BAD_REQUEST: Self = Self { code: 107 };
-    pub const NOT_AVAILABLE: Self = Self { code: 108 };
-
-    /// The message text: `/api` (2.x) and `/api/<method>` word some codes differently.
-    pub fn message(&self, legacy: bool) -> &'static str {
-        match self.code {
-            100 => "internal server error",
-            102 if legacy => "namespace not found",
-            102 => "unknown channel",
-            104 if legacy => "method not found",
-            104 => "not found",
-            106 => "limit exceeded",
-            107 => "bad request",
-            108 => "not available",
-            _ => "error",
-        }
-    }
-}
-
-/// What `info` reports about this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    pub uid: String,
-    pub name: String,
-    pub version: String,
-    pub num_clients: u64,
-    pub num_users: u64,
-    pub num_channels: u64,
-    pub uptime_secs: u64,
-}
 
 impl Node {
     fn api_options(&self, channel: &str) -> Result<crate::config::ChannelOptions, ApiError> {
@@ -65,20 +29,35 @@ impl Node {
     /// Publishes server data (no publisher info) and returns the stream position.
     pub async fn api_publish(
         &self,
+        generation: ApiGeneration,
         channel: &str,
-        data: Option<Bytes>,
-        skip_history: bool,
+        fields: &PublishFields,
     ) -> Result<StreamPosition, ApiError> {
-        let data = data.ok_or(ApiError::BAD_REQUEST)?;
-        let opts = self.api_options(channel)?;
-        let popts = if skip_history {
-            PublishOptions::default()
+        let (data, opts) = if generation.is_legacy() {
+            // 2.x: the payload is checked before the channel.
+            let data = fields.data.clone().ok_or(ApiError::BAD_REQUEST)?;
+            (data, self.api_options(channel)?)
         } else {
-            PublishOptions {
-                history_size: opts.history_size,
-                history_lifetime: opts.history_lifetime,
+            if channel.is_empty() {
+                return Err(ApiError::BAD_REQUEST);
             }
+            let payload = fields.payload().map_err(|_| ApiError::BAD_REQUEST)?;
+            let opts = self.api_options(channel)?;
+            (payload.ok_or(ApiError::BAD_REQUEST)?, opts)
         };
+        let mut popts = PublishOptions {
+            tags: (!fields.tags.is_empty()).then(|| std::sync::Arc::new(fields.tags.clone())),
+            idempotency_key: (!fields.idempotency_key.is_empty())
+                .then(|| fields.idempotency_key.clone()),
+            delta: fields.delta,
+            version: fields.version,
+            version_epoch: fields.version_epoch.clone(),
+            ..Default::default()
+        };
+        if !fields.skip_history {
+            popts.history_size = opts.history_size;
+            popts.history_lifetime = opts.history_lifetime;
+        }
         let started = std::time::Instant::now();
         let result = self.broker().publish(channel, data, None, popts).await;
         crate::metrics::METRICS
@@ -90,38 +69,48 @@ impl Node {
         })
     }
 
-    /// Publishes the same data to several channels; one result per channel, in order.
+    /// Publishes the same data to several channels; one result per channel, in order. 2.x
+    /// ends the call at the first bad channel (those before it are published).
     pub async fn api_broadcast(
         &self,
+        generation: ApiGeneration,
         channels: &[String],
-        data: Option<Bytes>,
-        skip_history: bool,
+        fields: &PublishFields,
     ) -> Result<Vec<Result<StreamPosition, ApiError>>, ApiError> {
-        let data = data.ok_or(ApiError::BAD_REQUEST)?;
-        if channels.is_empty() || channels.iter().any(|c| c.is_empty()) {
+        if channels.is_empty() {
             return Err(ApiError::BAD_REQUEST);
         }
-        let mut out = Vec::with_capacity(channels.len());
-        for ch in channels {
-            out.push(self.api_publish(ch, Some(data.clone()), skip_history).await);
+        if generation.is_legacy() {
+            if fields.data.is_none() {
+                return Err(ApiError::BAD_REQUEST);
+            }
+            let mut out = Vec::with_capacity(channels.len());
+            for ch in channels {
+                out.push(Ok(self.api_publish(generation, ch, fields).await?));
+            }
+            return Ok(out);
         }
-        Ok(out)
+        fields.payload().map_err(|_| ApiError::BAD_REQUEST)?;
+        let all = channels
+            .iter()
+            .map(|ch| self.api_publish(generation, ch, fields));
+        Ok(futures_util::future::join_all(all).await)
     }
 
     /// Subscribes a user's connections (or one of them) to `channel` at runtime; each gets a
     /// subscribe push, then the channel's publications.
-    pub async fn api_subscribe(
-        &self,
-        user: &str,
-        channel: &str,
-        client: &str,
-        info: Option<Bytes>,
-        recover_since: Option<StreamPosition>,
-    ) -> Result<(), ApiError> {
-        if user.is_empty() {
-            return Err(ApiError::BAD_REQUEST);
-        }
+    pub async fn api_subscribe(&self, req: &SubscribeParams) -> Result<(), ApiError> {
+        let (user, channel, client) = (&*req.user, &*req.channel, &*req.client);
         self.api_options(channel)?;
+        let info = match rotor_protocol::api::decode_b64(&req.b64info) {
+            Ok(Some(b)) => Some(b),
+            Ok(None) => req.info.clone(),
+            Err(_) => return Err(ApiError::BAD_REQUEST),
+        };
+        let recover_since = req.recover_since.as_ref().map(|s| StreamPosition {
+            offset: s.offset,
+            epoch: s.epoch.clone(),
+        });
         self.subscribe_local(user, channel, client, info.clone(), recover_since.clone())
             .await;
         let msg = ControlMessage::Subscribe {
@@ -181,6 +170,8 @@ impl Node {
             self.hub().encoder(conn.generation(), conn.encoding()).push(
                 &mut buf,
                 &Push::Subscribe {
+                    positioned: false,
+                    data: None,
                     channel,
                     recoverable: result.recoverable,
                     epoch: &result.epoch,
@@ -197,11 +188,11 @@ impl Node {
     /// empty); each gets an unsubscribe push.
     pub async fn api_unsubscribe(
         &self,
-        user: &str,
-        channel: &str,
-        client: &str,
+        generation: ApiGeneration,
+        req: &UnsubscribeParams,
     ) -> Result<(), ApiError> {
-        if user.is_empty() {
+        let (user, channel, client) = (&*req.user, &*req.channel, &*req.client);
+        if generation.is_legacy() && user.is_empty() {
             return Err(ApiError::BAD_REQUEST);
         }
         if !channel.is_empty() {
@@ -255,12 +246,29 @@ impl Node {
     }
 
     /// Closes a user's connections (or one of them) with `force disconnect`.
-    pub async fn api_disconnect(&self, user: &str, client: &str) -> Result<(), ApiError> {
-        if user.is_empty() {
+    pub async fn api_disconnect(
+        &self,
+        generation: ApiGeneration,
+        req: &DisconnectParams,
+    ) -> Result<(), ApiError> {
+        if generation.is_legacy() && req.user.is_empty() {
             return Err(ApiError::BAD_REQUEST);
         }
-        self.disconnect_user(user, client, "", DisconnectReason::Force)
+        self.disconnect_user(&req.user, &req.client, "", DisconnectReason::Force)
             .await
+    }
+
+    /// Extends, updates or ends (`expired`) a user's connections.
+    pub async fn api_refresh(&self, _req: &RefreshParams) -> Result<(), ApiError> {
+        Err(ApiError::NOT_AVAILABLE)
+    }
+
+    /// The server API `rpc`: Centrifugo OSS registers no handler, so every method is unknown.
+    pub fn api_rpc(&self, req: &RpcParams) -> Result<Bytes, ApiError> {
+        if req.method.is_empty() {
+            return Err(ApiError::BAD_REQUEST);
+        }
+        Err(ApiError::METHOD_NOT_FOUND)
     }
 
     /// Closes a user's connections on every node: only `client` when not empty, all but
@@ -338,9 +346,16 @@ impl Node {
 
     pub async fn api_history(
         &self,
-        channel: &str,
-        filter: HistoryFilter,
+        generation: ApiGeneration,
+        req: &HistoryParams,
     ) -> Result<HistoryPage, ApiError> {
+        let channel = &*req.channel;
+        // 2.x returns every retained publication.
+        let filter = if generation.is_legacy() {
+            HistoryFilter::default()
+        } else {
+            HistoryFilter::from_request(req.limit, req.since.clone(), req.reverse)
+        };
         self.history_options(channel)?;
         self.broker()
             .history(channel, filter)
@@ -358,7 +373,7 @@ impl Node {
 
     /// Active channels with their subscriber counts, summed over every live node: this node's
     /// now, the others' as of their last node-info message (a few seconds old at most).
-    pub fn api_channels(&self, pattern: &str) -> Vec<(String, usize)> {
+    pub fn api_channels(&self, pattern: &str) -> Result<Vec<(String, usize)>, ApiError> {
         let mut counts: std::collections::HashMap<String, usize> =
             self.hub().channels().into_iter().collect();
         for other in self
@@ -375,7 +390,7 @@ impl Node {
             list.retain(|(c, _)| glob_match(pattern, c));
         }
         list.sort();
-        list
+        Ok(list)
     }
 
     /// Every live node (this one included).
@@ -389,6 +404,7 @@ impl Node {
                 num_clients: n.num_clients,
                 num_users: n.num_users,
                 num_channels: n.num_channels,
+                num_subs: 0,
                 uptime_secs: n.uptime,
             })
             .collect()

@@ -9,8 +9,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rotor_core::api::{ApiError, NodeInfo};
-use rotor_core::engine::{HistoryFilter, StreamPosition};
+use rotor_core::api::{ApiError, ApiGeneration, ApiProtocol, ApiResult, NodeInfo};
+use rotor_core::engine::StreamPosition;
 use rotor_protocol::api::{decode_api_params, decode_legacy_api_command, ApiCommand};
 use rotor_protocol::json::{client_info, write_str, JsonEncoder};
 use rotor_protocol::{Generation, PositionFormat, Publication};
@@ -167,91 +167,54 @@ async fn execute(
     cmd: ApiCommand,
     shape: Shape,
 ) -> Result<Option<Vec<u8>>, ApiError> {
-    // For `centrifugo_api_command_duration_seconds` / `..._errors_total`.
-    let method = match &cmd {
-        ApiCommand::Publish(_) => "publish",
-        ApiCommand::Broadcast(_) => "broadcast",
-        ApiCommand::Subscribe(_) => "subscribe",
-        ApiCommand::Unsubscribe(_) => "unsubscribe",
-        ApiCommand::Disconnect(_) => "disconnect",
-        ApiCommand::Presence(_) => "presence",
-        ApiCommand::PresenceStats(_) => "presence_stats",
-        ApiCommand::History(_) => "history",
-        ApiCommand::HistoryRemove(_) => "history_remove",
-        ApiCommand::Channels(_) => "channels",
-        ApiCommand::Info => "info",
-        ApiCommand::Rpc => "rpc",
+    let generation = match shape {
+        Shape::Legacy => ApiGeneration::V1,
+        Shape::Current => ApiGeneration::V2,
     };
-    let started = std::time::Instant::now();
-    let result = run(state, cmd, shape).await;
-    let error = result.as_ref().err().map(|e| e.code);
-    rotor_core::metrics::api_command(method, started.elapsed(), error);
-    result
+    let result = state
+        .node
+        .api_execute(generation, ApiProtocol::Http, cmd)
+        .await?;
+    Ok(encode_result(&result, shape))
 }
 
-async fn run(
-    state: &SharedState,
-    cmd: ApiCommand,
-    shape: Shape,
-) -> Result<Option<Vec<u8>>, ApiError> {
-    let node = &state.node;
+/// The JSON of a result in `shape`; `None` where 2.x leaves the result out.
+fn encode_result(result: &ApiResult, shape: Shape) -> Option<Vec<u8>> {
     let legacy = shape == Shape::Legacy;
-    Ok(match cmd {
-        ApiCommand::Publish(p) => {
-            let pos = node.api_publish(&p.channel, p.data, p.skip_history).await?;
-            (!legacy).then(|| position_object(&pos))
-        }
-        ApiCommand::Broadcast(p) => {
-            let results = node
-                .api_broadcast(&p.channels, p.data, p.skip_history)
-                .await?;
+    let empty = || (!legacy).then(|| b"{}".to_vec());
+    match result {
+        ApiResult::Publish(pos) => (!legacy).then(|| position_object(pos)),
+        ApiResult::Broadcast(results) => {
             if legacy {
-                if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-                    return Err(*e);
-                }
-                None
-            } else {
-                let mut out = b"{\"responses\":[".to_vec();
-                for (i, r) in results.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    match r {
-                        Ok(pos) => {
-                            out.extend_from_slice(b"{\"result\":");
-                            out.extend_from_slice(&position_object(pos));
-                            out.push(b'}');
-                        }
-                        Err(e) => {
-                            out.push(b'{');
-                            write_error(&mut out, *e, shape);
-                            out.push(b'}');
-                        }
-                    }
-                }
-                out.extend_from_slice(b"]}");
-                Some(out)
+                return None;
             }
+            let mut out = b"{\"responses\":[".to_vec();
+            for (i, r) in results.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match r {
+                    Ok(pos) => {
+                        out.extend_from_slice(b"{\"result\":");
+                        out.extend_from_slice(&position_object(pos));
+                        out.push(b'}');
+                    }
+                    Err(e) => {
+                        out.push(b'{');
+                        write_error(&mut out, *e, shape);
+                        out.push(b'}');
+                    }
+                }
+            }
+            out.extend_from_slice(b"]}");
+            Some(out)
         }
-        ApiCommand::Subscribe(p) => {
-            let since = p.recover_since.map(|s| StreamPosition {
-                offset: s.offset,
-                epoch: s.epoch,
-            });
-            node.api_subscribe(&p.user, &p.channel, &p.client, p.info, since)
-                .await?;
-            (!legacy).then(|| b"{}".to_vec())
-        }
-        ApiCommand::Unsubscribe(p) => {
-            node.api_unsubscribe(&p.user, &p.channel, &p.client).await?;
-            (!legacy).then(|| b"{}".to_vec())
-        }
-        ApiCommand::Disconnect(p) => {
-            node.api_disconnect(&p.user, &p.client).await?;
-            (!legacy).then(|| b"{}".to_vec())
-        }
-        ApiCommand::Presence(p) => {
-            let list = node.api_presence(&p.channel).await?;
+        ApiResult::Subscribe
+        | ApiResult::Unsubscribe
+        | ApiResult::Disconnect
+        | ApiResult::Refresh
+        | ApiResult::HistoryRemove => empty(),
+        ApiResult::Presence(list) => {
             let mut out = b"{\"presence\":{".to_vec();
             for (i, c) in list.iter().enumerate() {
                 if i > 0 {
@@ -264,31 +227,15 @@ async fn run(
             out.extend_from_slice(b"}}");
             Some(out)
         }
-        ApiCommand::PresenceStats(p) => {
-            let s = node.api_presence_stats(&p.channel).await?;
-            Some(
-                format!(
-                    "{{\"num_clients\":{},\"num_users\":{}}}",
-                    s.num_clients, s.num_users
-                )
-                .into_bytes(),
+        ApiResult::PresenceStats(s) => Some(
+            format!(
+                "{{\"num_clients\":{},\"num_users\":{}}}",
+                s.num_clients, s.num_users
             )
-        }
-        ApiCommand::History(p) => {
-            let filter = if legacy {
-                HistoryFilter::default()
-            } else {
-                HistoryFilter::from_request(p.limit, p.since, p.reverse)
-            };
-            let page = node.api_history(&p.channel, filter).await?;
-            Some(history_object(&page.publications, &page.position, shape))
-        }
-        ApiCommand::HistoryRemove(p) => {
-            node.api_history_remove(&p.channel).await?;
-            (!legacy).then(|| b"{}".to_vec())
-        }
-        ApiCommand::Channels(p) => {
-            let list = node.api_channels(&p.pattern);
+            .into_bytes(),
+        ),
+        ApiResult::History(page) => Some(history_object(&page.publications, &page.position, shape)),
+        ApiResult::Channels(list) => {
             let mut out = b"{\"channels\":".to_vec();
             if legacy {
                 out.push(b'[');
@@ -313,9 +260,14 @@ async fn run(
             out.push(b'}');
             Some(out)
         }
-        ApiCommand::Info => Some(info_object(&node.api_info(), shape)),
-        ApiCommand::Rpc => return Err(ApiError::METHOD_NOT_FOUND),
-    })
+        ApiResult::Info(nodes) => Some(info_object(nodes, shape)),
+        ApiResult::Rpc(data) => {
+            let mut out = b"{\"data\":".to_vec();
+            out.extend_from_slice(if data.is_empty() { b"null" } else { data });
+            out.push(b'}');
+            Some(out)
+        }
+    }
 }
 
 fn position_object(pos: &StreamPosition) -> Vec<u8> {

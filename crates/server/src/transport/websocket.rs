@@ -248,6 +248,40 @@ fn socket_config(state: &AppState) -> WebSocketConfig {
         .max_frame_size(Some(max))
 }
 
+/// The `101 Switching Protocols` response of an upgrade hyper handles (every WebSocket-based
+/// transport's route); once hyper hands the connection over, `serve` runs on it in its own
+/// task. `what` names the transport in the debug line of a failed switch.
+pub(crate) fn switching_response<F, Fut>(
+    accept_key: &str,
+    protocol: Option<&'static str>,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    what: &'static str,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(TokioIo<hyper::upgrade::Upgraded>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(accept_key) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(p) = protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+    }
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => serve(TokioIo::new(upgraded)).await,
+            Err(e) => tracing::debug!(error = %e, transport = what, "upgrade failed"),
+        }
+    });
+    response
+}
+
 /// The route for an upgrade that is not the first request of its connection (after a
 /// keep-alive request, or a head too large for the fast path): hyper does the switch.
 pub async fn handler(State(state): State<SharedState>, req: Request) -> Response {
@@ -264,28 +298,11 @@ pub async fn handler(State(state): State<SharedState>, req: Request) -> Response
         )
         .into_response();
     };
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = response.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(v) = HeaderValue::from_str(&accepted.accept_key) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    if let Some(p) = accepted.protocol {
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
-    }
+    let (accept, protocol) = (accepted.accept_key.clone(), accepted.protocol);
     let (forced, encoding, headers) = accepted.into_parts();
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let io = TokioIo::new(upgraded);
-                run(io, Vec::new(), state, forced, encoding, headers).await
-            }
-            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
-        }
-    });
-    response
+    switching_response(&accept, protocol, on_upgrade, "websocket", move |io| {
+        run(io, Vec::new(), state, forced, encoding, headers)
+    })
 }
 
 async fn serve_socket<S>(

@@ -7,13 +7,11 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use hyper_util::rt::TokioIo;
 use rotor_core::writer::WriterStep;
 use rotor_core::Session;
 use rotor_protocol::{DisconnectKind, Encoding, Generation};
@@ -26,7 +24,7 @@ use tungstenite::{Message, Utf8Bytes};
 use super::frames;
 use super::session::data_frame;
 use crate::app::SharedState;
-use crate::transport::websocket::{handshake, BackendHeaders};
+use crate::transport::websocket::{handshake, switching_response, BackendHeaders};
 
 /// Upgrades the request and serves the connection.
 pub(crate) async fn handler(state: SharedState, req: Request) -> Response {
@@ -54,30 +52,11 @@ pub(crate) async fn handler(state: SharedState, req: Request) -> Response {
             .into_response();
     };
     let (forced, _, headers) = accepted.into_parts();
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = response.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let config = socket_config(&state);
-                let socket = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                serve(socket, state, forced, headers).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "sockjs websocket upgrade failed"),
-        }
-    });
-    response
+    switching_response(&accept, None, on_upgrade, "sockjs", move |io| async move {
+        let config = socket_config(&state);
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        serve(socket, state, forced, headers).await;
+    })
 }
 
 fn socket_config(state: &SharedState) -> WebSocketConfig {

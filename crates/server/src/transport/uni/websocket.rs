@@ -12,13 +12,11 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use hyper_util::rt::TokioIo;
 use rotor_core::writer::{CloseFrame as Frame, WriterStep};
 use rotor_protocol::{ConnectRequest, DisconnectKind, Encoding};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -30,6 +28,7 @@ use tungstenite::{Message, Utf8Bytes};
 use super::{close_push, decode_json, for_each_push, new_session};
 use crate::app::SharedState;
 use crate::transport::origin;
+use crate::transport::websocket::switching_response;
 
 /// How long a closing server waits for the client's close frame.
 const CLOSING_HANDSHAKE: Duration = Duration::from_secs(5);
@@ -108,35 +107,22 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
     } else {
         Vec::new()
     };
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = response.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let limit = state.settings.transports.uni_websocket.message_size_limit;
-                let config = WebSocketConfig::default()
-                    .read_buffer_size(1024)
-                    .write_buffer_size(0)
-                    .max_message_size(Some(limit))
-                    .max_frame_size(Some(limit));
-                let socket = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                serve(socket, state, connect, backend).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "uni_websocket upgrade failed"),
-        }
-    });
-    response
+    switching_response(
+        &accept,
+        None,
+        on_upgrade,
+        "uni_websocket",
+        move |io| async move {
+            let limit = state.settings.transports.uni_websocket.message_size_limit;
+            let config = WebSocketConfig::default()
+                .read_buffer_size(1024)
+                .write_buffer_size(0)
+                .max_message_size(Some(limit))
+                .max_frame_size(Some(limit));
+            let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+            serve(socket, state, connect, backend).await;
+        },
+    )
 }
 
 /// Sends a close frame and closes the sink, bounded in time.

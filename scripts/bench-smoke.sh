@@ -212,6 +212,18 @@ else
   failed=$((failed + 1))
 fi
 
+# gRPC server API (issue 15): api-publish through gRPC (one HTTP/2 channel) and through
+# POST /api/publish (one keep-alive connection), 4 callers, 100 subscribers, no loss.
+GPORT=$((PORT + 3))
+if start_rotor false -grpc "\"grpc_api\": true, \"grpc_api_port\": $GPORT, \"grpc_api_key\": \"api\","; then
+  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$GPORT") 2>/dev/null && break; sleep 0.1; done
+  run api-publish-grpc "$DELIVERY via=grpc api_p99_ms>0" -- api-publish --via grpc --grpc "http://127.0.0.1:$GPORT" --conns 100 --publishers 4 --duration 2s --channel gapi
+  run api-publish-http "$DELIVERY via=http api_p99_ms>0" -- api-publish --via http --conns 100 --publishers 4 --duration 2s --channel hapi
+  stop_rotor
+else
+  failed=$((failed + 1))
+fi
+
 # bench.sh's latency split: a three-packet capture with known times (publication scheduled at
 # t=1000 s, POST on the wire 0.1 ms later, deliveries 0.2 and 0.4 ms after the POST).
 BD_EXPECT="publications=1 deliveries=2 pub_p50_ms=0.100 pub_p99_ms=0.100 first_p50_ms=0.200 first_p99_ms=0.200 last_p50_ms=0.400 last_p99_ms=0.400"

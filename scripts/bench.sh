@@ -34,6 +34,14 @@
 #              reference's SockJS, servers alternating (protocol v1). Not in the default PARTS;
 #              tables go to $BENCH_DIR/transports/ (ratios to WebSocket) and
 #              $BENCH_DIR/transports/sockjs/ (ratios to the reference)
+#   grpc-api   Issue 15: `rotor-bench api-publish`, publications through the gRPC server API (one
+#              HTTP/2 channel) against `POST /api/publish` (one keep-alive HTTP/1.1 connection:
+#              16 callers queue on it), 1 and GA_CALLERS (16) concurrent callers, fan-out to
+#              GA_CONNS (1000) WebSocket subscribers; http-pool (a connection per caller) as a side
+#              figure; with GA_NOFAN=1 also the same calls with 1 subscriber (the API path alone).
+#              HTTP and gRPC alternate within each round, a fresh server per run. Not in the
+#              default PARTS; raw lines and paired ratios (gRPC / HTTP per round) go to
+#              $BENCH_DIR/grpc-api/
 # Then `rotor-bench report` writes $BENCH_DIR/tables.md and the PNG charts; raw results and the
 # compare.sh table are copied to $BENCH_DIR too.
 #
@@ -646,6 +654,113 @@ idle-$TN|idle --conns $TN --hold $D --procs 2 --src-ips 100
   "$RB" report "$SRES" --out "$BENCH_DIR/transports/sockjs" --reference ref | tee -a "$OUT_DIR/transports-report.md"
   # Per-round ratios (each run against the one it alternated with), then their medians.
   python3 "$ROOT/scripts/transport_ratios.py" "$XRES" "$SRES" | tee "$BENCH_DIR/transports/paired-ratios.txt"
+fi
+
+# ---------------------------------------------------------------- part: grpc-api (issue 15)
+# Rotor with the 2.x gRPC API keys (both services on one port); each run a fresh server.
+if [[ " $PARTS " == *" grpc-api "* ]]; then
+  log "part grpc-api: api-publish through gRPC and POST /api/publish, 1 and ${GA_CALLERS:-16} callers, ${GA_CONNS:-1000} subscribers"
+  GRES="$OUT_DIR/grpc-api-results.txt"; : >>"$GRES"
+  GPORT=$((BASE_PORT + 70)); GGPORT=$((BASE_PORT + 71))
+  cat >"$OUT_DIR/rotor-grpc-api.json" <<CONF
+{
+  "address": "127.0.0.1",
+  "port": $GPORT,
+  "engine": "memory",
+  "token_hmac_secret_key": "secret",
+  "api_key": "api",
+  "grpc_api": true,
+  "grpc_api_port": $GGPORT,
+  "grpc_api_key": "api",
+  "history_size": 100,
+  "history_lifetime": 300,
+  "history_recover": true,
+  "presence": false,
+  "join_leave": false,
+  "publish": true,
+  "log_level": "error"
+}
+CONF
+  ga_start() { # $1 log file; sets SERVER_PID and PORT; both the HTTP and the gRPC port must listen
+    PORT=$GPORT
+    "$ROTOR" -c "$OUT_DIR/rotor-grpc-api.json" </dev/null >"$1" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 200); do
+      kill -0 "$SERVER_PID" 2>/dev/null || { log "rotor exited at start; see $1"; SERVER_PID=""; return 1; }
+      if (exec 3<>"/dev/tcp/127.0.0.1/$GPORT") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$GGPORT") 2>/dev/null; then
+        sleep 0.3
+        kill -0 "$SERVER_PID" 2>/dev/null && return 0
+        log "rotor exited at start (port taken?); see $1"; SERVER_PID=""; return 1
+      fi
+      sleep 0.1
+    done
+    log "rotor did not listen on $GPORT and $GGPORT within 20 s"; stop_server; return 1
+  }
+  GC="${GA_CONNS:-1000}"; GN="${GA_CALLERS:-16}"; GD="${GA_SECS:-$DURATION}s"
+  # server(via)|tag|subscribers|callers, in the order run within a round: HTTP then gRPC for
+  # each caller count (the pairs), http-pool last.
+  GA_MATRIX="
+http|fan$GC-c1|$GC|1
+grpc|fan$GC-c1|$GC|1
+http|fan$GC-c$GN|$GC|$GN
+grpc|fan$GC-c$GN|$GC|$GN
+http-pool|fan$GC-c$GN|$GC|$GN
+"
+  if [ "${GA_NOFAN:-0}" = 1 ]; then
+    GA_MATRIX+="http|fan1-c1|1|1
+grpc|fan1-c1|1|1
+http|fan1-c$GN|1|$GN
+grpc|fan1-c$GN|1|$GN
+"
+  fi
+  for r in $(seq 1 "$ROUNDS"); do
+    while IFS='|' read -r via tag subs callers; do
+      [ -n "$via" ] || continue
+      label="rotor-$via-$tag-r$r"
+      ga_start "$OUT_DIR/server-$label.log" || { echo "server=$via round=$r tag=$tag error=server_start" >>"$GRES"; continue; }
+      load="$(cut -d' ' -f1 /proc/loadavg)"
+      timeout -k 10 $((${GD%s} + 120)) "$RB" api-publish --via "$via" --grpc "http://127.0.0.1:$GGPORT" \
+        --conns "$subs" --publishers "$callers" --mode max --duration "$GD" --channel "ga$r" --label "$label" \
+        --ws "ws://127.0.0.1:$PORT/connection/websocket" --api "http://127.0.0.1:$PORT/api" \
+        --server-pid "$SERVER_PID" </dev/null >"$OUT_DIR/$label.log" 2>"$OUT_DIR/$label.err"
+      RES="$GRES" record "$OUT_DIR/$label.log" "server=$via round=$r tag=$tag loadavg_start=$load" "rotor_bench_rc_$?" \
+        "(pub_per_s|api_p50_ms|api_p99_ms|other_cpu_s)"
+      stop_server
+      sleep 1
+    done <<<"$GA_MATRIX"
+  done
+  mkdir -p "$BENCH_DIR/grpc-api"
+  cp "$GRES" "$BENCH_DIR/grpc-api/results.txt"
+  "$RB" report "$GRES" --out "$BENCH_DIR/grpc-api" --reference http | tee "$OUT_DIR/grpc-api-report.md"
+  # Paired ratios: each run divided by the HTTP run of the same round and tag, then the median
+  # (and range) over the rounds.
+  python3 - "$GRES" <<'PY' | tee "$BENCH_DIR/grpc-api/paired-ratios.txt"
+import statistics, sys
+from collections import defaultdict
+runs = defaultdict(dict)
+for line in open(sys.argv[1]):
+    if not line.startswith("server=") or " error=" in line:
+        continue
+    kv = dict(w.split("=", 1) for w in line.split() if "=" in w)
+    runs[(kv["tag"], kv["round"])][kv["server"]] = kv
+tags = sorted({t for t, _ in runs}, key=lambda t: (len(t), t))
+print("tag via metric: median of per-round ratios to http [min..max] (rounds); medians of the figures")
+for tag in tags:
+    rounds = {r: v for (t, r), v in runs.items() if t == tag and "http" in v}
+    for via in ("grpc", "http-pool"):
+        for m in ("pub_per_s", "api_p50_ms", "api_p99_ms", "deliv_per_cpu_s", "lost"):
+            pairs = [(float(v[via][m]), float(v["http"][m])) for v in rounds.values()
+                     if via in v and m in v[via] and m in v["http"]]
+            if not pairs:
+                continue
+            med = lambda xs: statistics.median(xs)
+            figs = f"{via} {med([a for a, _ in pairs]):g}, http {med([b for _, b in pairs]):g}"
+            ratios = [a / b for a, b in pairs if b > 0]
+            if ratios:
+                print(f"{tag} {via} {m}: {med(ratios):.2f}x [{min(ratios):.2f}..{max(ratios):.2f}] ({len(ratios)}); {figs}")
+            else:
+                print(f"{tag} {via} {m}: -; {figs}")
+PY
 fi
 
 # ---------------------------------------------------------------- report

@@ -5,6 +5,9 @@
 //!
 //! * `fanout`   N subscribers on one channel; K HTTP API publishers, `--mode max` (as fast as
 //!   the server delivers, with a bounded window) or `--mode rate` (fixed rate, for latency);
+//! * `api-publish` the `fanout` subscribers, publications sent through the gRPC server API (one
+//!   HTTP/2 channel) or `POST /api/publish` (one keep-alive connection, or a pool) by
+//!   `--publishers` concurrent callers: publications/s and the API call's p50/p99;
 //! * `channels` each connection on a personal channel plus a group channel of 10; publications
 //!   spread round-robin over all channels;
 //! * `idle`     N connections with one subscription each, held: server RSS per connection and
@@ -28,6 +31,7 @@
 //! bind to source addresses 127.0.0.2.. (`--src-ips`); the parent publishes, reads the
 //! server's /proc figures and adds everything up.
 
+mod apipub;
 mod backend;
 mod child;
 mod conn;
@@ -69,6 +73,9 @@ struct Cli {
 enum Cmd {
     /// N subscribers on one channel, K HTTP API publishers: deliveries/s, latency, loss.
     Fanout(PubArgs),
+    /// The fan-out subscribers, publications through the gRPC API or `POST /api/publish` by
+    /// `--publishers` concurrent callers on one connection: publications/s, API p50/p99.
+    ApiPublish(apipub::ApiPublishArgs),
     /// Clients publish over the transport (`/emulation` for http_stream and sse) and wait for
     /// their own publication on their stream: round-trip latency.
     EmulationRtt(rtt::RttArgs),
@@ -266,6 +273,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let common = match &cli.cmd {
         Cmd::Fanout(a) => a.common.clone(),
+        Cmd::ApiPublish(a) => a.pubs.common.clone(),
         Cmd::Channels(a) => a.pubs.common.clone(),
         Cmd::Idle(a) => a.common.clone(),
         Cmd::Churn(a) => a.common.clone(),
@@ -330,8 +338,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let res = rt.block_on(async move {
         match cli.cmd {
-            Cmd::Fanout(a) => scenario::pubsub(a, None, args).await,
-            Cmd::Channels(a) => scenario::pubsub(a.pubs, Some(a.group_size), args).await,
+            Cmd::Fanout(a) => scenario::pubsub(a, None, None, args).await,
+            Cmd::ApiPublish(a) => {
+                let path = a.path();
+                scenario::pubsub(a.pubs, None, Some(path), args).await
+            }
+            Cmd::Channels(a) => scenario::pubsub(a.pubs, Some(a.group_size), None, args).await,
             Cmd::Idle(a) => scenario::idle(a, args).await,
             Cmd::Churn(a) => scenario::churn(a, args).await,
             Cmd::Join(a) => scenario::join(a, args).await,

@@ -107,6 +107,17 @@ fn metrics(scenario: &str, mode: &str) -> &'static [(&'static str, bool)] {
             ("server_cpu_s", false),
             ("failed", false),
         ],
+        // Publications through the gRPC API or POST /api/publish (issue 15).
+        ("api-publish", _) => &[
+            ("pub_per_s", true),
+            ("api_p50_ms", false),
+            ("api_p99_ms", false),
+            ("deliv_per_s", true),
+            ("deliv_per_cpu_s", true),
+            ("p99_ms", false),
+            ("lost", false),
+            ("dropped", false),
+        ],
         ("join", _) => &[
             ("all_in_s", false),
             ("joins", true),
@@ -199,6 +210,12 @@ fn group_key(kv: &Kv) -> String {
             } else {
                 String::new()
             }
+        ),
+        "api-publish" => format!(
+            "api-publish {} conns={} callers={}",
+            g("mode"),
+            g("conns"),
+            g("callers")
         ),
         "idle" | "join" => format!("{} conns={}", g("scenario"), g("conns")),
         "churn" => format!("churn workers={}", g("workers")),

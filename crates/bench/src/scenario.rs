@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::apipub::{self, ApiPath, Sink, Via};
 use crate::child::{say, Children, ParentLink};
 use crate::group::{self, Channels, GroupCfg, GroupShared, Layout};
 use crate::hist::{Hist, ShardedHist};
 use crate::proto::{self, Proto, ReplyScan};
-use crate::publish::ApiClient;
 use crate::token::{json_str, Signer};
 use crate::track::Plan;
 use crate::util::{now_ns, proc_cpu_s, proc_mem_kb, r3, Interference, Kv};
@@ -384,8 +384,14 @@ struct PubShared {
     api: ShardedHist,
 }
 
-/// `fanout` (group_size None) and `channels` (group channels of `group_size`).
-pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) -> Res {
+/// `fanout` (group_size None), `channels` (group channels of `group_size`) and `api-publish`
+/// (`path`: the API the publications go through; None: `POST /api` commands).
+pub async fn pubsub(
+    a: PubArgs,
+    group_size: Option<usize>,
+    path: Option<ApiPath>,
+    args: Vec<String>,
+) -> Res {
     let c = &a.common;
     let layout = match group_size {
         None => Layout::Single,
@@ -407,11 +413,16 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
         cfg.dialer = Arc::new(crate::conn::Dialer::new(&a.transport, &c.ws, c.proto).await?);
         return child_group(cfg, plan, Duration::from_millis(5)).await;
     }
-    let scenario = if group_size.is_some() {
+    let scenario = if path.is_some() {
+        "api-publish"
+    } else if group_size.is_some() {
         "channels"
     } else {
         "fanout"
     };
+    if path.is_some() && a.batch > 1 {
+        return Err("api-publish publishes one publication per call (--batch 1)".into());
+    }
     let mut out = base_kv(c, scenario);
     out.set(
         "mode",
@@ -426,6 +437,18 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
     out.set("publishers", publishers);
     out.set("batch", a.batch.max(1));
     out.set("payload", a.payload);
+    if let Some(p) = &path {
+        out.set("via", p.via.name());
+        out.set("callers", publishers);
+        out.set(
+            "api_conns",
+            if p.via == Via::HttpPool {
+                publishers
+            } else {
+                1
+            },
+        );
+    }
     let api = Target::resolve(&c.api).await?;
 
     let mut kids = Children::spawn(c.procs.max(1), &args)?;
@@ -476,19 +499,13 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
         return Ok(Some(out));
     }
 
-    // Publishers: one API connection each, opened before the clock starts.
+    // Publishers: their API connections are opened before the clock starts.
     let batch = a.batch.max(1);
-    let prefixes: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..channels.count())
-            .map(|ch| {
-                format!(
-                    r#"{{"method":"publish","params":{{"channel":{},"data":"#,
-                    json_str(&channels.name(ch))
-                )
-                .into_bytes()
-            })
-            .collect(),
-    );
+    let framing: Vec<(Vec<u8>, &'static [u8])> = (0..channels.count())
+        .map(|ch| apipub::framing(path.as_ref(), &json_str(&channels.name(ch))))
+        .collect();
+    let suffix = framing.first().map_or(&b"}}"[..], |f| f.1);
+    let prefixes: Arc<Vec<Vec<u8>>> = Arc::new(framing.into_iter().map(|f| f.0).collect());
     let fanout: Arc<Vec<u32>> = Arc::new(
         (0..channels.count())
             .map(|ch| channels.subscribers(ch) as u32)
@@ -504,12 +521,8 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
         max_lag_ns: AtomicU64::new(0),
         api: ShardedHist::new(),
     });
-    let mut clients = Vec::new();
-    for _ in 0..publishers {
-        let mut cl = ApiClient::new(api.clone(), &c.api_key)?;
-        cl.connect().await?;
-        clients.push(cl);
-    }
+    let names = Arc::new((0..channels.count()).map(|ch| channels.name(ch)).collect());
+    let clients = Sink::open(path.as_ref(), &api, &c.api_key, publishers, names).await?;
     let window = if a.window > 0 {
         a.window
     } else {
@@ -612,7 +625,7 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
                     }
                     body.extend_from_slice(&prefixes[ch]);
                     proto::publication_data(&mut body, p, ch, seqs[ch], ts, payload);
-                    body.extend_from_slice(b"}}");
+                    body.extend_from_slice(suffix);
                     nominal += fanout[ch] as u64;
                 }
                 shared.nominal.fetch_add(nominal, Relaxed);
@@ -620,7 +633,10 @@ pub async fn pubsub(a: PubArgs, group_size: Option<usize>, args: Vec<String>) ->
                 let first = j;
                 j += batch as u64;
                 let sent_at = Instant::now();
-                let res = client.post(Bytes::copy_from_slice(&body)).await;
+                // (a gRPC call carries one publication: batch is 1 there)
+                let res = client
+                    .send(plan.channel(p, first), Bytes::copy_from_slice(&body))
+                    .await;
                 shared.api.record(sent_at.elapsed().as_micros() as u64);
                 match res {
                     Ok(()) => {

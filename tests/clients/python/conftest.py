@@ -157,9 +157,10 @@ def pytest_runtest_makereport(item, call):
     """On a failure, append the tail of the server's output to the report."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed and "server" in getattr(item, "funcargs", {}):
-        srv = item.funcargs["server"]
-        report.sections.append(("server output (tail)", srv.output_tail()))
+    funcargs = getattr(item, "funcargs", {})
+    for name in ("server", "srv"):  # `srv`: test_grpc_api.py's server with the gRPC API
+        if report.failed and name in funcargs:
+            report.sections.append(("server output (tail)", funcargs[name].output_tail()))
 
 
 @pytest_asyncio.fixture

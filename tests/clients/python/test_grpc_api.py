@@ -1,0 +1,888 @@
+"""The gRPC server API of both generations (GRPC-API.md §1, §2, §4, §5) with real grpcio clients.
+
+The stubs are generated at test time by grpcio-tools from the project's own schemas,
+crates/server/proto/api_v1.proto (package `api`, services `Centrifugo` and its pre-2.2.1 name
+`Centrifuge`) and api_v6.proto (package `centrifugal.centrifugo.api`, service `CentrifugoApi`).
+Every method of both services is called against the rotor binary, and centrifuge-js 2.8.5
+(client protocol v1) and 5.8.0 (protocol v2) subscribers, run by js/subscriber.mjs, show what a
+browser app sees: gRPC publications (with tags for v2), server-side subscribe pushes,
+unsubscribes and disconnects with their codes.
+
+One server with the 2.x flat keys (`grpc_api`, `grpc_api_port`, `grpc_api_key`) serves most
+tests; the v6 section (`grpc_api: {enabled, address, port, key, error_mode, ...}`) gets its own
+server. The listener logs "grpc_api listening on ADDR" once bound.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import grpc
+import pytest
+import requests
+from grpc_tools import protoc
+
+from conftest import REPO_ROOT, free_port, hs256
+
+PROTO_DIR = REPO_ROOT / "crates" / "server" / "proto"
+SUBSCRIBER = Path(__file__).resolve().parent / "js" / "subscriber.mjs"
+V6 = "/centrifugal.centrifugo.api.CentrifugoApi"
+TIMEOUT = 5
+
+# The standard google.rpc.Status (three fields), to read grpc-status-details-bin.
+STATUS_PROTO = """syntax = "proto3";
+package google.rpc;
+import "google/protobuf/any.proto";
+message Status {
+  int32 code = 1;
+  string message = 2;
+  repeated google.protobuf.Any details = 3;
+}
+"""
+
+
+class Pb:
+    """The generated modules: v1 / v1g (api_v1), v6 / v6g (api_v6), status."""
+
+
+@pytest.fixture(scope="module")
+def pb(tmp_path_factory) -> Pb:
+    out = tmp_path_factory.mktemp("api_stubs")
+    (out / "grpc_test_status.proto").write_text(STATUS_PROTO)
+    include = Path(protoc.__file__).parent / "_proto"
+    for proto_dir, name in ((PROTO_DIR, "api_v1.proto"), (PROTO_DIR, "api_v6.proto"), (out, "grpc_test_status.proto")):
+        rc = protoc.main(
+            [
+                "grpc_tools.protoc",
+                f"-I{proto_dir}",
+                f"-I{include}",
+                f"--python_out={out}",
+                f"--grpc_python_out={out}",
+                str(proto_dir / name),
+            ]
+        )
+        assert rc == 0, f"protoc failed on {name}"
+    sys.path.insert(0, str(out))
+    try:
+        m = Pb()
+        m.v1 = importlib.import_module("api_v1_pb2")
+        m.v1g = importlib.import_module("api_v1_pb2_grpc")
+        m.v6 = importlib.import_module("api_v6_pb2")
+        m.v6g = importlib.import_module("api_v6_pb2_grpc")
+        m.status = importlib.import_module("grpc_test_status_pb2")
+    finally:
+        sys.path.remove(str(out))
+    return m
+
+
+# ---------- the server ----------
+
+
+class Srv:
+    def __init__(self, config: Dict[str, Any], grpc_port: int, log_path: Path, key: str):
+        self.config = config
+        self.grpc_addr = f"127.0.0.1:{grpc_port}"
+        self.http = f"http://127.0.0.1:{config['port']}"
+        self.ws_url = f"ws://127.0.0.1:{config['port']}/connection/websocket"
+        self.log_path = log_path
+        self.key = key
+        self.md = (("authorization", f"apikey {key}"),)
+
+    def token(self, claims: Dict[str, Any]) -> str:
+        return hs256(claims, self.config["token_hmac_secret_key"])
+
+    def output_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+
+def run_server(tmp: str, extra: Dict[str, Any], grpc_port: int, key: str):
+    """Starts rotor with `extra` merged into a 2.x flat config; yields a Srv once both the HTTP
+    port and the gRPC API listener ("grpc_api listening on ...:<grpc_port>") are up."""
+    binary = os.environ.get("ROTOR_BIN") or str(REPO_ROOT / "target" / "debug" / "rotor")
+    config = {
+        "address": "127.0.0.1",
+        "port": free_port(),
+        "token_hmac_secret_key": f"secret-{uuid.uuid4()}",
+        "api_key": f"api-{uuid.uuid4()}",
+        "presence": True,
+        "join_leave": True,
+        "history_size": 10,
+        "history_lifetime": 300,
+        "history_recover": True,
+        "prometheus": True,
+        # `bare`: no presence, no history (108).
+        "namespaces": [{"name": "bare"}],
+    }
+    config.update(extra)
+    cfg_path = Path(tmp) / "config.json"
+    cfg_path.write_text(json.dumps(config, indent=2))
+    log_path = Path(tmp) / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [binary, "-c", str(cfg_path)], cwd=tmp, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        needle = re.compile(rf"grpc_api listening on \S*:{grpc_port}\b")
+        deadline = time.monotonic() + 15
+        while not needle.search(log_path.read_text(errors="replace")):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"no 'grpc_api listening on ...:{grpc_port}':\n{log_path.read_text(errors='replace')[-4000:]}")
+            time.sleep(0.05)
+        yield Srv(config, grpc_port, log_path, key)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def srv():
+    """2.x flat keys: grpc_api, grpc_api_port, grpc_api_key."""
+    grpc_port = free_port()
+    key = f"grpc-{uuid.uuid4()}"
+    with tempfile.TemporaryDirectory(prefix="rotor-py-grpc-api-") as tmp:
+        yield from run_server(tmp, {"grpc_api": True, "grpc_api_port": grpc_port, "grpc_api_key": key}, grpc_port, key)
+
+
+@pytest.fixture(scope="module")
+def chan(srv):
+    with grpc.insecure_channel(srv.grpc_addr) as ch:
+        yield ch
+
+
+@pytest.fixture
+def v1(pb, chan):
+    return pb.v1g.CentrifugoStub(chan)
+
+
+@pytest.fixture
+def v6(pb, chan):
+    return pb.v6g.CentrifugoApiStub(chan)
+
+
+@pytest.fixture(params=["Centrifugo", "Centrifuge"])
+def v1any(request, pb, chan):
+    """The 2.x service under its name and under its 2.0-2.2.0 name."""
+    return getattr(pb.v1g, f"{request.param}Stub")(chan)
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# ---------- centrifuge-js subscribers ----------
+
+
+class JsSub:
+    """One centrifuge-js client in a node process; `events` are its JSON lines."""
+
+    def __init__(self, version: int, srv: Srv, user: str, channels: List[str], info: Any = None):
+        node = shutil.which("node")
+        assert node, "node is not installed"
+        claims: Dict[str, Any] = {"sub": user}
+        if info is not None:
+            claims["info"] = info
+        opts = {"version": version, "url": srv.ws_url, "token": srv.token(claims), "channels": channels}
+        self.version = version
+        self.user = user
+        self.events: List[Dict[str, Any]] = []
+        self.stderr: List[str] = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            [node, str(SUBSCRIBER), json.dumps(opts)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+        self.client: Optional[str] = None
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                ev = {"ev": "garbage", "line": line}
+            with self.cond:
+                self.events.append(ev)
+                self.cond.notify_all()
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def find(self, ev: str, **fields) -> List[Dict[str, Any]]:
+        with self.cond:
+            return [e for e in self.events if e.get("ev") == ev and all(e.get(k) == v for k, v in fields.items())]
+
+    def wait(self, ev: str, timeout: float = TIMEOUT, **fields) -> Dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for e in self.events:
+                    if e.get("ev") == ev and all(e.get(k) == v for k, v in fields.items()):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"centrifuge-js {self.version} ({self.user}): no {ev} {fields} within {timeout} s; "
+                        f"events: {self.events}; stderr: {''.join(self.stderr)[-2000:]}"
+                    )
+                self.cond.wait(left)
+
+    def ready(self) -> "JsSub":
+        self.client = self.wait("connected", timeout=10)["client"]
+        self.wait("ready", timeout=10)
+        return self
+
+    def pubs(self, channel: str) -> List[Any]:
+        return [e["data"] for e in self.find("publication", channel=channel)]
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def js(srv):
+    made: List[JsSub] = []
+
+    def start(version: int, user: str, channels: List[str], info: Any = None) -> JsSub:
+        s = JsSub(version, srv, user, channels, info)
+        made.append(s)
+        return s
+
+    try:
+        yield start
+    finally:
+        for s in made:
+            s.close()
+
+
+# ---------- call helpers ----------
+
+
+def ok(resp, result: bool):
+    """A success: no error; `result` set (v6 always) or unset (2.x methods without a result)."""
+    assert not resp.HasField("error"), f"unexpected error {resp.error}"
+    assert resp.HasField("result") == result, f"result present={resp.HasField('result')}, expected {result}: {resp}"
+    return resp.result
+
+
+def err(resp, code: int, message: str):
+    assert resp.HasField("error"), f"expected error {code}, got {resp}"
+    assert (resp.error.code, resp.error.message) == (code, message), resp.error
+    assert not resp.HasField("result"), f"an error response carries a result: {resp}"
+
+
+def status_of(fn, *args, **kwargs) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as e:
+        fn(*args, **kwargs)
+    return e.value
+
+
+def raw(chan, path: str) -> Callable:
+    """A unary call with raw request/response bytes."""
+    return chan.unary_unary(path, request_serializer=None, response_deserializer=None)
+
+
+J = lambda obj: json.dumps(obj).encode()  # noqa: E731
+
+
+# ======================= 2.x: api.Centrifugo / api.Centrifuge =======================
+
+
+def test_v1_publish_and_broadcast_reach_js_clients(pb, srv, v1any, js):
+    a, b = uniq("v1pub"), uniq("v1pub")
+    subs = [js(2, "u-v1pub-2", [a, b]), js(5, "u-v1pub-5", [a, b])]
+    for s in subs:
+        s.ready()
+    md = srv.md
+    ok(v1any.Publish(pb.v1.PublishRequest(channel=a, data=J({"n": 1})), metadata=md, timeout=TIMEOUT), result=False)
+    for s in subs:
+        e = s.wait("publication", channel=a)
+        assert e["data"] == {"n": 1} and "info" not in e, e
+    ok(v1any.Broadcast(pb.v1.BroadcastRequest(channels=[a, b], data=J({"n": 2})), metadata=md, timeout=TIMEOUT), result=False)
+    for s in subs:
+        s.wait("publication", channel=b, data={"n": 2})
+        s.wait("publication", channel=a, data={"n": 2})
+        assert s.pubs(a) == [{"n": 1}, {"n": 2}], s.events
+
+
+def test_v1_error_codes_and_texts(pb, srv, v1any):
+    m, md = pb.v1, srv.md
+    ch = uniq("v1err")
+    cases = [
+        ("Publish", m.PublishRequest(channel="", data=b"{}"), 107, "bad request"),
+        ("Publish", m.PublishRequest(channel=ch), 107, "bad request"),
+        ("Publish", m.PublishRequest(channel="nope:x", data=b"{}"), 102, "namespace not found"),
+        # 2.x checks the payload before the namespace (trap 7).
+        ("Publish", m.PublishRequest(channel="nope:x"), 107, "bad request"),
+        ("Broadcast", m.BroadcastRequest(channels=[], data=b"{}"), 107, "bad request"),
+        ("Broadcast", m.BroadcastRequest(channels=[ch]), 107, "bad request"),
+        ("Broadcast", m.BroadcastRequest(channels=[""], data=b"{}"), 107, "bad request"),
+        ("Broadcast", m.BroadcastRequest(channels=["nope:x"], data=b"{}"), 102, "namespace not found"),
+        ("Unsubscribe", m.UnsubscribeRequest(channel=ch, user=""), 107, "bad request"),
+        ("Unsubscribe", m.UnsubscribeRequest(channel="nope:x", user="u"), 102, "namespace not found"),
+        ("Disconnect", m.DisconnectRequest(user=""), 107, "bad request"),
+        ("RPC", m.RPCRequest(method=""), 107, "bad request"),
+        ("RPC", m.RPCRequest(method="getUser", params=b"{}"), 104, "method not found"),
+    ]
+    for method, req_t in (
+        ("Presence", m.PresenceRequest),
+        ("PresenceStats", m.PresenceStatsRequest),
+        ("History", m.HistoryRequest),
+        ("HistoryRemove", m.HistoryRemoveRequest),
+    ):
+        cases += [
+            (method, req_t(channel=""), 107, "bad request"),
+            (method, req_t(channel="nope:x"), 102, "namespace not found"),
+            (method, req_t(channel="bare:x"), 108, "not available"),
+        ]
+    for method, req, code, message in cases:
+        resp = getattr(v1any, method)(req, metadata=md, timeout=TIMEOUT)
+        try:
+            err(resp, code, message)
+        except AssertionError as e:
+            raise AssertionError(f"{method}({req}): {e}") from None
+
+
+def test_v1_broadcast_stops_at_first_bad_channel(pb, srv, v1, js):
+    a, b = uniq("v1bc"), uniq("v1bc")
+    s = js(5, "u-v1bc", [a, b]).ready()
+    resp = v1.Broadcast(pb.v1.BroadcastRequest(channels=[a, "nope:x", b], data=J({"bc": 1})), metadata=srv.md, timeout=TIMEOUT)
+    err(resp, 102, "namespace not found")
+    s.wait("publication", channel=a, data={"bc": 1})
+    # `b` came after the bad channel: not published. A later publication is the first on `b`.
+    ok(v1.Publish(pb.v1.PublishRequest(channel=b, data=J({"marker": 1})), metadata=srv.md, timeout=TIMEOUT), result=False)
+    s.wait("publication", channel=b, data={"marker": 1})
+    assert s.pubs(b) == [{"marker": 1}], s.events
+
+
+def test_v1_presence_history_channels_info(pb, srv, v1, js):
+    m, md = pb.v1, srv.md
+    ch = uniq("v1state")
+    s2 = js(2, "u-v1state-2", [ch], info={"name": "two"})
+    s5 = js(5, "u-v1state-5", [ch], info={"name": "five"})
+    s2.ready(), s5.ready()
+
+    pres = ok(v1.Presence(m.PresenceRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
+    assert set(pres.presence) == {s2.client, s5.client}, pres
+    for s, name in ((s2, "two"), (s5, "five")):
+        ci = pres.presence[s.client]
+        assert (ci.user, ci.client) == (s.user, s.client), ci
+        assert json.loads(ci.conn_info) == {"name": name} and ci.chan_info == b"", ci
+    stats = ok(v1.PresenceStats(m.PresenceStatsRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
+    assert (stats.num_clients, stats.num_users) == (2, 2), stats
+
+    for i in range(3):
+        ok(v1.Publish(m.PublishRequest(channel=ch, data=J({"i": i})), metadata=md, timeout=TIMEOUT), result=False)
+    s2.wait("publication", channel=ch, data={"i": 2})
+    hist = ok(v1.History(m.HistoryRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
+    # 2.x: every retained publication (no limit), oldest first, no uid, no info for API ones.
+    assert [json.loads(p.data) for p in hist.publications] == [{"i": 0}, {"i": 1}, {"i": 2}], hist
+    for p in hist.publications:
+        assert p.uid == "" and not p.HasField("info"), p
+
+    chans = ok(v1.Channels(m.ChannelsRequest(), metadata=md, timeout=TIMEOUT), result=True)
+    assert ch in list(chans.channels), chans  # a list of names in 2.x (trap 6)
+
+    info = ok(v1.Info(m.InfoRequest(), metadata=md, timeout=TIMEOUT), result=True)
+    assert len(info.nodes) == 1, info
+    node = info.nodes[0]
+    assert node.uid and node.name and node.version, node
+    assert node.num_clients >= 2 and node.num_users >= 2 and node.num_channels >= 1, node
+
+    ok(v1.HistoryRemove(m.HistoryRemoveRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=False)
+    hist = v1.History(m.HistoryRequest(channel=ch), metadata=md, timeout=TIMEOUT)
+    assert not hist.HasField("error") and list(hist.result.publications) == [], hist
+
+
+def test_v1_unsubscribe_and_disconnect_reach_js_clients(pb, srv, v1, js):
+    m, md = pb.v1, srv.md
+    ch = uniq("v1unsub")
+    s2 = js(2, uniq("u-v1unsub-2"), [ch]).ready()
+    s5 = js(5, uniq("u-v1unsub-5"), [ch]).ready()
+
+    ok(v1.Unsubscribe(m.UnsubscribeRequest(channel=ch, user=s2.user), metadata=md, timeout=TIMEOUT), result=False)
+    s2.wait("unsubscribed", channel=ch, server=False)
+    assert s5.find("unsubscribed") == [], s5.events
+    ok(v1.Unsubscribe(m.UnsubscribeRequest(channel=ch, user=s5.user), metadata=md, timeout=TIMEOUT), result=False)
+    e = s5.wait("unsubscribed", channel=ch, server=False)
+    assert (e["code"], e["reason"]) == (2000, "server unsubscribe"), e
+
+    ok(v1.Disconnect(m.DisconnectRequest(user=s2.user), metadata=md, timeout=TIMEOUT), result=False)
+    # Protocol v1: close 3012 with the 2.x JSON reason, no reconnect (PROTOCOL.md §2.x codes).
+    close = s2.wait("close")
+    assert close["code"] == 3012 and json.loads(close["reason"]) == {"reason": "force disconnect", "reconnect": False}, close
+    d = s2.wait("disconnected")
+    assert (d["reason"], d["reconnect"]) == ("force disconnect", False), d
+    assert s5.find("disconnected") == [], s5.events
+
+    ok(v1.Disconnect(m.DisconnectRequest(user=s5.user), metadata=md, timeout=TIMEOUT), result=False)
+    d = s5.wait("disconnected")
+    assert (d["code"], d["reason"]) == (3503, "force disconnect"), d
+
+
+# ======================= v6: centrifugal.centrifugo.api.CentrifugoApi =======================
+
+
+def test_v6_publish_reaches_js_clients_with_tags(pb, srv, v6, js):
+    m, md = pb.v6, srv.md
+    ch, other = uniq("v6pub"), uniq("v6pub")
+    s2 = js(2, "u-v6pub-2", [ch, other])
+    s5 = js(5, "u-v6pub-5", [ch, other])
+    s2.ready(), s5.ready()
+
+    r = ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"n": 1}), tags={"kind": "greeting"}), metadata=md, timeout=TIMEOUT), result=True)
+    assert r.offset == 1 and r.epoch, r
+    e5 = s5.wait("publication", channel=ch)
+    assert (e5["data"], e5.get("tags"), e5.get("offset")) == ({"n": 1}, {"kind": "greeting"}, 1), e5
+    e2 = s2.wait("publication", channel=ch)
+    assert e2["data"] == {"n": 1} and "tags" not in e2, e2  # protocol v1 has no tags
+
+    # b64data wins over data.
+    b64 = base64.b64encode(J({"b": 64})).decode()
+    r2 = ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"lost": 1}), b64data=b64), metadata=md, timeout=TIMEOUT), result=True)
+    assert (r2.offset, r2.epoch) == (2, r.epoch), r2
+    for s in (s2, s5):
+        s.wait("publication", channel=ch, data={"b": 64})
+
+    # skip_history: delivered, not kept.
+    ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"skip": 1}), skip_history=True), metadata=md, timeout=TIMEOUT), result=True)
+    s5.wait("publication", channel=ch, data={"skip": 1})
+
+    # A repeated idempotency key: the first result again, one delivery.
+    key = uniq("idem")
+    r3 = ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"idem": 1}), idempotency_key=key), metadata=md, timeout=TIMEOUT), result=True)
+    r4 = ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"idem": 1}), idempotency_key=key), metadata=md, timeout=TIMEOUT), result=True)
+    assert (r4.offset, r4.epoch) == (r3.offset, r3.epoch) and r3.offset == 3, (r3, r4)
+
+    # Broadcast: one response per channel, each with its own position.
+    bc = ok(v6.Broadcast(m.BroadcastRequest(channels=[ch, other], data=J({"bc": 1}), tags={"t": "b"}), metadata=md, timeout=TIMEOUT), result=True)
+    assert len(bc.responses) == 2, bc
+    assert [(x.HasField("error"), x.result.offset) for x in bc.responses] == [(False, 4), (False, 1)], bc
+    for c in (ch, other):
+        e = s5.wait("publication", channel=c, data={"bc": 1})
+        assert e.get("tags") == {"t": "b"}, e
+        s2.wait("publication", channel=c, data={"bc": 1})
+    assert s5.pubs(ch) == [{"n": 1}, {"b": 64}, {"skip": 1}, {"idem": 1}, {"bc": 1}], s5.events
+    assert s2.pubs(ch) == [{"n": 1}, {"b": 64}, {"skip": 1}, {"idem": 1}, {"bc": 1}], s2.events
+
+    hist = ok(v6.History(m.HistoryRequest(channel=ch, limit=-1), metadata=md, timeout=TIMEOUT), result=True)
+    assert [json.loads(p.data) for p in hist.publications] == [{"n": 1}, {"b": 64}, {"idem": 1}, {"bc": 1}], hist
+    assert [p.offset for p in hist.publications] == [1, 2, 3, 4], hist
+    assert dict(hist.publications[0].tags) == {"kind": "greeting"}, hist
+
+
+def test_v6_broadcast_per_channel_errors(pb, srv, v6, js):
+    m, md = pb.v6, srv.md
+    a, b = uniq("v6bc"), uniq("v6bc")
+    s5 = js(5, "u-v6bc", [a, b]).ready()
+    bc = ok(v6.Broadcast(m.BroadcastRequest(channels=[a, "", "nope:x", b], data=J({"x": 1})), metadata=md, timeout=TIMEOUT), result=True)
+    got = [(x.error.code, x.error.message) if x.HasField("error") else ("ok", x.result.offset) for x in bc.responses]
+    assert got == [("ok", 1), (107, "bad request"), (102, "unknown channel"), ("ok", 1)], bc
+    for c in (a, b):
+        s5.wait("publication", channel=c, data={"x": 1})
+    err(v6.Broadcast(m.BroadcastRequest(channels=[], data=b"{}"), metadata=md, timeout=TIMEOUT), 107, "bad request")
+    err(v6.Broadcast(m.BroadcastRequest(channels=[a], b64data="!!not base64"), metadata=md, timeout=TIMEOUT), 107, "bad request")
+    # An empty payload is a per-channel error.
+    bc = ok(v6.Broadcast(m.BroadcastRequest(channels=[a]), metadata=md, timeout=TIMEOUT), result=True)
+    assert [(x.error.code, x.error.message) for x in bc.responses] == [(107, "bad request")], bc
+
+
+def test_v6_error_codes_and_texts(pb, srv, v6):
+    m, md = pb.v6, srv.md
+    ch = uniq("v6err")
+    ok(v6.Publish(m.PublishRequest(channel=ch, data=b"{}"), metadata=md, timeout=TIMEOUT), result=True)
+    cases = [
+        ("Publish", m.PublishRequest(channel="", data=b"{}"), 107, "bad request"),
+        # v6 checks the namespace before the payload (trap 7).
+        ("Publish", m.PublishRequest(channel="nope:x"), 102, "unknown channel"),
+        ("Publish", m.PublishRequest(channel=ch), 107, "bad request"),
+        ("Publish", m.PublishRequest(channel=ch, b64data="!!not base64"), 107, "bad request"),
+        ("Subscribe", m.SubscribeRequest(channel="", user="u"), 107, "bad request"),
+        ("Subscribe", m.SubscribeRequest(channel="nope:x", user="u"), 102, "unknown channel"),
+        ("Subscribe", m.SubscribeRequest(channel=ch, user="u", b64data="!!not base64"), 107, "bad request"),
+        ("Subscribe", m.SubscribeRequest(channel=ch, user="u", b64info="!!not base64"), 107, "bad request"),
+        ("Unsubscribe", m.UnsubscribeRequest(channel="nope:x", user="u"), 102, "unknown channel"),
+        ("History", m.HistoryRequest(channel=ch, limit=-1, since=m.StreamPosition(offset=0, epoch="wrong-epoch")), 112, "unrecoverable position"),
+        ("RPC", m.RPCRequest(method=""), 107, "bad request"),
+        ("RPC", m.RPCRequest(method="getUser", params=b"{}"), 104, "not found"),
+        ("Channels", m.ChannelsRequest(pattern="[unclosed"), 100, "internal server error"),
+    ]
+    for method, req_t in (
+        ("Presence", m.PresenceRequest),
+        ("PresenceStats", m.PresenceStatsRequest),
+        ("History", m.HistoryRequest),
+        ("HistoryRemove", m.HistoryRemoveRequest),
+    ):
+        cases += [
+            (method, req_t(channel=""), 107, "bad request"),
+            (method, req_t(channel="nope:x"), 102, "unknown channel"),
+            (method, req_t(channel="bare:x"), 108, "not available"),
+        ]
+    for method, req, code, message in cases:
+        resp = getattr(v6, method)(req, metadata=md, timeout=TIMEOUT)
+        try:
+            err(resp, code, message)
+        except AssertionError as e:
+            raise AssertionError(f"{method}({req}): {e}") from None
+    # No user check on v6 Unsubscribe / Disconnect (2.x answered 107).
+    ok(v6.Unsubscribe(m.UnsubscribeRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
+    ok(v6.Disconnect(m.DisconnectRequest(user=""), metadata=md, timeout=TIMEOUT), result=True)
+
+
+def test_v6_subscribe_push_and_server_side_subscription(pb, srv, v6, js):
+    m, md = pb.v6, srv.md
+    ch = uniq("v6srvsub")
+    s5 = js(5, uniq("u-v6srvsub"), []).ready()
+    ok(v6.Subscribe(m.SubscribeRequest(channel=ch, user=s5.user, data=J({"welcome": True})), metadata=md, timeout=TIMEOUT), result=True)
+    e = s5.wait("subscribed", channel=ch, server=True)
+    assert e.get("data") == {"welcome": True}, e
+    ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"to": "server-sub"}), tags={"a": "1"}), metadata=md, timeout=TIMEOUT), result=True)
+    p = s5.wait("publication", channel=ch, server=True)
+    assert (p["data"], p.get("tags")) == ({"to": "server-sub"}, {"a": "1"}), p
+    pres = ok(v6.Presence(m.PresenceRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
+    assert list(pres.presence) == [s5.client], pres
+    ok(v6.Unsubscribe(m.UnsubscribeRequest(channel=ch, user=s5.user), metadata=md, timeout=TIMEOUT), result=True)
+    s5.wait("unsubscribed", channel=ch, server=True)
+
+
+def test_v6_subscribe_push_to_centrifuge2(pb, srv, v6, js):
+    """Protocol v1 has the SUB push (2.4+): centrifuge-js 2.8.5 reports a server-side subscribe."""
+    m, md = pb.v6, srv.md
+    ch = uniq("v6srvsub2")
+    s2 = js(2, uniq("u-v6srvsub2"), []).ready()
+    ok(v6.Subscribe(m.SubscribeRequest(channel=ch, user=s2.user), metadata=md, timeout=TIMEOUT), result=True)
+    s2.wait("subscribed", channel=ch, server=True)
+    ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"v1": "server-sub"})), metadata=md, timeout=TIMEOUT), result=True)
+    s2.wait("publication", channel=ch, server=True, data={"v1": "server-sub"})
+    ok(v6.Unsubscribe(m.UnsubscribeRequest(channel=ch, user=s2.user), metadata=md, timeout=TIMEOUT), result=True)
+    s2.wait("unsubscribed", channel=ch, server=True)
+
+
+def test_v6_unsubscribe_by_client_and_disconnect_codes(pb, srv, v6, js):
+    m, md = pb.v6, srv.md
+    ch = uniq("v6disc")
+    user = uniq("u-v6disc")
+    a = js(5, user, [ch])
+    b = js(5, user, [ch])
+    s2 = js(2, uniq("u-v6disc-2"), [ch])
+    a.ready(), b.ready(), s2.ready()
+
+    # By client ID: only that connection.
+    ok(v6.Unsubscribe(m.UnsubscribeRequest(channel=ch, user=user, client=a.client), metadata=md, timeout=TIMEOUT), result=True)
+    e = a.wait("unsubscribed", channel=ch, server=False)
+    assert (e["code"], e["reason"]) == (2000, "server unsubscribe"), e
+    ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"after": "unsub"})), metadata=md, timeout=TIMEOUT), result=True)
+    b.wait("publication", channel=ch, data={"after": "unsub"})
+    s2.wait("publication", channel=ch, data={"after": "unsub"})
+    assert b.find("unsubscribed") == [] and a.pubs(ch) == [], (a.events, b.events)
+
+    # A custom code and reason; the whitelisted connection stays.
+    ok(
+        v6.Disconnect(
+            m.DisconnectRequest(user=user, disconnect=m.Disconnect(code=4501, reason="custom bye"), whitelist=[b.client]),
+            metadata=md,
+            timeout=TIMEOUT,
+        ),
+        result=True,
+    )
+    d = a.wait("disconnected")
+    assert (d["code"], d["reason"]) == (4501, "custom bye"), d
+    ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"after": "disc"})), metadata=md, timeout=TIMEOUT), result=True)
+    b.wait("publication", channel=ch, data={"after": "disc"})
+    assert b.find("disconnected") == [], b.events
+
+    # Without `disconnect`: 3503 force disconnect.
+    ok(v6.Disconnect(m.DisconnectRequest(user=user), metadata=md, timeout=TIMEOUT), result=True)
+    d = b.wait("disconnected")
+    assert (d["code"], d["reason"]) == (3503, "force disconnect"), d
+
+    # A protocol v1 client: the custom code is the WebSocket close code.
+    ok(v6.Disconnect(m.DisconnectRequest(user=s2.user, disconnect=m.Disconnect(code=4502, reason="bye two")), metadata=md, timeout=TIMEOUT), result=True)
+    close = s2.wait("close")
+    assert close["code"] == 4502 and json.loads(close["reason"])["reason"] == "bye two", close
+    assert s2.wait("disconnected")["reason"] == "bye two"
+
+
+def test_v6_refresh(pb, srv, v6, js):
+    m, md = pb.v6, srv.md
+    s5 = js(5, uniq("u-v6refresh"), []).ready()
+    s2 = js(2, uniq("u-v6refresh-2"), []).ready()
+    # New expiry in the future: the connection stays.
+    ok(v6.Refresh(m.RefreshRequest(user=s5.user, expire_at=int(time.time()) + 3600), metadata=md, timeout=TIMEOUT), result=True)
+    ok(v6.Refresh(m.RefreshRequest(user=s5.user, expired=True), metadata=md, timeout=TIMEOUT), result=True)
+    d = s5.wait("disconnected")
+    assert (d["code"], d["reason"]) == (3005, "connection expired"), d
+    assert s5.find("disconnected", code=3005) == [d]
+    ok(v6.Refresh(m.RefreshRequest(user=s2.user, expired=True), metadata=md, timeout=TIMEOUT), result=True)
+    assert s2.wait("close")["code"] == 3005
+
+
+def test_v6_history_presence_channels_info(pb, srv, v6, js):
+    m, md = pb.v6, srv.md
+    prefix = uniq("v6state")
+    ch = f"{prefix}-main"
+    s5 = js(5, "u-v6state-5", [ch], info={"n": 5})
+    s2 = js(2, "u-v6state-2", [ch], info={"n": 2})
+    s5.ready(), s2.ready()
+    for i in range(3):
+        tags = {"first": "yes"} if i == 0 else {}
+        ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"i": i}), tags=tags), metadata=md, timeout=TIMEOUT), result=True)
+    s5.wait("publication", channel=ch, data={"i": 2})
+
+    def hist(**kw):
+        return ok(v6.History(m.HistoryRequest(channel=ch, **kw), metadata=md, timeout=TIMEOUT), result=True)
+
+    top = hist()  # limit 0: the stream top only (trap 5)
+    assert list(top.publications) == [] and top.offset == 3 and top.epoch, top
+    all_ = hist(limit=-1)
+    assert [(p.offset, json.loads(p.data)) for p in all_.publications] == [(1, {"i": 0}), (2, {"i": 1}), (3, {"i": 2})], all_
+    assert dict(all_.publications[0].tags) == {"first": "yes"} and dict(all_.publications[1].tags) == {}, all_
+    assert not all_.publications[0].HasField("info"), all_
+    assert [p.offset for p in hist(limit=2).publications] == [1, 2]
+    since1 = m.StreamPosition(offset=1, epoch=top.epoch)
+    assert [p.offset for p in hist(limit=-1, since=since1).publications] == [2, 3]
+    assert list(hist(limit=0, since=since1).publications) == []
+    assert [p.offset for p in hist(limit=-1, reverse=True).publications] == [3, 2, 1]
+    assert [p.offset for p in hist(limit=-1, since=m.StreamPosition(offset=3, epoch=top.epoch), reverse=True).publications] == [2, 1]
+    ok(v6.HistoryRemove(m.HistoryRemoveRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
+    after = hist(limit=-1)
+    assert list(after.publications) == [] and (after.offset, after.epoch) == (3, top.epoch), after
+
+    pres = ok(v6.Presence(m.PresenceRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
+    assert set(pres.presence) == {s5.client, s2.client}, pres
+    assert json.loads(pres.presence[s5.client].conn_info) == {"n": 5} and pres.presence[s5.client].user == s5.user
+    stats = ok(v6.PresenceStats(m.PresenceStatsRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
+    assert (stats.num_clients, stats.num_users) == (2, 2), stats
+
+    chans = ok(v6.Channels(m.ChannelsRequest(), metadata=md, timeout=TIMEOUT), result=True)
+    assert chans.channels[ch].num_clients == 2, chans  # a map in v6 (trap 6)
+    only = ok(v6.Channels(m.ChannelsRequest(pattern=f"{prefix}-*"), metadata=md, timeout=TIMEOUT), result=True)
+    assert {k: v.num_clients for k, v in only.channels.items()} == {ch: 2}, only
+    none = ok(v6.Channels(m.ChannelsRequest(pattern=f"{prefix}-x?"), metadata=md, timeout=TIMEOUT), result=True)
+    assert dict(none.channels) == {}, none
+
+    info = ok(v6.Info(m.InfoRequest(), metadata=md, timeout=TIMEOUT), result=True)
+    assert len(info.nodes) == 1, info
+    node = info.nodes[0]
+    assert node.uid and node.name and node.version, node
+    assert node.num_clients >= 2 and node.num_subs >= 2 and node.num_channels >= 1, node
+    assert not node.HasField("process"), node
+
+
+def test_v6_batch(pb, srv, v6, chan, js):
+    m, md = pb.v6, srv.md
+    a, b = uniq("v6batch"), uniq("v6batch")
+    s5 = js(5, uniq("u-v6batch"), [a, b]).ready()
+    C = m.Command
+    resp = v6.Batch(
+        m.BatchRequest(
+            commands=[
+                C(publish=m.PublishRequest(channel=a, data=J({"batch": 1}))),
+                C(broadcast=m.BroadcastRequest(channels=[a, b], data=J({"batch": 2}))),
+                C(presence_stats=m.PresenceStatsRequest(channel=a)),
+                C(),  # no field set
+                C(rpc=m.RPCRequest(method="m")),
+                C(publish=m.PublishRequest(channel="nope:x", data=b"{}")),
+                C(history=m.HistoryRequest(channel=a, limit=-1)),
+                C(info=m.InfoRequest()),
+            ]
+        ),
+        metadata=md,
+        timeout=TIMEOUT,
+    )
+    r = list(resp.replies)
+    assert len(r) == 8, resp
+    assert r[0].HasField("publish") and r[0].publish.offset == 1 and not r[0].HasField("error"), r[0]
+    assert [x.result.offset for x in r[1].broadcast.responses] == [2, 1], r[1]
+    assert r[2].presence_stats.num_clients == 1, r[2]
+    assert (r[3].error.code, r[3].error.message) == (104, "not found"), r[3]
+    assert (r[4].error.code, r[4].error.message) == (104, "not found"), r[4]
+    assert (r[5].error.code, r[5].error.message) == (102, "unknown channel"), r[5]
+    assert [p.offset for p in r[6].history.publications] == [1, 2], r[6]
+    assert r[7].HasField("info") and len(r[7].info.nodes) == 1, r[7]
+    s5.wait("publication", channel=b, data={"batch": 2})
+    assert s5.pubs(a) == [{"batch": 1}, {"batch": 2}], s5.events
+
+    par = v6.Batch(
+        m.BatchRequest(commands=[C(publish=m.PublishRequest(channel=b, data=J({"p": i}))) for i in range(5)], parallel=True),
+        metadata=md,
+        timeout=TIMEOUT,
+    )
+    assert len(par.replies) == 5 and all(x.HasField("publish") for x in par.replies), par
+    assert sorted(x.publish.offset for x in par.replies) == [2, 3, 4, 5, 6], par
+    deadline = time.monotonic() + TIMEOUT
+    while len(s5.pubs(b)) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(d.get("p", -1) for d in s5.pubs(b)) == [-1, 0, 1, 2, 3, 4], s5.events
+
+    # A command with only a PRO field (17: connections) set: 104. Built by hand, Rotor's
+    # schema does not declare it: BatchRequest{commands: [Command{17: {}}]}.
+    out = raw(chan, f"{V6}/Batch")(b"\x0a\x03\x8a\x01\x00", metadata=md, timeout=TIMEOUT)
+    pro = m.BatchResponse.FromString(out)
+    assert [(x.error.code, x.error.message) for x in pro.replies] == [(104, "not found")], pro
+    # An empty batch: no replies.
+    assert list(v6.Batch(m.BatchRequest(), metadata=md, timeout=TIMEOUT).replies) == []
+
+
+def transport_error(pb, e: grpc.RpcError):
+    """(status code, details, the Error message of grpc-status-details-bin)."""
+    details = dict(e.trailing_metadata() or ()).get("grpc-status-details-bin")
+    assert details, f"no grpc-status-details-bin in {e.trailing_metadata()}"
+    st = pb.status.Status.FromString(details)
+    assert len(st.details) == 1 and st.details[0].type_url.endswith("/centrifugal.centrifugo.api.Error"), st
+    inner = pb.v6.Error.FromString(st.details[0].value)
+    assert st.code == e.code().value[0] and st.message == e.details(), (st, e)
+    return e.code(), e.details(), (inner.code, inner.message)
+
+
+def test_v6_transport_error_mode_metadata(pb, srv, v6, v1):
+    m = pb.v6
+    md = srv.md + (("x-centrifugo-error-mode", "transport"),)
+    ch = uniq("v6transport")
+    S = grpc.StatusCode
+    cases = [
+        ("Publish", m.PublishRequest(channel="nope:x", data=b"{}"), S.NOT_FOUND, 102, "unknown channel"),
+        ("Publish", m.PublishRequest(channel="", data=b"{}"), S.INVALID_ARGUMENT, 107, "bad request"),
+        ("History", m.HistoryRequest(channel="bare:x"), S.INVALID_ARGUMENT, 108, "not available"),
+        ("RPC", m.RPCRequest(method="m"), S.NOT_FOUND, 104, "not found"),
+        ("Channels", m.ChannelsRequest(pattern="[unclosed"), S.INTERNAL, 100, "internal server error"),
+        ("Broadcast", m.BroadcastRequest(channels=[], data=b"{}"), S.INVALID_ARGUMENT, 107, "bad request"),
+    ]
+    for method, req, status, code, message in cases:
+        e = status_of(getattr(v6, method), req, metadata=md, timeout=TIMEOUT)
+        assert transport_error(pb, e) == (status, message, (code, message)), (method, req)
+    ok(v6.Publish(m.PublishRequest(channel=ch, data=b"{}"), metadata=md, timeout=TIMEOUT), result=True)
+    e = status_of(v6.History, m.HistoryRequest(channel=ch, since=m.StreamPosition(offset=1, epoch="wrong")), metadata=md, timeout=TIMEOUT)
+    assert transport_error(pb, e) == (S.OUT_OF_RANGE, "unrecoverable position", (112, "unrecoverable position"))
+    # Broadcast keeps per-channel errors inside; Batch is never converted (trap 11).
+    bc = ok(v6.Broadcast(m.BroadcastRequest(channels=[ch, "nope:x"], data=b"{}"), metadata=md, timeout=TIMEOUT), result=True)
+    assert [x.HasField("error") for x in bc.responses] == [False, True] and bc.responses[1].error.code == 102, bc
+    batch = v6.Batch(m.BatchRequest(commands=[m.Command(), m.Command(publish=m.PublishRequest(channel="nope:x", data=b"{}"))]), metadata=md, timeout=TIMEOUT)
+    assert [x.error.code for x in batch.replies] == [104, 102], batch
+    # Only the exact value switches the mode; the 2.x service never has it.
+    err(v6.Publish(m.PublishRequest(channel="nope:x", data=b"{}"), metadata=srv.md + (("x-centrifugo-error-mode", "custom"),), timeout=TIMEOUT), 102, "unknown channel")
+    err(v1.Publish(pb.v1.PublishRequest(channel="nope:x", data=b"{}"), metadata=md, timeout=TIMEOUT), 102, "namespace not found")
+
+
+def test_auth_and_unimplemented_methods(pb, srv, chan):
+    stubs = [
+        (pb.v1g.CentrifugoStub(chan).Info, pb.v1.InfoRequest()),
+        (pb.v1g.CentrifugeStub(chan).Info, pb.v1.InfoRequest()),
+        (pb.v6g.CentrifugoApiStub(chan).Info, pb.v6.InfoRequest()),
+        (pb.v6g.CentrifugoApiStub(chan).Publish, pb.v6.PublishRequest(channel="auth", data=b"{}")),
+    ]
+    bad = [
+        (),
+        (("authorization", "apikey wrong"),),
+        (("authorization", f"Apikey {srv.key}"),),
+        (("authorization", f"apikey  {srv.key}"),),
+        (("authorization", f"bearer {srv.key}"),),
+        (("authorization", srv.key),),
+    ]
+    for call, req in stubs:
+        for md in bad:
+            e = status_of(call, req, metadata=md, timeout=TIMEOUT)
+            assert (e.code(), e.details()) == (grpc.StatusCode.UNAUTHENTICATED, "unauthenticated"), (call, md, e)
+        assert not call(req, metadata=srv.md, timeout=TIMEOUT).HasField("error")
+    # PRO methods of v6 and methods 2.x never had: UNIMPLEMENTED, not error 108 (trap 9).
+    for path in (f"{V6}/Connections", f"{V6}/RevokeToken", f"{V6}/DeviceRegister", "/api.Centrifugo/Subscribe", "/api.Centrifugo/Batch"):
+        e = status_of(raw(chan, path), b"", metadata=srv.md, timeout=TIMEOUT)
+        assert e.code() == grpc.StatusCode.UNIMPLEMENTED, (path, e)
+    e = status_of(raw(chan, f"{V6}/Connections"), b"", metadata=srv.md, timeout=TIMEOUT)
+    assert e.details() == "method Connections not implemented", e
+
+
+def test_malformed_and_oversize_requests(pb, srv, chan, v6):
+    md = srv.md
+    for path in (f"{V6}/Publish", "/api.Centrifugo/Publish", f"{V6}/Batch"):
+        # Field 1 (channel) declared as 100 bytes long, with 2 present.
+        e = status_of(raw(chan, path), b"\x0a\x64ab", metadata=md, timeout=TIMEOUT)
+        assert e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.INTERNAL), (path, e)
+    big = pb.v6.PublishRequest(channel=uniq("big"), data=b'"' + b"x" * (4 * 1024 * 1024 + 10) + b'"')
+    e = status_of(v6.Publish, big, metadata=md, timeout=10)
+    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+    # Still healthy on the same connection.
+    ok(v6.Publish(pb.v6.PublishRequest(channel=uniq("after"), data=b"{}"), metadata=md, timeout=TIMEOUT), result=True)
+
+
+def test_grpc_calls_in_api_metrics(pb, srv, v6, v1):
+    ok(v6.Publish(pb.v6.PublishRequest(channel=uniq("metrics"), data=b"{}"), metadata=srv.md, timeout=TIMEOUT), result=True)
+    ok(v1.Info(pb.v1.InfoRequest(), metadata=srv.md, timeout=TIMEOUT), result=True)
+    text = requests.get(f"{srv.http}/metrics", timeout=5).text
+    lines = [l for l in text.splitlines() if l.startswith("centrifugo_api_command_duration_seconds_count")]
+    grpc_lines = [l for l in lines if 'protocol="grpc"' in l]
+    assert any('method="publish"' in l for l in grpc_lines), lines
+    assert any('method="info"' in l for l in grpc_lines), lines
+
+
+# ======================= the v6 config section =======================
+
+
+def test_v6_config_section_global_transport_mode_and_receive_limit(pb):
+    grpc_port = free_port()
+    key = f"grpc6-{uuid.uuid4()}"
+    section = {
+        "enabled": True,
+        "address": "127.0.0.1",
+        "port": grpc_port,
+        "key": key,
+        "error_mode": "transport",
+        "max_receive_message_size": 2000,
+    }
+    with tempfile.TemporaryDirectory(prefix="rotor-py-grpc-api-v6-") as tmp:
+        gen = run_server(tmp, {"grpc_api": section}, grpc_port, key)
+        s = next(gen)
+        try:
+            log = s.log_path.read_text(errors="replace")
+            assert f"grpc_api listening on 127.0.0.1:{grpc_port}" in log, log[-2000:]
+            with grpc.insecure_channel(s.grpc_addr) as chan:
+                v6 = pb.v6g.CentrifugoApiStub(chan)
+                v1 = pb.v1g.CentrifugoStub(chan)
+                ok(v6.Publish(pb.v6.PublishRequest(channel="v6cfg", data=b"{}"), metadata=s.md, timeout=TIMEOUT), result=True)
+                ok(v1.Publish(pb.v1.PublishRequest(channel="v6cfg", data=b"{}"), metadata=s.md, timeout=TIMEOUT), result=False)
+                # error_mode: transport for the v6 service only.
+                e = status_of(v6.Publish, pb.v6.PublishRequest(channel="nope:x", data=b"{}"), metadata=s.md, timeout=TIMEOUT)
+                assert transport_error(pb, e) == (grpc.StatusCode.NOT_FOUND, "unknown channel", (102, "unknown channel"))
+                err(v1.Publish(pb.v1.PublishRequest(channel="nope:x", data=b"{}"), metadata=s.md, timeout=TIMEOUT), 102, "namespace not found")
+                e = status_of(v6.Info, pb.v6.InfoRequest(), metadata=(("authorization", "apikey other"),), timeout=TIMEOUT)
+                assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+                # max_receive_message_size.
+                big = pb.v6.PublishRequest(channel="v6cfg", data=b'"' + b"y" * 3000 + b'"')
+                e = status_of(v6.Publish, big, metadata=s.md, timeout=TIMEOUT)
+                assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+        finally:
+            gen.close()

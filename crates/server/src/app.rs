@@ -230,6 +230,9 @@ pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
     if let Some(grpc) = crate::transport::uni::spawn_grpc(state.clone(), stop_http.clone()).await? {
         servers.push(grpc);
     }
+    if let Some(api) = crate::api::grpc::spawn(state.clone(), stop_http.clone()).await? {
+        servers.push(api);
+    }
     let failed = async {
         let (r, _, _) = futures_util::future::select_all(servers.iter_mut()).await;
         r

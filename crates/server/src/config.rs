@@ -21,6 +21,7 @@ mod channel;
 mod effective;
 mod flat;
 pub mod formats;
+pub mod grpc;
 mod jwks;
 mod merge;
 mod nested;
@@ -56,6 +57,9 @@ pub struct ServerSettings {
     pub api_key: String,
     pub api_insecure: bool,
     pub api_disable: bool,
+    /// `http_api.error_mode` / `api_error_mode`: `""` (API errors in a 200 body) or
+    /// `"transport"` (API errors as HTTP statuses, GRPC-API.md §3.3).
+    pub api_error_mode: String,
     /// Trailing `/` trimmed and a leading `/` ensured, as Centrifugo does.
     pub websocket_handler_prefix: String,
     pub api_handler_prefix: String,
@@ -92,6 +96,8 @@ pub struct ServerSettings {
     pub log_format: String,
     /// SockJS, HTTP-streaming / SSE emulation and the unidirectional transports.
     pub transports: transports::TransportSettings,
+    /// The gRPC server API listener (`grpc_api*` keys of every generation).
+    pub grpc_api: grpc::GrpcApiSettings,
 }
 
 impl Default for ServerSettings {
@@ -104,6 +110,7 @@ impl Default for ServerSettings {
             api_key: String::new(),
             api_insecure: false,
             api_disable: false,
+            api_error_mode: String::new(),
             websocket_handler_prefix: "/connection/websocket".to_string(),
             api_handler_prefix: "/api".to_string(),
             health: false,
@@ -125,6 +132,7 @@ impl Default for ServerSettings {
             shutdown_termination_delay: Duration::ZERO,
             log_format: "text".to_string(),
             transports: transports::TransportSettings::default(),
+            grpc_api: grpc::GrpcApiSettings::default(),
         }
     }
 }
@@ -262,6 +270,7 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
         "api_key" => s.api_key = string(i)?,
         "api_insecure" => s.api_insecure = boolean(i)?,
         "api_disable" => s.api_disable = boolean(i)?,
+        "api_error_mode" => s.api_error_mode = api_error_mode(i)?,
         "websocket_handler_prefix" => s.websocket_handler_prefix = prefix(&string(i)?),
         "api_handler_prefix" => s.api_handler_prefix = prefix(&string(i)?),
         "health" => s.health = boolean(i)?,
@@ -327,6 +336,10 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
                 Err(SetError::Unknown) => {}
                 applied => return applied,
             }
+            match grpc::set(&mut s.grpc_api, other, i) {
+                Err(SetError::Unknown) => {}
+                applied => return applied,
+            }
             let token_key = match tokens::set_conn(n, other, i) {
                 Err(SetError::Unknown) => t.tokens.set(other, i),
                 applied => applied,
@@ -341,6 +354,17 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
         }
     }
     Ok(())
+}
+
+/// Only `""` and `"transport"` are error modes; anything else fails the start.
+fn api_error_mode(i: &Input) -> Result<String, String> {
+    let v = string(i)?;
+    match v.as_str() {
+        "" | "transport" => Ok(v),
+        other => Err(format!(
+            "unknown HTTP API error mode {other:?} (valid: \"\" or \"transport\")"
+        )),
+    }
 }
 
 fn prefix(s: &str) -> String {
@@ -419,6 +443,7 @@ pub fn load(
     check_ops(s).map_err(|(key, msg)| key_err(key, None, msg, &origin_of(key)))?;
     transports::check(&s.transports, &s.websocket_handler_prefix)
         .map_err(|(key, msg)| key_err(key, None, msg, &origin_of(key)))?;
+    grpc::check(&s.grpc_api).map_err(|(key, msg)| key_err(key, None, msg, &origin_of(key)))?;
     if !ENGINES.contains(&s.engine.as_str()) {
         let msg = format!("unknown engine {:?}, expected memory or redis", s.engine);
         return Err(key_err("engine", None, msg, &origin_of("engine")));

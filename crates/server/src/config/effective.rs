@@ -99,6 +99,7 @@ pub fn effective(cfg: &LoadedConfig) -> Value {
         ("api_insecure", json!(s.api_insecure)),
         ("api_disable", json!(s.api_disable)),
         ("api_handler_prefix", json!(s.api_handler_prefix)),
+        ("api_error_mode", json!(s.api_error_mode)),
         ("websocket_disable", json!(s.websocket_disable)),
         (
             "websocket_handler_prefix",
@@ -220,7 +221,40 @@ pub fn effective(cfg: &LoadedConfig) -> Value {
     m.insert("redis".into(), Value::Object(redis.collect()));
     m.insert("proxy".into(), proxy(&cfg.proxy));
     transports(&s.transports, &mut m);
+    grpc_api(&s.grpc_api, &mut m);
     Value::Object(m)
+}
+
+/// The gRPC API settings as their flat keys; the key masked, and a private key given inline
+/// (PEM or base64 rather than a path) masked too.
+fn grpc_api(g: &super::grpc::GrpcApiSettings, m: &mut Map<String, Value>) {
+    let inline = |v: &str| v.trim_start().starts_with("-----BEGIN") || v.len() > 256;
+    let tls_key = if inline(&g.tls_key) {
+        json!(MASK)
+    } else {
+        json!(g.tls_key)
+    };
+    let pairs = [
+        ("grpc_api", json!(g.enabled())),
+        ("grpc_api_address", json!(g.address)),
+        ("grpc_api_port", json!(g.port)),
+        ("grpc_api_key", secret(&g.key)),
+        ("grpc_api_insecure", json!(g.insecure)),
+        ("grpc_api_tls", json!(g.tls)),
+        ("grpc_api_tls_cert", json!(g.tls_cert)),
+        ("grpc_api_tls_key", tls_key),
+        ("grpc_api_tls_client_ca", json!(g.tls_client_ca)),
+        ("grpc_api_tls_disable", json!(g.tls_disable)),
+        ("grpc_api_reflection", json!(g.reflection)),
+        ("grpc_api_error_mode", json!(g.error_mode)),
+        (
+            "grpc_api_max_receive_message_size",
+            json!(g.max_receive()),
+        ),
+    ];
+    for (k, v) in pairs {
+        m.insert(k.into(), v);
+    }
 }
 
 /// The transport settings as their flat keys (Centrifugo 2.x `sockjs_*`, 5.x names for the rest).

@@ -24,6 +24,10 @@ pub(crate) const ALIASES: &[(&str, &str)] = &[
     ("allow_subscribe_for_anonymous", "anonymous"),
     ("subscribe_proxy_enabled", "proxy_subscribe"),
     ("publish_proxy_enabled", "proxy_publish"),
+    // gRPC API: the 5.x `*_pem` names (path, PEM or base64 PEM) of the 2.x TLS keys.
+    ("grpc_api_tls_cert_pem", "grpc_api_tls_cert"),
+    ("grpc_api_tls_key_pem", "grpc_api_tls_key"),
+    ("grpc_api_tls_client_ca_pem", "grpc_api_tls_client_ca"),
 ];
 
 /// Resolves an alias to its canonical key name.
@@ -133,7 +137,7 @@ const UNSUPPORTED: &str = "broker client_concurrency debug gomaxprocs log_file p
     websocket_use_write_buffer_pool tls_external tls_cert_pem tls_key_pem tls_root_ca \
     tls_root_ca_pem tls_client_ca tls_client_ca_pem tls_server_name tls_insecure_skip_verify \
     admin_handler_prefix admin_web_path admin_web_proxy_address admin_external api_external \
-    api_error_mode client_insecure_skip_token_signature_verify \
+    client_insecure_skip_token_signature_verify \
     client_user_id_http_header global_presence_ttl \
     global_redis_presence_user_mapping disallow_anonymous_connection_tokens \
     client_channel_position_max_time_lag client_connection_limit client_connection_rate_limit \

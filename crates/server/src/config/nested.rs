@@ -324,6 +324,27 @@ const MAP: &[(&str, &str)] = &[
     ("uni_grpc.tls.key_pem", "uni_grpc_tls_key"),
     ("uni_grpc.tls.server_ca_pem", "uni_grpc_tls_root_ca"),
     ("uni_grpc.tls.client_ca_pem", "uni_grpc_tls_client_ca"),
+    ("grpc_api.enabled", "grpc_api_enabled"),
+    ("grpc_api.address", "grpc_api_address"),
+    ("grpc_api.port", "grpc_api_port"),
+    ("grpc_api.key", "grpc_api_key"),
+    ("grpc_api.insecure", "grpc_api_insecure"),
+    ("grpc_api.reflection", "grpc_api_reflection"),
+    ("grpc_api.error_mode", "grpc_api_error_mode"),
+    (
+        "grpc_api.max_receive_message_size",
+        "grpc_api_max_receive_message_size",
+    ),
+    ("grpc_api.tls.enabled", "grpc_api_tls"),
+    ("grpc_api.tls.cert_pem", "grpc_api_tls_cert_pem"),
+    ("grpc_api.tls.key_pem", "grpc_api_tls_key_pem"),
+    ("grpc_api.tls.client_ca_pem", "grpc_api_tls_client_ca_pem"),
+    ("grpc_api.tls.server_ca_pem", "grpc_api_tls_root_ca_pem"),
+    (
+        "grpc_api.tls.insecure_skip_verify",
+        "grpc_api_tls_insecure_skip_verify",
+    ),
+    ("grpc_api.tls.server_name", "grpc_api_tls_server_name"),
 ];
 
 /// Objects that are one value (a leaf), not a section: parsed whole by their flat key.
@@ -353,7 +374,6 @@ const SUBTREES: &[&str] = &[
     "map_broker",
     "controller",
     "shared_poll",
-    "grpc_api",
     "consumers",
     "webtransport",
     "swagger",
@@ -608,7 +628,7 @@ mod tests {
             p("CHANNEL_WITHOUT_NAMESPACE_PRESENCE").as_deref(),
             Some("channel.without_namespace.presence")
         );
-        assert_eq!(p("GRPC_API_PORT").as_deref(), Some("grpc_api"));
+        assert_eq!(p("GRPC_API_PORT").as_deref(), Some("grpc_api.port"));
         assert_eq!(
             p("CLIENT_PROXY_CONNECT_HTTP_TLS_SERVER_NAME").as_deref(),
             Some("client.proxy.connect.http.tls.server_name")

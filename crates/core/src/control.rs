@@ -19,15 +19,37 @@ pub enum ControlMessage {
         user: String,
         channel: String,
         client: String,
+        /// Only the connection with this session (emulation / unidirectional transports).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        session: String,
+        /// The current API's empty channel: remove nothing, send an unsubscribe push with an
+        /// empty channel. Without it (2.x, and nodes before this field) an empty channel means
+        /// every channel of the connection.
+        #[serde(default, skip_serializing_if = "is_false")]
+        empty_push: bool,
     },
     Subscribe {
         from: String,
         user: String,
         channel: String,
         client: String,
+        /// Channel info as text (what nodes before `b64info` read; lossy for binary info).
         info: Option<String>,
         recover_offset: Option<u64>,
         recover_epoch: String,
+        /// The exact channel info, base64 (wins over `info`).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        b64info: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        session: String,
+        /// Subscription expiry, Unix seconds (0 = never).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        expire_at: i64,
+        /// Data for the subscribe push, base64.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        b64data: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        overrides: Option<SubscribeOverrides>,
     },
     Disconnect {
         from: String,
@@ -39,6 +61,30 @@ pub enum ControlMessage {
         except: String,
         #[serde(default, skip_serializing_if = "DisconnectReason::is_force")]
         reason: DisconnectReason,
+        /// The current API's `disconnect {code, reason}` (wins over `reason`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        custom: Option<CustomClose>,
+        /// Client IDs spared.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        whitelist: Vec<String>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        session: String,
+    },
+    /// The current API's `refresh` of a user's connections.
+    Refresh {
+        from: String,
+        user: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        client: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        session: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        expired: bool,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        expire_at: i64,
+        /// New connection info, base64 (absent = keep).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        b64info: Option<String>,
     },
     NodeInfo(NodeInfoMessage),
     /// An `/emulation` request received by node `from` for a session that node `to` holds;
@@ -55,6 +101,37 @@ pub enum ControlMessage {
         to: String,
         id: u64,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// A close code and reason the API caller chose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomClose {
+    pub code: u16,
+    pub reason: String,
+}
+
+/// The subscribe `override` options (absent = the channel's setting).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubscribeOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_leave: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_recovery: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_positioning: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_push_join_leave: Option<bool>,
 }
 
 /// Why a user's connections are closed: the close code each one gets (in its own generation).
@@ -91,6 +168,9 @@ pub struct NodeInfoMessage {
     pub num_users: u64,
     pub num_channels: u64,
     pub uptime: u64,
+    /// Subscriptions on the node (nodes before this field: 0).
+    #[serde(default)]
+    pub num_subs: u64,
     /// Channels with subscribers on the node and their subscriber counts, so that the API's
     /// `channels` lists every node's (multi-node engines only; at most
     /// [`MAX_ANNOUNCED_CHANNELS`]).
@@ -154,6 +234,9 @@ mod tests {
             client: String::new(),
             except: String::new(),
             reason: DisconnectReason::Force,
+            custom: None,
+            whitelist: Vec::new(),
+            session: String::new(),
         };
         assert_eq!(ControlMessage::decode(&m.encode()), Some(m));
         assert_eq!(ControlMessage::decode(b"garbage"), None);
@@ -167,6 +250,12 @@ mod tests {
             client: String::new(),
             except: "c1".into(),
             reason: DisconnectReason::ConnectionLimit,
+            custom: Some(CustomClose {
+                code: 4000,
+                reason: "bye".into(),
+            }),
+            whitelist: vec!["c2".into()],
+            session: "s1".into(),
         };
         assert_eq!(ControlMessage::decode(&m.encode()), Some(m));
         // What nodes without the two fields sent (and still send for the API's disconnect).

@@ -10,6 +10,7 @@ use arc_swap::{ArcSwap, Guard};
 use rotor_protocol::{ClientInfo, DisconnectKind, Encoding, Generation, PositionFormat};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::connections::{ConnFilter, DisconnectOrder, RefreshOrder, ServerSubscribe};
 use crate::auth::TokenVerifier;
 use crate::backend::Backend;
 use crate::channel::ChannelRules;
@@ -364,6 +365,7 @@ impl Node {
             num_clients: self.0.hub.num_clients() as u64,
             num_users: self.0.hub.num_users() as u64,
             num_channels: channels.len() as u64,
+            num_subs: channels.iter().map(|(_, n)| *n as u64).sum(),
             uptime: self.uptime().as_secs(),
             // Other nodes merge these into `channels`; a memory-engine node is alone.
             channels: if self.0.memory.is_some() {
@@ -412,31 +414,60 @@ impl Node {
                 client,
                 except,
                 reason,
+                custom,
+                whitelist,
+                session,
             } => {
                 if from != self.0.uid {
-                    self.disconnect_local(&user, &client, &except, reason);
+                    self.disconnect_local(&DisconnectOrder {
+                        user,
+                        client,
+                        session,
+                        except,
+                        whitelist,
+                        reason,
+                        custom,
+                    });
                 }
             }
-            ControlMessage::Subscribe {
+            ControlMessage::Refresh {
                 from,
                 user,
-                channel,
                 client,
-                info,
-                recover_offset,
-                recover_epoch,
+                session,
+                expired,
+                expire_at,
+                b64info,
             } => {
                 if from != self.0.uid {
+                    use base64::Engine;
+                    let info = b64info.and_then(|s| {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(s)
+                            .ok()
+                            .map(bytes::Bytes::from)
+                    });
+                    let order = RefreshOrder {
+                        user,
+                        client,
+                        session,
+                        expired,
+                        expire_at,
+                        info,
+                    };
                     let node = self.clone();
-                    let since = recover_offset.map(|offset| StreamPosition {
-                        offset,
-                        epoch: recover_epoch,
-                    });
-                    let info = info.map(bytes::Bytes::from);
-                    tokio::spawn(async move {
-                        node.subscribe_local(&user, &channel, &client, info, since)
-                            .await;
-                    });
+                    tokio::spawn(async move { node.refresh_local(&order).await });
+                }
+            }
+            msg @ ControlMessage::Subscribe { .. } => {
+                let ControlMessage::Subscribe { from, .. } = &msg else {
+                    return;
+                };
+                if *from != self.0.uid {
+                    if let Some(sub) = ServerSubscribe::from_message(msg) {
+                        let node = self.clone();
+                        tokio::spawn(async move { node.subscribe_local(&sub).await });
+                    }
                 }
             }
             ControlMessage::Emulation {
@@ -460,11 +491,18 @@ impl Node {
                 user,
                 channel,
                 client,
+                session,
+                empty_push,
             } => {
                 if from != self.0.uid {
                     let node = self.clone();
                     tokio::spawn(async move {
-                        node.unsubscribe_local(&user, &channel, &client).await;
+                        let filter = ConnFilter {
+                            client: &client,
+                            session: &session,
+                        };
+                        node.unsubscribe_local(&user, &channel, filter, empty_push)
+                            .await;
                     });
                 }
             }

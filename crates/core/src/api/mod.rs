@@ -5,7 +5,10 @@
 //! The generation decides check order, error texts and defaults where 2.x and v6 differ
 //! (GRPC-API.md §3.1); the protocol only labels the metrics.
 
-mod ops;
+pub(crate) mod connections;
+mod glob;
+mod publish;
+mod query;
 
 use bytes::Bytes;
 use rotor_protocol::api::{ApiCommand, BatchEntry};

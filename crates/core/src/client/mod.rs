@@ -12,6 +12,8 @@ mod proxy;
 mod subscribe;
 mod tick;
 
+pub(crate) use subscribe::apply_overrides;
+
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -92,6 +94,10 @@ pub(crate) struct SubState {
     /// The backend proxy that refreshes this subscription at its expiry (6.x `sub_refresh`);
     /// `None`: it expires (or the client refreshes it with a token).
     pub refresh_proxy: Option<Arc<str>>,
+    /// The server chose it (connect answer, token `subs`, server API `subscribe`): when it
+    /// expires or loses its position the connection closes (Centrifuge unsubscribes only
+    /// client-side subscriptions).
+    pub server_side: bool,
 }
 
 /// Per-connection state only a backend uses.
@@ -347,15 +353,18 @@ impl ClientShared {
     }
 
     /// A recoverable subscription skipped an offset: v1 reconnects (3010); v2 resubscribes
-    /// with recovery (unsubscribe push 2500).
+    /// with recovery (unsubscribe push 2500), except from a server-side subscription, which it
+    /// cannot resubscribe to: that connection closes with 3010 too.
     pub(crate) fn position_lost(
         &self,
         st: &mut ClientState,
         channel: &str,
         generation: Generation,
     ) {
+        let server_side = st.subs.get(channel).is_some_and(|s| s.server_side);
         match generation {
             Generation::V1 => self.disconnect(DisconnectKind::InsufficientState),
+            Generation::V2 if server_side => self.disconnect(DisconnectKind::InsufficientState),
             Generation::V2 => {
                 if let Some(sub) = st.subs.remove(channel) {
                     st.pending_cleanup.push((channel.to_string(), sub));

@@ -186,6 +186,9 @@ impl Session {
             .establish_subscription(&self.shared, &req, &opts, sub.info, None, push_join_leave)
             .await?;
         r.data = sub.data;
+        if let Some(s) = self.shared.state.lock().subs.get_mut(&req.channel) {
+            s.server_side = true;
+        }
         self.to_activate.push(req.channel.clone());
         Ok(r)
     }
@@ -262,7 +265,7 @@ impl Session {
 /// Applies a backend's per-subscription overrides to the channel's options; returns whether
 /// join/leave pushes are forced on for this subscriber. Recovery can only be forced on where
 /// the channel keeps history.
-fn apply_overrides(opts: &mut ChannelOptions, o: &SubOverride) -> bool {
+pub(crate) fn apply_overrides(opts: &mut ChannelOptions, o: &SubOverride) -> bool {
     if let Some(v) = o.presence {
         opts.presence = v;
     }
@@ -306,6 +309,7 @@ impl Node {
                     epoch: String::new(),
                     position_failures: 0,
                     refresh_proxy: None,
+                    server_side: false,
                 },
             );
             shared.info_in(&st, ch)

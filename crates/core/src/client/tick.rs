@@ -173,8 +173,18 @@ impl ClientShared {
                 .filter(|(_, s)| s.expire_at.is_some_and(|e| now_unix > e + grace))
                 .map(|(c, _)| c.clone())
                 .collect();
+            let server_side_expired = expired
+                .iter()
+                .any(|c| st.subs.get(c).is_some_and(|s| s.server_side));
             if !expired.is_empty() {
                 match generation {
+                    // Centrifuge closes the connection when a server-side subscription expires.
+                    _ if server_side_expired => {
+                        drop(st);
+                        self.disconnect(DisconnectKind::SubscriptionExpired);
+                        self.cancel.cancel();
+                        return;
+                    }
                     Generation::V1 => {
                         drop(st);
                         self.disconnect(DisconnectKind::SubscriptionExpired);

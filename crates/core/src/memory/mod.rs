@@ -15,9 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod broker;
+mod idempotency;
 mod presence;
+#[cfg(test)]
+mod publish_options_tests;
 
 pub use broker::MemoryBroker;
+pub use idempotency::MAX_RESULTS as MAX_IDEMPOTENCY_RESULTS;
 pub use presence::MemoryPresence;
 
 /// The source of "now" for expiry decisions. [`system_clock`] in production.

@@ -1,28 +1,74 @@
--- Rotor: append a publication to a channel's history stream and broadcast it, atomically, so
--- the offset a subscriber sees is the offset stored in history.
+-- Rotor: publish a publication in one atomic step: the idempotency check, the version check,
+-- the offset, the history append and the broadcast, so the offset a subscriber sees is the
+-- offset stored in history and a repeated or outdated publish reaches nobody.
 --
 -- KEYS[1]  history stream (entry IDs are "<offset>-0", field "d" holds the body)
--- KEYS[2]  stream metadata hash: "s" = top offset, "e" = epoch
+-- KEYS[2]  stream metadata hash: "s" = top offset, "e" = epoch, "v" = version of the last
+--          publish that had one, "ve" = its version epoch
+-- KEYS[3]  optional: the idempotency result of this publish's key ("<offset>:<epoch>")
 -- ARGV[1]  publication body (see wire.rs)
--- ARGV[2]  history size (entries kept)
+-- ARGV[2]  history size (entries kept); "0" = the channel keeps no history: only broadcast
+--          (offset 0, empty epoch), KEYS[1] and KEYS[2] untouched
 -- ARGV[3]  history lifetime in seconds (the whole stream expires this long after the last publish)
 -- ARGV[4]  metadata TTL in seconds, 0 = keep forever (never shorter than the history lifetime)
 -- ARGV[5]  epoch to use if the stream does not exist yet
 -- ARGV[6]  broadcast command: "publish" or "spublish" (sharded PUB/SUB)
 -- ARGV[7]  PUB/SUB channel
--- Returns {offset, epoch} (strings).
+-- ARGV[8]  idempotency window in milliseconds (used with KEYS[3])
+-- ARGV[9]  publish version, "0" = none (checked with history only)
+-- ARGV[10] version epoch; "" matches any stored one
+-- Returns {offset, epoch, outcome} (strings); outcome "p" = published, "i" = a repeat of an
+-- idempotent publish (the first publish's result), "v" = dropped as outdated (the stream top).
 
+local result_key = KEYS[3]
+if result_key then
+  local first = redis.call("get", result_key)
+  if first then
+    local sep = string.find(first, ":", 1, true)
+    if sep then
+      return {string.sub(first, 1, sep - 1), string.sub(first, sep + 1), "i"}
+    end
+  end
+end
+
+local function remember(offset, epoch)
+  if result_key then
+    redis.call("set", result_key, offset .. ":" .. epoch, "px", ARGV[8])
+  end
+end
+
+if ARGV[2] == "0" then
+  redis.call(ARGV[6], ARGV[7], "p0::" .. ARGV[1])
+  remember("0", "")
+  return {"0", "", "p"}
+end
+
+-- Versions are decimal strings without leading zeros: compared as such, they stay exact
+-- beyond 2^53 (Lua numbers are doubles).
+local function above(a, b)
+  return #a > #b or (#a == #b and a > b)
+end
+
+local version = ARGV[9]
 local epoch = redis.call("hget", KEYS[2], "e")
 if not epoch then
   epoch = ARGV[5]
   redis.call("hset", KEYS[2], "e", epoch)
   -- A new stream restarts at offset 1: drop entries a lost stream may have left behind.
   redis.call("del", KEYS[1])
+elseif version ~= "0" then
+  local last = redis.call("hmget", KEYS[2], "v", "ve", "s")
+  if last[1] and (ARGV[10] == "" or ARGV[10] == last[2]) and not above(version, last[1]) then
+    return {last[3] or "0", epoch, "v"}
+  end
 end
 
 local offset = string.format("%d", redis.call("hincrby", KEYS[2], "s", 1))
 redis.call("xadd", KEYS[1], "maxlen", ARGV[2], offset .. "-0", "d", ARGV[1])
 redis.call("expire", KEYS[1], ARGV[3])
+if version ~= "0" then
+  redis.call("hset", KEYS[2], "v", version, "ve", ARGV[10])
+end
 
 local meta_ttl = tonumber(ARGV[4])
 if meta_ttl > 0 then
@@ -34,4 +80,5 @@ if meta_ttl > 0 then
 end
 
 redis.call(ARGV[6], ARGV[7], "p" .. offset .. ":" .. epoch .. ":" .. ARGV[1])
-return {offset, epoch}
+remember(offset, epoch)
+return {offset, epoch, "p"}

@@ -129,6 +129,9 @@ impl Broker for RedisBroker {
         *self.core.dispatcher.handler.write() = Some(handler);
     }
 
+    /// One publish script run (a plain broadcast for a channel without history and without an
+    /// idempotency key): the script checks the idempotency key and, with history, the version,
+    /// so repeats and outdated versions are dropped atomically, on every node alike.
     async fn publish(
         &self,
         channel: &str,
@@ -138,9 +141,10 @@ impl Broker for RedisBroker {
     ) -> Result<StreamPosition, EngineError> {
         let names = &self.core.names;
         let shard = self.core.shard(channel);
-        let body = wire::body(info.as_deref(), &data);
+        let body = wire::body(info.as_deref(), opts.tags.as_deref(), &data);
         let pubsub = names.client_channel(channel);
-        if !opts.keeps_history() {
+        let history = opts.keeps_history();
+        if !history && opts.idempotency_key.is_none() {
             let message = wire::publication_message(0, "", &body);
             self.broadcast(shard, &pubsub, message).await?;
             return Ok(StreamPosition::default());
@@ -148,16 +152,24 @@ impl Broker for RedisBroker {
         let conn = shard.conn()?;
         let mut redis_conn = conn.data.clone();
         let mut inv = scripts().publish.prepare_invoke();
-        inv.key(names.stream(channel))
-            .key(names.meta(channel))
-            .arg(body)
-            .arg(opts.history_size)
+        inv.key(names.stream(channel)).key(names.meta(channel));
+        if let Some(key) = &opts.idempotency_key {
+            inv.key(names.idempotency(channel, key));
+        }
+        let window_ms = u64::try_from(opts.idempotent_ttl().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        inv.arg(body)
+            .arg(if history { opts.history_size } else { 0 })
             .arg(opts.history_lifetime)
             .arg(self.core.meta_ttl_secs)
             .arg(new_epoch())
             .arg(conn.publish_command())
-            .arg(pubsub);
-        let (offset, epoch): (String, String) = inv
+            .arg(pubsub)
+            .arg(window_ms)
+            .arg(opts.version)
+            .arg(&opts.version_epoch);
+        let (offset, epoch, _outcome): (String, String, String) = inv
             .invoke_async(&mut redis_conn)
             .await
             .map_err(|e| shard.fail(&conn, e))?;

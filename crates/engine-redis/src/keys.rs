@@ -123,6 +123,23 @@ impl Names {
         self.name("presence.expire", channel)
     }
 
+    /// The remembered result of the publish with idempotency key `key` in `channel` (a string
+    /// `<offset>:<epoch>` with a PX expiry). In the same slot as the channel's other keys, and
+    /// unique per (channel, key): after the `{ch}` tag comes `:` and the key; after a `{#hash}`
+    /// tag comes `.`, the channel's length, `:`, the channel, `:` and the key.
+    pub fn idempotency(&self, channel: &str, key: &str) -> String {
+        if channel.contains('}') {
+            let h = fnv1a(channel.as_bytes());
+            format!(
+                "{}.result.{{#{h:016x}}}.{}:{channel}:{key}",
+                self.prefix,
+                channel.len()
+            )
+        } else {
+            format!("{}.result.{{{channel}}}:{key}", self.prefix)
+        }
+    }
+
     /// The channel whose PUB/SUB channel is `pubsub`; `None` for the control channel and
     /// foreign names.
     pub fn channel_of(&self, pubsub: &[u8]) -> Option<String> {
@@ -160,6 +177,8 @@ mod tests {
                 n.meta(ch),
                 n.presence_data(ch),
                 n.presence_expire(ch),
+                n.idempotency(ch, "key"),
+                n.idempotency(ch, "}{odd:.key"),
             ];
             let s = slot(keys[0].as_bytes());
             for k in &keys {
@@ -172,6 +191,9 @@ mod tests {
         assert_eq!(n.channel_of(b"centrifugo.control"), None);
         assert_eq!(n.channel_of(b"other.client.{news}"), None);
         assert_ne!(n.client_channel("a}b"), n.client_channel("a}c"));
+        assert_eq!(n.idempotency("news", "k1"), "centrifugo.result.{news}:k1");
+        assert_ne!(n.idempotency("a}b", "c"), n.idempotency("a}b:c", ""));
+        assert_ne!(n.idempotency("a", "b:c"), n.idempotency("a:b", "c"));
     }
 
     #[test]

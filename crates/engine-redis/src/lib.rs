@@ -8,6 +8,11 @@
 //! * History lives in a Redis stream per channel, with the top offset and the epoch in a hash
 //!   beside it; a Lua script assigns the offset, appends, trims, sets expiries and broadcasts
 //!   in one step, so what subscribers receive is exactly what history holds.
+//! * The same script applies the publish options: an idempotency key's result is a key of its
+//!   own (`SET … PX`, in the channel's slot) checked first, so a repeat from any node within the
+//!   window answers the first result and reaches nobody; a `version` not above the stream's last
+//!   one (kept in the metadata hash) is dropped the same way. Tags travel inside the publication
+//!   body ([`wire`]).
 //! * Presence is a hash (client → info) and a sorted set (client → expiry) per channel.
 //! * Channels are spread over shards (a list of Redis servers, by consistent hashing), or live in
 //!   one Redis Cluster, where every key and the sharded PUB/SUB channel of a channel share a

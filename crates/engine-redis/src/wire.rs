@@ -4,8 +4,13 @@
 //! * A *field* is `<decimal length>:<bytes>`; an absent optional field is `-`.
 //! * A client *info* is four fields: user, client, conn_info (optional), chan_info (optional).
 //!   The user comes first so that a Lua script can count unique users.
-//! * A publication *body* is `0<data>` (no publisher info) or `1<info><data>`: the data runs to
-//!   the end, so it is never copied into a field.
+//! * A publication *body* is a one-digit header, then the publisher info when the header says
+//!   so, then the tags when it says so, then the data, which runs to the end (so it is never
+//!   copied into a field): `0<data>` (neither), `1<info><data>`, `2<tags><data>`,
+//!   `3<info><tags><data>`. *Tags* are `<count>:` and then `count` pairs of fields (name,
+//!   value), in name order. A publication without tags costs no byte for them, and bodies
+//!   written before tags existed (`0`/`1`) read unchanged; an older node reading a `2`/`3` body
+//!   rejects it as malformed rather than misreading it.
 //! * Messages on a channel's PUB/SUB channel start with a one-letter kind:
 //!   `p<offset>:<epoch>:<body>` (offset 0 and an empty epoch when the channel keeps no history;
 //!   the publish script writes offset and epoch), `j<info>` (join), `l<info>` (leave). Control
@@ -17,7 +22,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rotor_protocol::{ClientInfo, Publication};
+use rotor_protocol::{ClientInfo, Publication, Tags};
 
 fn put_field(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes.len().to_string().as_bytes());
@@ -47,15 +52,28 @@ pub fn info(info: &ClientInfo) -> Vec<u8> {
     out
 }
 
-/// A publication body: publisher info (if any) then the data.
-pub fn body(info: Option<&ClientInfo>, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 64);
-    match info {
-        Some(i) => {
-            out.push(b'1');
-            put_info(&mut out, i);
+/// A publication body: publisher info (if any), tags (if any), then the data.
+pub fn body(info: Option<&ClientInfo>, tags: Option<&Tags>, data: &[u8]) -> Vec<u8> {
+    let tags_len = tags.map_or(0, |t| {
+        t.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>() + 4
+    });
+    let mut out = Vec::with_capacity(data.len() + 64 + tags_len);
+    out.push(match (info.is_some(), tags.is_some()) {
+        (false, false) => b'0',
+        (true, false) => b'1',
+        (false, true) => b'2',
+        (true, true) => b'3',
+    });
+    if let Some(i) = info {
+        put_info(&mut out, i);
+    }
+    if let Some(tags) = tags {
+        out.extend_from_slice(tags.len().to_string().as_bytes());
+        out.push(b':');
+        for (name, value) in tags {
+            put_field(&mut out, name.as_bytes());
+            put_field(&mut out, value.as_bytes());
         }
-        None => out.push(b'0'),
     }
     out.extend_from_slice(data);
     out
@@ -85,7 +103,7 @@ impl<'a> Reader<'a> {
     }
 
     fn field(&mut self) -> Option<Bytes> {
-        let rest = &self.buf[self.pos..];
+        let rest = self.buf.get(self.pos..)?;
         let colon = rest.iter().position(|b| *b == b':')?;
         let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
         let start = self.pos + colon + 1;
@@ -118,10 +136,22 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Tags as [`body`] writes them.
+    fn tags(&mut self) -> Option<Tags> {
+        let count: usize = std::str::from_utf8(self.until(b':')?).ok()?.parse().ok()?;
+        let mut tags = Tags::new();
+        for _ in 0..count {
+            let name = self.string()?;
+            let value = self.string()?;
+            tags.insert(name, value);
+        }
+        Some(tags)
+    }
+
     /// Reads up to (not including) `delim`, and skips it.
     fn until(&mut self, delim: u8) -> Option<&'a [u8]> {
         let buf: &'a [u8] = self.buf;
-        let rest = &buf[self.pos..];
+        let rest = buf.get(self.pos..)?;
         let at = rest.iter().position(|b| *b == delim)?;
         self.pos += at + 1;
         Some(&rest[..at])
@@ -142,13 +172,25 @@ pub fn decode_info(bytes: &Bytes) -> Option<ClientInfo> {
 /// Decodes a publication body into a publication with `offset`.
 pub fn decode_body(bytes: &Bytes, offset: u64) -> Option<Publication> {
     let mut r = Reader::new(bytes);
-    let info = match r.byte()? {
-        b'0' => None,
-        b'1' => Some(Arc::new(r.info()?)),
+    let (has_info, has_tags) = match r.byte()? {
+        b'0' => (false, false),
+        b'1' => (true, false),
+        b'2' => (false, true),
+        b'3' => (true, true),
         _ => return None,
     };
+    let info = if has_info {
+        Some(Arc::new(r.info()?))
+    } else {
+        None
+    };
+    let tags = if has_tags {
+        Some(Arc::new(r.tags()?))
+    } else {
+        None
+    };
     Some(Publication {
-        tags: None,
+        tags,
         offset,
         data: r.rest(),
         info,
@@ -248,20 +290,25 @@ mod tests {
     #[test]
     fn publication_messages_round_trip() {
         let i = sample(Some(b"{\"n\":\"x\"}"), None);
-        for (info, data) in [
-            (None, &b"{\"text\":\"hi: there\"}"[..]),
-            (Some(&i), &b"[1,2,3]"[..]),
-            (None, &b""[..]),
-            (Some(&i), &b"\x00\xff binary : - 1:"[..]),
+        let t = tags(&[("a", "1"), ("b:c", ""), ("", "x:-y")]);
+        let empty = Tags::new();
+        for (info, tags, data) in [
+            (None, None, &b"{\"text\":\"hi: there\"}"[..]),
+            (Some(&i), None, &b"[1,2,3]"[..]),
+            (None, None, &b""[..]),
+            (Some(&i), None, &b"\x00\xff binary : - 1:"[..]),
+            (None, Some(&t), &b"{}"[..]),
+            (Some(&i), Some(&t), &b"2:ab"[..]),
+            (None, Some(&empty), &b""[..]),
         ] {
-            let body = body(info, data);
+            let body = body(info, tags, data);
             let msg = Bytes::from(publication_message(17, "AbCd1234", &body));
             let got = decode_channel_message(&msg).unwrap();
             assert_eq!(
                 got,
                 ChannelMessage::Publication {
                     publication: Publication {
-                        tags: None,
+                        tags: tags.cloned().map(Arc::new),
                         offset: 17,
                         data: Bytes::copy_from_slice(data),
                         info: info.cloned().map(Arc::new),
@@ -276,6 +323,46 @@ mod tests {
                 panic!()
             };
             assert_eq!((publication.offset, epoch.as_str()), (0, ""));
+        }
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn bodies_without_tags_are_unchanged_and_old_bodies_still_read() {
+        // The pre-tags format, byte for byte.
+        assert_eq!(body(None, None, b"{}"), b"0{}");
+        let i = sample(None, None);
+        let mut old = b"1".to_vec();
+        put_info(&mut old, &i);
+        old.extend_from_slice(b"[1]");
+        assert_eq!(body(Some(&i), None, b"[1]"), old);
+        let p = decode_body(&Bytes::from(old), 3).unwrap();
+        assert_eq!((p.offset, p.tags, &p.data[..]), (3, None, &b"[1]"[..]));
+        // One tag: a header digit and `1:` then two fields.
+        assert_eq!(body(None, Some(&tags(&[("k", "v")])), b"x"), b"21:1:k1:vx");
+    }
+
+    #[test]
+    fn malformed_tags_are_rejected() {
+        for junk in [
+            &b"2"[..],
+            b"2x:",
+            b"22:1:a1:b",
+            b"21:5:a",
+            b"21:1:a",
+            b"9{}",
+        ] {
+            assert_eq!(
+                decode_body(&Bytes::copy_from_slice(junk), 1),
+                None,
+                "{junk:?}"
+            );
         }
     }
 

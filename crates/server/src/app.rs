@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 use axum::Router;
 use rotor_core::Node;
 use tokio::net::TcpListener;
@@ -53,12 +53,7 @@ pub fn internal_router(state: SharedState) -> Router {
 /// Server API, health and readiness, metrics and the admin UI, each when enabled.
 fn ops_routes(mut r: Router<SharedState>, s: &ServerSettings) -> Router<SharedState> {
     if !s.api_disable {
-        r = r
-            .route(&s.api_handler_prefix, post(crate::api::legacy))
-            .route(
-                &format!("{}/{{method}}", s.api_handler_prefix),
-                post(crate::api::method),
-            );
+        r = crate::api::routes(r, &s.api_handler_prefix);
     }
     if s.health {
         // 503 while draining or while the engine cannot serve (e.g. Redis unreachable).

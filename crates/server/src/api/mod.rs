@@ -7,4 +7,4 @@
 pub mod grpc;
 pub mod http;
 
-pub use http::{legacy, method};
+pub use http::routes;

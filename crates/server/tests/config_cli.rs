@@ -582,7 +582,7 @@ fn unknown_and_unsupported_keys_warn_naming_each() {
         &dir,
         "w.yaml",
         "foo: 1\nclient:\n  bar: 2\n  subscription_token:\n    hmac_secret_key: x\n\
-         grpc_api:\n  enabled: true\nchannel:\n  namespaces:\n    - name: chat\n      \
+         graphite:\n  enabled: true\nchannel:\n  namespaces:\n    - name: chat\n      \
          allow_subscribe_for_client: true\n      baz: 3\n      delta_publish: true\n",
     );
     let env = [
@@ -597,7 +597,7 @@ fn unknown_and_unsupported_keys_warn_naming_each() {
         r#"warning: unknown config key "client.bar""#,
         "warning: client.subscription_token.hmac_secret_key set but the separate \
          subscription-token block is off",
-        r#"warning: config key "grpc_api" is not supported yet"#,
+        r#"warning: config key "graphite" is not supported yet"#,
         r#"warning: unknown config key "baz" in namespace "chat""#,
         r#"warning: config key "delta_publish" in namespace "chat" is not supported yet"#,
         r#"warning: unknown config key "qux" (from env CENTRIFUGO_QUX)"#,

@@ -45,7 +45,7 @@ pub struct GrpcApiSettings {
     /// 2.x: do not inherit the HTTP `tls` settings.
     pub tls_disable: bool,
     pub reflection: bool,
-    /// `""` or `"transport"` (checked by [`check`]).
+    /// `""` or `"transport"` (checked when set).
     pub error_mode: String,
     /// 0 = [`DEFAULT_MAX_RECEIVE`].
     pub max_receive_message_size: usize,
@@ -112,24 +112,27 @@ pub(crate) fn set(g: &mut GrpcApiSettings, key: &str, i: &Input) -> Result<(), S
         "grpc_api_tls_client_ca" => g.tls_client_ca = string(i)?,
         "grpc_api_tls_disable" => g.tls_disable = boolean(i)?,
         "grpc_api_reflection" => g.reflection = boolean(i)?,
-        "grpc_api_error_mode" => g.error_mode = string(i)?,
+        "grpc_api_error_mode" => g.error_mode = error_mode(i)?,
         "grpc_api_max_receive_message_size" => g.max_receive_message_size = size(i)?,
         _ => return Err(SetError::Unknown),
     }
     Ok(())
 }
 
+/// `""` or `"transport"`; anything else (even `"custom"`) fails the start, as in Centrifugo.
+/// Checked whether or not the listener is enabled.
+fn error_mode(i: &Input) -> Result<String, String> {
+    let v = string(i)?;
+    match v.as_str() {
+        "" | "transport" => Ok(v),
+        other => Err(format!(
+            "unknown gRPC API error mode {other:?} (valid: \"\" or \"transport\")"
+        )),
+    }
+}
+
 /// Checks what single keys cannot; `(key, message)` names the key at fault.
 pub(crate) fn check(g: &GrpcApiSettings) -> Result<(), (&'static str, String)> {
-    if !matches!(g.error_mode.as_str(), "" | "transport") {
-        return Err((
-            "grpc_api_error_mode",
-            format!(
-                "unknown error mode {:?}, expected \"\" or \"transport\"",
-                g.error_mode
-            ),
-        ));
-    }
     if g.enabled() && g.tls {
         for (key, v) in [
             ("grpc_api_tls_cert", &g.tls_cert),

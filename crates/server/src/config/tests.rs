@@ -5,6 +5,7 @@ use rotor_core::config::ChannelOptions;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod grpc;
 mod proxy;
 mod tokens;
 mod transports;
@@ -175,12 +176,12 @@ fn legacy_aliases_and_zero_defaults() {
 fn unknown_and_unsupported_keys_warn() {
     let c = ok(
         r#"{"foo":1,"redis_host":"h","tls":false,"admin_password":"",
-        "grpc_api":true,"namespaces":[{"name":"chat","bar":true}]}"#,
+        "graphite":true,"namespaces":[{"name":"chat","bar":true}]}"#,
     );
     let w = c.warnings.join("\n");
     has(&w, r#"unknown config key "foo""#);
     has(&w, r#"unknown config key "bar" in namespace "chat""#);
-    has(&w, r#"config key "grpc_api" is not supported yet"#);
+    has(&w, r#"config key "graphite" is not supported yet"#);
     assert_eq!(c.warnings.len(), 3, "zero values stay silent: {w}");
     // Redis keys are collected for the engine, not warned about.
     assert_eq!(c.server.redis.get("redis_host"), Some(&json!("h")));
@@ -617,10 +618,8 @@ fn v6_environment_names() {
     assert!(news.publish && news.subscribe_to_publish);
     assert_eq!(s.redis.get("redis_address"), Some(&json!("redis://r:6379")));
     let w = c.warnings.join("\n");
-    has(
-        &w,
-        r#"config key "grpc_api" is not supported yet; ignored (from env CENTRIFUGO_GRPC_API_ENABLED)"#,
-    );
+    assert!(s.grpc_api.enabled() && !s.grpc_api.inherits_http_tls());
+    assert!(!w.contains("grpc_api"), "{w}");
     has(
         &w,
         r#"unknown config key "client_foo" (from env CENTRIFUGO_CLIENT_FOO)"#,
@@ -629,7 +628,7 @@ fn v6_environment_names() {
         &w,
         r#"unknown config key "channel_namespaces_nope_presence" (from env CENTRIFUGO_CHANNEL_NAMESPACES_NOPE_PRESENCE)"#,
     );
-    assert_eq!(c.warnings.len(), 3, "{w}");
+    assert_eq!(c.warnings.len(), 2, "{w}");
 
     let c = run(None, &[("CENTRIFUGO_PORT", "tcp://10.0.0.1:8000")]).unwrap();
     assert_eq!(c.server.port, 8000);
@@ -694,7 +693,7 @@ fn v6_unknown_unsupported_and_wrong_types() {
     let c = load_text(
         "yaml",
         "client:\n  foo: 1\n  proxy:\n    connect:\n      endpoint: http://x\n\
-         grpc_api:\n  enabled: true\nchannel:\n  without_namespace:\n    \
+         graphite:\n  enabled: true\nchannel:\n  without_namespace:\n    \
          allow_subscribe_for_client: true\n    bar: 2\n  namespaces:\n  - name: ns\n    \
          allow_subscribe_for_client: true\n    baz: 3\n",
         &[],
@@ -707,7 +706,7 @@ fn v6_unknown_unsupported_and_wrong_types() {
         &w,
         "client.proxy.connect.endpoint is set but client.proxy.connect.enabled is off",
     );
-    has(&w, r#"config key "grpc_api" is not supported yet"#);
+    has(&w, r#"config key "graphite" is not supported yet"#);
     has(&w, r#"unknown config key "channel.without_namespace.bar""#);
     has(&w, r#"unknown config key "baz" in namespace "ns""#);
     assert_eq!(c.warnings.len(), 5, "{w}");

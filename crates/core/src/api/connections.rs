@@ -337,7 +337,10 @@ impl Node {
             if !filter.matches(&conn) || conn.state.lock().subs.contains_key(channel) {
                 continue;
             }
-            let push_join_leave = opts.join_leave || forced;
+            // As Centrifugo's subscribe: join/leave pushes only when forced; a v1 client gets
+            // them wherever the channel emits them (2.x behaviour).
+            let push_join_leave =
+                forced || (opts.join_leave && conn.generation() == Generation::V1);
             let result = match self
                 .establish_subscription(
                     &conn,

@@ -438,6 +438,70 @@ async fn unknown_error_mode_fails_the_start() {
     server.assert_alive();
 }
 
+#[test]
+fn checkconfig_shows_the_error_mode_from_file_and_env() {
+    let dir = std::env::temp_dir().join(format!("rotor-emode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Not config.json: without -c, checkconfig reads only the environment.
+    let path = dir.join("emode.json");
+    std::fs::write(&path, r#"{"http_api":{"error_mode":"transport"}}"#).unwrap();
+    let effective = |args: &[&str], env: &[(&str, &str)]| -> Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    let file = path.to_str().unwrap();
+    assert_eq!(
+        effective(&["checkconfig", "-c", file], &[])["api_error_mode"],
+        "transport"
+    );
+    let env = [("CENTRIFUGO_HTTP_API_ERROR_MODE", "transport")];
+    assert_eq!(
+        effective(&["checkconfig"], &env)["api_error_mode"],
+        "transport"
+    );
+    assert_eq!(effective(&["checkconfig"], &[])["api_error_mode"], "");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .arg("checkconfig")
+        .env("CENTRIFUGO_API_ERROR_MODE", "bad")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn custom_handler_prefix_moves_every_route() {
+    let server = Server::start(json!({"api_handler_prefix": "/srv/api/"})).await;
+    let h = [("X-API-Key", API_KEY)];
+    let r = post(&server.http_url("/srv/api/info"), &h, "{}").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = post(
+        &server.http_url("/srv/api/batch"),
+        &h,
+        r#"{"commands":[{"info":{}}]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = post(&server.http_url("/srv/api/connections"), &h, "{}").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = post(&server.http_url("/api/info"), &h, "{}").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = post(
+        &server.http_url("/srv/api"),
+        &h,
+        r#"{"method":"info","params":{}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Batch
 // ---------------------------------------------------------------------------------------------

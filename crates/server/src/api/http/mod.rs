@@ -38,8 +38,13 @@ pub fn routes(mut r: Router<SharedState>, prefix: &str) -> Router<SharedState> {
             }),
         );
     }
-    r.route(&format!("{base}/batch"), post(batch::batch))
-        .route(&format!("{base}/{{*rest}}"), any(not_found))
+    r = r.route(&format!("{base}/batch"), post(batch::batch));
+    if base.is_empty() {
+        // API at the root: the router's own not-found answers the rest (a catch-all here
+        // would take every other route's unmatched paths).
+        return r;
+    }
+    r.route(&format!("{base}/{{*rest}}"), any(not_found))
 }
 
 async fn not_found() -> Response {

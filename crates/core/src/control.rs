@@ -267,4 +267,73 @@ mod tests {
         };
         assert_eq!((except.as_str(), reason), ("", DisconnectReason::Force));
     }
+
+    #[test]
+    fn messages_of_nodes_before_the_new_fields_still_decode() {
+        let sub = br#"{"op":"subscribe","from":"n1","user":"42","channel":"c","client":"","info":"{}","recover_offset":null,"recover_epoch":""}"#;
+        let Some(ControlMessage::Subscribe {
+            b64info,
+            session,
+            expire_at,
+            b64data,
+            overrides,
+            info,
+            ..
+        }) = ControlMessage::decode(sub)
+        else {
+            panic!("not a subscribe");
+        };
+        assert_eq!(info.as_deref(), Some("{}"));
+        assert!(b64info.is_empty() && session.is_empty() && b64data.is_empty());
+        assert_eq!((expire_at, overrides), (0, None));
+        let unsub = br#"{"op":"unsubscribe","from":"n1","user":"42","channel":"","client":""}"#;
+        let decoded = ControlMessage::decode(unsub).expect("decodes");
+        assert_eq!(decoded.encode().as_ref(), unsub, "stays compact");
+        let Some(ControlMessage::Unsubscribe { empty_push, .. }) = ControlMessage::decode(unsub)
+        else {
+            panic!("not an unsubscribe");
+        };
+        assert!(
+            !empty_push,
+            "an old empty channel still means every channel"
+        );
+        let info = br#"{"op":"node_info","uid":"u","name":"n","version":"1","num_clients":1,"num_users":1,"num_channels":1,"uptime":5}"#;
+        let Some(ControlMessage::NodeInfo(info)) = ControlMessage::decode(info) else {
+            panic!("not node info");
+        };
+        assert_eq!(info.num_subs, 0);
+    }
+
+    #[test]
+    fn refresh_and_full_subscribe_round_trip() {
+        let r = ControlMessage::Refresh {
+            from: "n1".into(),
+            user: String::new(),
+            client: "c".into(),
+            session: "s".into(),
+            expired: false,
+            expire_at: 1_900_000_000,
+            b64info: Some("e30=".into()),
+        };
+        assert_eq!(ControlMessage::decode(&r.encode()), Some(r));
+        let s = ControlMessage::Subscribe {
+            from: "n1".into(),
+            user: "42".into(),
+            channel: "c".into(),
+            client: String::new(),
+            info: None,
+            recover_offset: Some(3),
+            recover_epoch: "e".into(),
+            b64info: "AAE=".into(),
+            session: "s".into(),
+            expire_at: 1_900_000_000,
+            b64data: "e30=".into(),
+            overrides: Some(SubscribeOverrides {
+                presence: Some(false),
+                force_push_join_leave: Some(true),
+                ..Default::default()
+            }),
+        };
+        assert_eq!(ControlMessage::decode(&s.encode()), Some(s));
+    }
 }

@@ -395,6 +395,20 @@ async fn unsubscribe_in_both_generations() {
     assert_eq!(unsubscribed[0]["result"]["channel"], "chat:2");
     assert!(a.shared().channels().is_empty());
     assert!(b.shared().channels().is_empty());
+    // 2.x knows no client filter: a `client` in its request is ignored.
+    call(
+        &node,
+        V2,
+        subscribe(json!({"channel": "chat:3", "user": "42"})),
+    )
+    .await
+    .expect("ok");
+    let params = json!({"channel": "chat:3", "user": "42", "client": b.shared().id()});
+    call(&node, V1, unsub(params)).await.expect("ok");
+    assert!(a.shared().channels().is_empty());
+    assert!(b.shared().channels().is_empty());
+    drain(&a).await;
+    drain(&b).await;
     // Current API without a user: the anonymous connections.
     let anon = connect(&node, Generation::V2, "").await;
     call(&node, V2, subscribe(json!({"channel": "chat:1"})))
@@ -433,11 +447,14 @@ async fn disconnect_default_custom_and_whitelist() {
         )
     );
     assert!(drain(&spared).await.1.is_none(), "whitelisted");
-    // 2.x API: the same closes.
-    call(&node, V1, disconnect(json!({"user": "42"})))
-        .await
-        .expect("ok");
-    assert_eq!(close_of(drain(&spared).await.1).0, 3503);
+    // 2.x API: the same closes; it knows no `client`, `whitelist` or `disconnect`.
+    let params = json!({"user": "42", "whitelist": [spared.shared().id()],
+        "disconnect": {"code": 4000, "reason": "x"}});
+    call(&node, V1, disconnect(params)).await.expect("ok");
+    assert_eq!(
+        close_of(drain(&spared).await.1),
+        (3503, "force disconnect".into())
+    );
 
     // Custom code and reason: exact for v2, with reconnect from the code's range for v1.
     for (code, reconnect) in [(4000, true), (4500, false), (3600, false), (3100, true)] {

@@ -423,19 +423,23 @@ impl Node {
         if !req.channel.is_empty() {
             self.api_options(&req.channel)?;
         }
-        let empty_push = !generation.is_legacy() && req.channel.is_empty();
-        let filter = ConnFilter {
-            client: &req.client,
-            session: &req.session,
+        let legacy = generation.is_legacy();
+        let empty_push = !legacy && req.channel.is_empty();
+        // `client` and `session` came with the current API; 2.x requests have only the user.
+        let (client, session) = if legacy {
+            ("", "")
+        } else {
+            (&*req.client, &*req.session)
         };
+        let filter = ConnFilter { client, session };
         self.unsubscribe_local(&req.user, &req.channel, filter, empty_push)
             .await;
         self.publish_control_msg(ControlMessage::Unsubscribe {
             from: self.uid().to_string(),
             user: req.user.clone(),
             channel: req.channel.clone(),
-            client: req.client.clone(),
-            session: req.session.clone(),
+            client: client.to_string(),
+            session: session.to_string(),
             empty_push,
         })
         .await
@@ -483,14 +487,21 @@ impl Node {
 
     /// Closes a user's connections: with `disconnect {code, reason}` when given (a code outside
     /// 3000–4999 is not a usable close code: `force disconnect` instead), else `force
-    /// disconnect` (3503 for v2 clients, 2.x's 3012 for v1). `whitelist` IDs are spared.
+    /// disconnect` (3503 for v2 clients, 2.x's 3012 for v1). `whitelist` IDs are spared. A 2.x
+    /// call has only `user`.
     pub async fn api_disconnect(
         &self,
         generation: ApiGeneration,
         req: &DisconnectParams,
     ) -> Result<(), ApiError> {
-        if generation.is_legacy() && req.user.is_empty() {
-            return Err(ApiError::BAD_REQUEST);
+        if generation.is_legacy() {
+            // 2.x: only the user (`disconnect`, `client`, `whitelist`, `session` are current).
+            if req.user.is_empty() {
+                return Err(ApiError::BAD_REQUEST);
+            }
+            return self
+                .disconnect_user(&req.user, "", "", DisconnectReason::Force)
+                .await;
         }
         let custom = req.disconnect.as_ref().and_then(|d| {
             let code = u16::try_from(d.code)

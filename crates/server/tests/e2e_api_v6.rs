@@ -220,6 +220,12 @@ async fn bodies_of_the_wrong_shape_are_400_bad_request() {
             "{r:?}"
         );
     }
+    // Over the 2 MiB body limit: 413 with the key, 401 without (the key is checked first).
+    let big = format!(r#"{{"channel":"a","data":"{}"}}"#, "x".repeat(3 << 20));
+    let r = call_with(&server, "publish", &[], &big).await;
+    assert_eq!(r.status, 413, "oversized body");
+    let r = post(&server.http_url("/api/batch"), &[], big).await;
+    assert_eq!(r.status, 401, "oversized body without key");
     // Not valid UTF-8.
     let resp = http()
         .post(server.http_url("/api/publish"))

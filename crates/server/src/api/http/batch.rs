@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,18 +18,22 @@ use rotor_protocol::api::decode_batch;
 use rotor_protocol::json::write_str;
 
 use super::json::{encode_result, method_name, write_error, Shape};
-use super::{authorized, bad_request, json_response, object_body};
+use super::{authorized, bad_request, body_error, json_response, object_body};
 use crate::app::SharedState;
 
 pub async fn batch(
     State(state): State<SharedState>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if !authorized(&state, &headers, &query) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return body_error(rejection),
+    };
     if !object_body(&body) {
         return bad_request();
     }

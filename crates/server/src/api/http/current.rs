@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,7 @@ use rotor_core::api::ApiError;
 use rotor_protocol::api::decode_api_params;
 
 use super::json::{error_object, write_error, Shape};
-use super::{authorized, bad_request, execute, json_response, object_body};
+use super::{authorized, bad_request, body_error, execute, json_response, object_body};
 use crate::app::SharedState;
 
 /// The request header that turns the transport error mode on for one call.
@@ -28,11 +29,15 @@ pub async fn call(
     State(state): State<SharedState>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if !authorized(&state, &headers, &query) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return body_error(rejection),
+    };
     if !object_body(&body) {
         return bad_request();
     }

@@ -13,6 +13,7 @@ mod legacy;
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
@@ -118,6 +119,21 @@ fn bad_request() -> Response {
         StatusCode::BAD_REQUEST,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "Bad Request\n",
+    )
+        .into_response()
+}
+
+/// The answer to a body that could not be read: 413 over the router's body limit (2 MiB),
+/// else 500 in plain text (§3.3). Handlers look at it after the key check, so an unauthorized
+/// request is 401 whatever its body.
+fn body_error(rejection: BytesRejection) -> Response {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return rejection.into_response();
+    }
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Internal Server Error\n",
     )
         .into_response()
 }

@@ -21,6 +21,9 @@ use super::v6::centrifugo_api_server::CentrifugoApiServer;
 use crate::app::SharedState;
 use tonic::service::interceptor::InterceptedService;
 
+/// Calls one connection may have in flight.
+const MAX_CONCURRENT_STREAMS: u32 = 1024;
+
 /// Starts the gRPC API listener when enabled; `None` otherwise. It stops when `stop` is
 /// cancelled.
 pub(crate) async fn spawn(
@@ -106,6 +109,9 @@ pub(crate) async fn spawn(
     };
 
     let router = tonic::transport::Server::builder()
+        // Bounded calls in flight per connection (tonic's default is unlimited); a client
+        // past it waits for a free stream, as HTTP/2 says.
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .http2_keepalive_interval(Some(Duration::from_secs(25)))
         .http2_keepalive_timeout(Some(Duration::from_secs(5)))
         .layer(FixupLayer)

@@ -115,7 +115,7 @@ class Srv:
 def run_server(tmp: str, extra: Dict[str, Any], grpc_port: int, key: str):
     """Starts rotor with `extra` merged into a 2.x flat config; yields a Srv once both the HTTP
     port and the gRPC API listener ("grpc_api listening on ...:<grpc_port>") are up."""
-    binary = os.environ.get("ROTOR_BIN") or str(REPO_ROOT / "target" / "debug" / "rotor")
+    binary = str(Path(os.environ.get("ROTOR_BIN") or REPO_ROOT / "target" / "debug" / "rotor").resolve())
     config = {
         "address": "127.0.0.1",
         "port": free_port(),
@@ -389,7 +389,8 @@ def test_v1_broadcast_stops_at_first_bad_channel(pb, srv, v1, js):
     assert s.pubs(b) == [{"marker": 1}], s.events
 
 
-def test_v1_presence_history_channels_info(pb, srv, v1, js):
+def test_v1_presence_history_channels_info(pb, srv, v1any, js):
+    v1 = v1any
     m, md = pb.v1, srv.md
     ch = uniq("v1state")
     s2 = js(2, "u-v1state-2", [ch], info={"name": "two"})
@@ -428,7 +429,8 @@ def test_v1_presence_history_channels_info(pb, srv, v1, js):
     assert not hist.HasField("error") and list(hist.result.publications) == [], hist
 
 
-def test_v1_unsubscribe_and_disconnect_reach_js_clients(pb, srv, v1, js):
+def test_v1_unsubscribe_and_disconnect_reach_js_clients(pb, srv, v1any, js):
+    v1 = v1any
     m, md = pb.v1, srv.md
     ch = uniq("v1unsub")
     s2 = js(2, uniq("u-v1unsub-2"), [ch]).ready()
@@ -488,10 +490,18 @@ def test_v6_publish_reaches_js_clients_with_tags(pb, srv, v6, js):
     r4 = ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"idem": 1}), idempotency_key=key), metadata=md, timeout=TIMEOUT), result=True)
     assert (r4.offset, r4.epoch) == (r3.offset, r3.epoch) and r3.offset == 3, (r3, r4)
 
+    # `version`: a version not above the last one is dropped, the stream top is returned.
+    r5 = ok(v6.Publish(m.PublishRequest(channel=other, data=J({"v": 5}), version=5), metadata=md, timeout=TIMEOUT), result=True)
+    r6 = ok(v6.Publish(m.PublishRequest(channel=other, data=J({"v": "5 again"}), version=5), metadata=md, timeout=TIMEOUT), result=True)
+    r7 = ok(v6.Publish(m.PublishRequest(channel=other, data=J({"v": 6}), version=6), metadata=md, timeout=TIMEOUT), result=True)
+    assert (r5.offset, r6.offset, r7.offset) == (1, 1, 2), (r5, r6, r7)
+    s5.wait("publication", channel=other, data={"v": 6})
+    assert s5.pubs(other) == [{"v": 5}, {"v": 6}], s5.events
+
     # Broadcast: one response per channel, each with its own position.
     bc = ok(v6.Broadcast(m.BroadcastRequest(channels=[ch, other], data=J({"bc": 1}), tags={"t": "b"}), metadata=md, timeout=TIMEOUT), result=True)
     assert len(bc.responses) == 2, bc
-    assert [(x.HasField("error"), x.result.offset) for x in bc.responses] == [(False, 4), (False, 1)], bc
+    assert [(x.HasField("error"), x.result.offset) for x in bc.responses] == [(False, 4), (False, 3)], bc
     for c in (ch, other):
         e = s5.wait("publication", channel=c, data={"bc": 1})
         assert e.get("tags") == {"t": "b"}, e
@@ -567,7 +577,9 @@ def test_v6_subscribe_push_and_server_side_subscription(pb, srv, v6, js):
     m, md = pb.v6, srv.md
     ch = uniq("v6srvsub")
     s5 = js(5, uniq("u-v6srvsub"), []).ready()
-    ok(v6.Subscribe(m.SubscribeRequest(channel=ch, user=s5.user, data=J({"welcome": True})), metadata=md, timeout=TIMEOUT), result=True)
+    b64info = base64.b64encode(J({"role": "listener"})).decode()
+    req = m.SubscribeRequest(channel=ch, user=s5.user, data=J({"welcome": True}), b64info=b64info)
+    ok(v6.Subscribe(req, metadata=md, timeout=TIMEOUT), result=True)
     e = s5.wait("subscribed", channel=ch, server=True)
     assert e.get("data") == {"welcome": True}, e
     ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"to": "server-sub"}), tags={"a": "1"}), metadata=md, timeout=TIMEOUT), result=True)
@@ -575,6 +587,7 @@ def test_v6_subscribe_push_and_server_side_subscription(pb, srv, v6, js):
     assert (p["data"], p.get("tags")) == ({"to": "server-sub"}, {"a": "1"}), p
     pres = ok(v6.Presence(m.PresenceRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
     assert list(pres.presence) == [s5.client], pres
+    assert json.loads(pres.presence[s5.client].chan_info) == {"role": "listener"}, pres
     ok(v6.Unsubscribe(m.UnsubscribeRequest(channel=ch, user=s5.user), metadata=md, timeout=TIMEOUT), result=True)
     s5.wait("unsubscribed", channel=ch, server=True)
 
@@ -625,11 +638,14 @@ def test_v6_unsubscribe_by_client_and_disconnect_codes(pb, srv, v6, js):
     b.wait("publication", channel=ch, data={"after": "disc"})
     assert b.find("disconnected") == [], b.events
 
-    # Without `disconnect`: 3503 force disconnect.
-    ok(v6.Disconnect(m.DisconnectRequest(user=user), metadata=md, timeout=TIMEOUT), result=True)
+    # Without `disconnect`: 3503 force disconnect; by client ID only that connection (a
+    # client ID of no connection of the user touches nobody).
+    ok(v6.Disconnect(m.DisconnectRequest(user=user, client=s2.client), metadata=md, timeout=TIMEOUT), result=True)
+    ok(v6.Disconnect(m.DisconnectRequest(user=user, client=b.client), metadata=md, timeout=TIMEOUT), result=True)
     d = b.wait("disconnected")
     assert (d["code"], d["reason"]) == (3503, "force disconnect"), d
 
+    assert s2.find("close") == [], s2.events
     # A protocol v1 client: the custom code is the WebSocket close code.
     ok(v6.Disconnect(m.DisconnectRequest(user=s2.user, disconnect=m.Disconnect(code=4502, reason="bye two")), metadata=md, timeout=TIMEOUT), result=True)
     close = s2.wait("close")
@@ -643,12 +659,19 @@ def test_v6_refresh(pb, srv, v6, js):
     s2 = js(2, uniq("u-v6refresh-2"), []).ready()
     # New expiry in the future: the connection stays.
     ok(v6.Refresh(m.RefreshRequest(user=s5.user, expire_at=int(time.time()) + 3600), metadata=md, timeout=TIMEOUT), result=True)
+    assert s5.find("close") == [], s5.events
     ok(v6.Refresh(m.RefreshRequest(user=s5.user, expired=True), metadata=md, timeout=TIMEOUT), result=True)
-    d = s5.wait("disconnected")
-    assert (d["code"], d["reason"]) == (3005, "connection expired"), d
-    assert s5.find("disconnected", code=3005) == [d]
+    # 3005 is a reconnect code: the client reconnects with its token (it has no exp).
+    c = s5.wait("connecting", code=3005)
+    assert c["reason"] == "connection expired", c
+    assert s5.wait("close")["code"] == 3005
+    deadline = time.monotonic() + TIMEOUT
+    while len(s5.find("connected")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(s5.find("connected")) == 2 and s5.find("disconnected") == [], s5.events
     ok(v6.Refresh(m.RefreshRequest(user=s2.user, expired=True), metadata=md, timeout=TIMEOUT), result=True)
-    assert s2.wait("close")["code"] == 3005
+    close = s2.wait("close")
+    assert close["code"] == 3005 and json.loads(close["reason"]) == {"reason": "expired", "reconnect": True}, close
 
 
 def test_v6_history_presence_channels_info(pb, srv, v6, js):
@@ -884,5 +907,23 @@ def test_v6_config_section_global_transport_mode_and_receive_limit(pb):
                 big = pb.v6.PublishRequest(channel="v6cfg", data=b'"' + b"y" * 3000 + b'"')
                 e = status_of(v6.Publish, big, metadata=s.md, timeout=TIMEOUT)
                 assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+        finally:
+            gen.close()
+
+
+def test_empty_key_accepts_loopback_calls(pb):
+    """Rotor's decision (README): without a key the API accepts calls from loopback and
+    private-network peers (Centrifugo: from everybody), so a 2.x config without a key works."""
+    grpc_port = free_port()
+    with tempfile.TemporaryDirectory(prefix="rotor-py-grpc-api-nokey-") as tmp:
+        gen = run_server(tmp, {"grpc_api": True, "grpc_api_port": grpc_port}, grpc_port, "")
+        s = next(gen)
+        try:
+            with grpc.insecure_channel(s.grpc_addr) as chan:
+                ok(pb.v1g.CentrifugoStub(chan).Info(pb.v1.InfoRequest(), timeout=TIMEOUT), result=True)
+                v6 = pb.v6g.CentrifugoApiStub(chan)
+                ok(v6.Publish(pb.v6.PublishRequest(channel="nokey", data=b"{}"), timeout=TIMEOUT), result=True)
+                # A key sent anyway changes nothing.
+                ok(v6.Info(pb.v6.InfoRequest(), metadata=(("authorization", "apikey whatever"),), timeout=TIMEOUT), result=True)
         finally:
             gen.close()

@@ -10,6 +10,7 @@
 //   {"ev":"ready"}                          every requested channel is subscribed
 //   {"ev":"publication","channel":C,"server":B,"data":D,"tags":T?,"info":I?,"offset":N?}
 //   {"ev":"unsubscribed","channel":C,"server":B,"code":N?,"reason":S?}
+//   {"ev":"connecting","code":N,"reason":S}  5.x only: (re)connecting, e.g. after a reconnect code
 //   {"ev":"disconnected","code":N?,"reason":S,"reconnect":B?}
 //   {"ev":"close","code":N,"reason":S}      the WebSocket's close frame
 //   {"ev":"error","message":S}
@@ -93,6 +94,7 @@ if (opts.version === 2) {
     maxReconnectDelay: 1000,
   });
   client.on('connected', (ctx) => onConnected(ctx.client));
+  client.on('connecting', (ctx) => out({ ev: 'connecting', code: ctx.code, reason: ctx.reason }));
   client.on('disconnected', (ctx) => out({ ev: 'disconnected', code: ctx.code, reason: ctx.reason }));
   client.on('error', (ctx) => out({ ev: 'error', message: String(ctx.error && ctx.error.message) }));
   // Server-side subscriptions.

@@ -568,6 +568,9 @@ def test_v6_error_codes_and_texts(pb, srv, v6):
             err(resp, code, message)
         except AssertionError as e:
             raise AssertionError(f"{method}({req}): {e}") from None
+    # History off: a result with the zero position.
+    r = ok(v6.Publish(m.PublishRequest(channel="bare:x", data=b"{}"), metadata=md, timeout=TIMEOUT), result=True)
+    assert (r.offset, r.epoch) == (0, ""), r
     # No user check on v6 Unsubscribe / Disconnect (2.x answered 107).
     ok(v6.Unsubscribe(m.UnsubscribeRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
     ok(v6.Disconnect(m.DisconnectRequest(user=""), metadata=md, timeout=TIMEOUT), result=True)
@@ -590,6 +593,14 @@ def test_v6_subscribe_push_and_server_side_subscription(pb, srv, v6, js):
     assert json.loads(pres.presence[s5.client].chan_info) == {"role": "listener"}, pres
     ok(v6.Unsubscribe(m.UnsubscribeRequest(channel=ch, user=s5.user), metadata=md, timeout=TIMEOUT), result=True)
     s5.wait("unsubscribed", channel=ch, server=True)
+
+    # override: presence off for this subscription only.
+    quiet = uniq("v6srvsub-quiet")
+    over = m.SubscribeOptionOverride(presence=m.BoolValue(value=False))
+    ok(v6.Subscribe(m.SubscribeRequest(channel=quiet, user=s5.user, override=over), metadata=md, timeout=TIMEOUT), result=True)
+    s5.wait("subscribed", channel=quiet, server=True)
+    pres = ok(v6.Presence(m.PresenceRequest(channel=quiet), metadata=md, timeout=TIMEOUT), result=True)
+    assert dict(pres.presence) == {}, pres
 
 
 def test_v6_subscribe_push_to_centrifuge2(pb, srv, v6, js):
@@ -646,6 +657,8 @@ def test_v6_unsubscribe_by_client_and_disconnect_codes(pb, srv, v6, js):
     assert (d["code"], d["reason"]) == (3503, "force disconnect"), d
 
     assert s2.find("close") == [], s2.events
+    ok(v6.Unsubscribe(m.UnsubscribeRequest(channel=ch, user=s2.user), metadata=md, timeout=TIMEOUT), result=True)
+    s2.wait("unsubscribed", channel=ch, server=False)
     # A protocol v1 client: the custom code is the WebSocket close code.
     ok(v6.Disconnect(m.DisconnectRequest(user=s2.user, disconnect=m.Disconnect(code=4502, reason="bye two")), metadata=md, timeout=TIMEOUT), result=True)
     close = s2.wait("close")
@@ -701,6 +714,9 @@ def test_v6_history_presence_channels_info(pb, srv, v6, js):
     assert list(hist(limit=0, since=since1).publications) == []
     assert [p.offset for p in hist(limit=-1, reverse=True).publications] == [3, 2, 1]
     assert [p.offset for p in hist(limit=-1, since=m.StreamPosition(offset=3, epoch=top.epoch), reverse=True).publications] == [2, 1]
+    # reverse from offset 0: the engine's bad request, reported as 100.
+    e = v6.History(m.HistoryRequest(channel=ch, limit=-1, reverse=True, since=m.StreamPosition(offset=0, epoch=top.epoch)), metadata=md, timeout=TIMEOUT)
+    err(e, 100, "internal server error")
     ok(v6.HistoryRemove(m.HistoryRemoveRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
     after = hist(limit=-1)
     assert list(after.publications) == [] and (after.offset, after.epoch) == (3, top.epoch), after

@@ -198,8 +198,21 @@ impl Node {
     }
 
     /// A current-API batch: one outcome per entry, in request order; `parallel` runs up to
-    /// [`BATCH_PARALLELISM`] commands at once. The batch itself never fails.
+    /// [`BATCH_PARALLELISM`] commands at once. The batch itself never fails; it is counted as
+    /// method `batch` and each command under its own method.
     pub async fn api_batch(
+        &self,
+        protocol: ApiProtocol,
+        entries: Vec<BatchEntry>,
+        parallel: bool,
+    ) -> Vec<Result<ApiResult, ApiError>> {
+        let started = std::time::Instant::now();
+        let replies = self.api_batch_run(protocol, entries, parallel).await;
+        crate::metrics::api_command(protocol, "batch", started.elapsed(), None);
+        replies
+    }
+
+    async fn api_batch_run(
         &self,
         protocol: ApiProtocol,
         entries: Vec<BatchEntry>,

@@ -6,7 +6,6 @@
 //! call counts once as method `batch` in the API metrics, each command under its own method.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -40,12 +39,10 @@ pub async fn batch(
     let Ok(req) = decode_batch(&body) else {
         return bad_request();
     };
-    let started = Instant::now();
     let replies = state
         .node
         .api_batch(ApiProtocol::Http, req.commands, req.parallel)
         .await;
-    rotor_core::metrics::api_command(ApiProtocol::Http, "batch", started.elapsed(), None);
     json_response(StatusCode::OK, encode_replies(&replies))
 }
 

@@ -416,6 +416,18 @@ async fn key_must_match_exactly_on_both_services_and_reflection() {
     let e = list_services(&ch, &[]).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     let names = list_services(&ch, &ok).await.unwrap();
+    let alpha = list_services_v1alpha(&ch, &ok).await.unwrap();
+    let api_only = |l: &[String]| -> Vec<String> {
+        l.iter()
+            .filter(|n| !n.starts_with("grpc.reflection."))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        api_only(&names),
+        api_only(&alpha),
+        "v1 and v1alpha list the same API"
+    );
     for want in [
         "api.Centrifugo",
         "api.Centrifuge",
@@ -425,33 +437,40 @@ async fn key_must_match_exactly_on_both_services_and_reflection() {
     }
 }
 
-/// The service names a v1 reflection `list_services` answers.
-async fn list_services(ch: &Channel, meta: &[(&'static str, &str)]) -> Result<Vec<String>, Status> {
-    use futures_util::StreamExt;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let req = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut r = Request::new(futures_util::stream::iter([req]));
-    for (k, v) in meta {
-        r.metadata_mut().insert(*k, v.parse().unwrap());
-    }
-    let mut stream = ServerReflectionClient::new(ch.clone())
-        .server_reflection_info(r)
-        .await?
-        .into_inner();
-    let first = stream.next().await.expect("one response")?;
-    match first.message_response {
-        Some(MessageResponse::ListServicesResponse(l)) => {
-            Ok(l.service.into_iter().map(|s| s.name).collect())
+/// A reflection `list_services` of one protocol version (`v1`, `v1alpha`): the service names.
+macro_rules! list_services_fn {
+    ($name:ident, $v:ident) => {
+        async fn $name(ch: &Channel, meta: &[(&'static str, &str)]) -> Result<Vec<String>, Status> {
+            use futures_util::StreamExt;
+            use tonic_reflection::pb::$v::server_reflection_client::ServerReflectionClient;
+            use tonic_reflection::pb::$v::server_reflection_request::MessageRequest;
+            use tonic_reflection::pb::$v::server_reflection_response::MessageResponse;
+            use tonic_reflection::pb::$v::ServerReflectionRequest;
+            let req = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut r = Request::new(futures_util::stream::iter([req]));
+            for (k, v) in meta {
+                r.metadata_mut().insert(*k, v.parse().unwrap());
+            }
+            let mut stream = ServerReflectionClient::new(ch.clone())
+                .server_reflection_info(r)
+                .await?
+                .into_inner();
+            let first = stream.next().await.expect("one response")?;
+            match first.message_response {
+                Some(MessageResponse::ListServicesResponse(l)) => {
+                    Ok(l.service.into_iter().map(|s| s.name).collect())
+                }
+                other => panic!("unexpected {other:?}"),
+            }
         }
-        other => panic!("unexpected {other:?}"),
-    }
+    };
 }
+
+list_services_fn!(list_services, v1);
+list_services_fn!(list_services_v1alpha, v1alpha);
 
 #[tokio::test]
 async fn transport_error_mode_per_call_and_global() {
@@ -527,9 +546,10 @@ async fn transport_error_mode_per_call_and_global() {
         data: b"1".to_vec().into(),
         ..Default::default()
     };
-    let r: v6::BroadcastResponse = call(&ch, &path(V6, "Broadcast"), bc(&["hh:a", "nope:a"]), &mode)
-        .await
-        .unwrap();
+    let r: v6::BroadcastResponse =
+        call(&ch, &path(V6, "Broadcast"), bc(&["hh:a", "nope:a"]), &mode)
+            .await
+            .unwrap();
     let responses = r.result.unwrap().responses;
     assert!(responses[0].result.is_some());
     assert_eq!(responses[1].error.as_ref().map(|e| e.code), Some(102));

@@ -43,9 +43,10 @@ SUBSCRIBER = Path(__file__).resolve().parent / "js" / "subscriber.mjs"
 V6 = "/centrifugal.centrifugo.api.CentrifugoApi"
 TIMEOUT = 5
 
-# The standard google.rpc.Status (three fields), to read grpc-status-details-bin.
+# The wire shape of google.rpc.Status (three fields), to read grpc-status-details-bin; in a
+# package of its own so it cannot collide with a real google.rpc in the descriptor pool.
 STATUS_PROTO = """syntax = "proto3";
-package google.rpc;
+package rotor_test.rpc;
 import "google/protobuf/any.proto";
 message Status {
   int32 code = 1;

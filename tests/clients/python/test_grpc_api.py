@@ -852,12 +852,16 @@ def test_auth_and_unimplemented_methods(pb, srv, chan):
         (("authorization", f"apikey  {srv.key}"),),
         (("authorization", f"bearer {srv.key}"),),
         (("authorization", srv.key),),
+        # Only the first value counts.
+        (("authorization", "apikey wrong"), ("authorization", f"apikey {srv.key}")),
     ]
     for call, req in stubs:
         for md in bad:
             e = status_of(call, req, metadata=md, timeout=TIMEOUT)
             assert (e.code(), e.details()) == (grpc.StatusCode.UNAUTHENTICATED, "unauthenticated"), (call, md, e)
         assert not call(req, metadata=srv.md, timeout=TIMEOUT).HasField("error")
+        two = srv.md + (("authorization", "apikey wrong"),)
+        assert not call(req, metadata=two, timeout=TIMEOUT).HasField("error")
     # PRO methods of v6 and methods 2.x never had: UNIMPLEMENTED, not error 108 (trap 9).
     for path in (f"{V6}/Connections", f"{V6}/RevokeToken", f"{V6}/DeviceRegister", "/api.Centrifugo/Subscribe", "/api.Centrifugo/Batch"):
         e = status_of(raw(chan, path), b"", metadata=srv.md, timeout=TIMEOUT)

@@ -76,23 +76,22 @@ struct Api {
 }
 
 impl Api {
-    /// Starts rotor with `extra` (which should enable the API); `grpc_api_port` or
-    /// `grpc_api.port` is filled in.
+    /// Starts rotor with `extra` (which should enable the API) on gRPC port 0 and reads the
+    /// port it bound from its `grpc_api listening on ADDR` line (no race with other tests).
     async fn start(mut extra: Value) -> Api {
-        let grpc_port = free_port();
         if let Some(section) = extra.get_mut("grpc_api").and_then(Value::as_object_mut) {
-            section.insert("port".into(), json!(grpc_port));
+            section.insert("port".into(), json!(0));
         } else {
-            extra["grpc_api_port"] = json!(grpc_port);
+            extra["grpc_api_port"] = json!(0);
         }
         let server = Server::start(extra).await;
-        let out = server
-            .wait_output(&format!("grpc_api listening on 0.0.0.0:{grpc_port}"))
-            .await;
-        assert!(
-            out.contains(&format!("grpc_api listening on 0.0.0.0:{grpc_port}")),
-            "{out}"
-        );
+        let needle = "grpc_api listening on 0.0.0.0:";
+        let out = server.wait_output(needle).await;
+        let grpc_port = out
+            .lines()
+            .find_map(|l| l.strip_prefix(needle))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {needle:?} line in:\n{out}"));
         Api { server, grpc_port }
     }
 

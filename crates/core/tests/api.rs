@@ -278,6 +278,52 @@ async fn subscribe_override_and_info_apply_to_that_subscription_only() {
     let push = &lines[0]["push"]["subscribe"];
     assert_eq!(push["recoverable"], true, "{lines:?}");
     assert_eq!(push["positioned"], true, "{lines:?}");
+    let params = json!({"channel": "hist:2", "user": "42",
+        "override": {"force_recovery": {"value": false}}});
+    call(&node, V2, subscribe(params)).await.expect("ok");
+    let (lines, _) = drain(&a).await;
+    assert!(
+        lines[0]["push"]["subscribe"].get("recoverable").is_none(),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn subscribe_join_leave_overrides() {
+    let node = node();
+    let watcher = connect(&node, Generation::V2, "1").await;
+    let quiet = connect(&node, Generation::V2, "2").await;
+    let loud = connect(&node, Generation::V2, "3").await;
+    // v2 subscribers of the API get join/leave pushes only when forced.
+    let params = json!({"channel": "chat:j", "user": "1",
+        "override": {"force_push_join_leave": {"value": true}}});
+    call(&node, V2, subscribe(params)).await.expect("ok");
+    let (lines, _) = drain(&watcher).await;
+    assert_eq!(lines.len(), 2, "its own join: {lines:?}");
+    let params = json!({"channel": "chat:j", "user": "2",
+        "override": {"join_leave": {"value": false}}});
+    call(&node, V2, subscribe(params)).await.expect("ok");
+    assert!(drain(&watcher).await.0.is_empty(), "no join for user 2");
+    call(
+        &node,
+        V2,
+        subscribe(json!({"channel": "chat:j", "user": "3"})),
+    )
+    .await
+    .expect("ok");
+    let (lines, _) = drain(&watcher).await;
+    assert_eq!(lines[0]["push"]["join"]["info"]["user"], "3", "{lines:?}");
+    assert_eq!(drain(&quiet).await.0.len(), 1, "the subscribe push only");
+    assert_eq!(drain(&loud).await.0.len(), 1, "the subscribe push only");
+    call(
+        &node,
+        V2,
+        cmd("unsubscribe", json!({"channel": "chat:j", "user": "3"})),
+    )
+    .await
+    .expect("ok");
+    let (lines, _) = drain(&watcher).await;
+    assert_eq!(lines[0]["push"]["leave"]["info"]["user"], "3", "{lines:?}");
 }
 
 #[tokio::test]

@@ -40,6 +40,14 @@ fn config() -> NodeConfig {
                 },
             },
             Namespace {
+                name: "pos".into(),
+                options: ChannelOptions {
+                    history_size: 10,
+                    history_lifetime: 300,
+                    ..Default::default()
+                },
+            },
+            Namespace {
                 name: "hist".into(),
                 options: ChannelOptions {
                     history_size: 10,
@@ -278,6 +286,23 @@ async fn subscribe_override_and_info_apply_to_that_subscription_only() {
     let push = &lines[0]["push"]["subscribe"];
     assert_eq!(push["recoverable"], true, "{lines:?}");
     assert_eq!(push["positioned"], true, "{lines:?}");
+    // Positioning without recovery on a channel with history.
+    node.api_publish_data("pos:1", Bytes::from_static(b"{}"))
+        .await
+        .expect("published");
+    let params = json!({"channel": "pos:1", "user": "42",
+        "override": {"force_positioning": {"value": true}}});
+    call(&node, V2, subscribe(params)).await.expect("ok");
+    let (lines, _) = drain(&a).await;
+    let push = &lines[0]["push"]["subscribe"];
+    assert_eq!(push["positioned"], true, "{lines:?}");
+    assert_eq!(push["offset"], 1, "{lines:?}");
+    assert!(push.get("recoverable").is_none(), "{lines:?}");
+    node.api_publish_data("pos:1", Bytes::from_static(b"{}"))
+        .await
+        .expect("published");
+    let (lines, _) = drain(&a).await;
+    assert_eq!(lines[0]["push"]["pub"]["offset"], 2, "{lines:?}");
     let params = json!({"channel": "hist:2", "user": "42",
         "override": {"force_recovery": {"value": false}}});
     call(&node, V2, subscribe(params)).await.expect("ok");

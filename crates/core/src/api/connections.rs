@@ -314,7 +314,13 @@ impl Node {
                 force_push_join_leave: o.force_push_join_leave,
             },
         );
-        let positioning = o.force_positioning == Some(true) && opts.history_enabled();
+        // Positioning without recovery: the stream position is followed like a recoverable
+        // subscription's (a gap closes the connection with 3010, as for any server-side
+        // subscription), but nothing is recovered and the push says `recoverable: false`.
+        let recoverable = opts.history_recover;
+        let positioning =
+            recoverable || (o.force_positioning == Some(true) && opts.history_enabled());
+        opts.history_recover = positioning;
         let refresh_proxy =
             (sub.expire_at.is_some() && opts.proxy_sub_refresh && self.backend().is_some())
                 .then(|| std::sync::Arc::<str>::from(opts.sub_refresh_proxy_name.as_str()));
@@ -324,7 +330,7 @@ impl Node {
         };
         let req = SubscribeRequest {
             channel: channel.to_string(),
-            recover: sub.recover_since.is_some(),
+            recover: recoverable && sub.recover_since.is_some(),
             offset: sub.recover_since.as_ref().map_or(0, |p| p.offset),
             epoch: sub
                 .recover_since
@@ -369,10 +375,10 @@ impl Node {
             enc.push(
                 &mut buf,
                 &Push::Subscribe {
-                    positioned: result.recoverable || positioning,
+                    positioned: positioning,
                     data: data.as_deref(),
                     channel,
-                    recoverable: result.recoverable,
+                    recoverable,
                     epoch: &result.epoch,
                     offset: result.offset,
                 },

@@ -56,17 +56,16 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        // A refcounted copy: the method name is only needed for an UNIMPLEMENTED answer.
+        let path = req.uri().path_and_query().cloned();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
-            if let Some(status) = replacement(&method, resp.headers()) {
+            let method = path
+                .as_ref()
+                .and_then(|p| p.path().rsplit('/').next())
+                .unwrap_or_default();
+            if let Some(status) = replacement(method, resp.headers()) {
                 // Only grpc-status / grpc-message change; a header value that cannot be
                 // written leaves tonic's answer as it was.
                 let _ = status.add_header(resp.headers_mut());

@@ -233,6 +233,23 @@ def test_v1_unsubscribe_and_disconnect_reach_js_clients(pb, srv, v1any, js):
     assert (d["code"], d["reason"]) == (3503, "force disconnect"), d
 
 
+def test_v1_unsubscribe_empty_channel_removes_nothing(pb, srv, v1, js):
+    """PROTOCOL.md §8 (2.x `unsubscribe`): an empty channel skips the namespace check and does
+    not mean "all channels" in centrifuge v0.14: nothing is unsubscribed (the connections get an
+    UNSUB push with an empty channel, which centrifuge-js ignores)."""
+    m, md = pb.v1, srv.md
+    a, b = uniq("v1unsub-empty"), uniq("v1unsub-empty")
+    s2 = js(2, uniq("u-v1unsub-empty-2"), [a, b]).ready()
+    s5 = js(5, uniq("u-v1unsub-empty-5"), [a, b]).ready()
+    for s in (s2, s5):
+        ok(v1.Unsubscribe(m.UnsubscribeRequest(channel="", user=s.user), metadata=md, timeout=TIMEOUT), result=False)
+    ok(v1.Broadcast(m.BroadcastRequest(channels=[a, b], data=J({"still": "subscribed"})), metadata=md, timeout=TIMEOUT), result=False)
+    for s in (s2, s5):
+        for c in (a, b):
+            s.wait("publication", channel=c, data={"still": "subscribed"})
+        assert s.find("unsubscribed") == [], s.events
+
+
 # ======================= v6: centrifugal.centrifugo.api.CentrifugoApi =======================
 
 

@@ -177,7 +177,7 @@ pub struct RefreshParams {
     pub client: String,
     /// Close the connections as expired (3005).
     pub expired: bool,
-    /// New expiry, Unix seconds (0 = leave as is).
+    /// New expiry, Unix seconds; 0 = the connection no longer expires (as Centrifuge).
     pub expire_at: i64,
     /// New connection info (raw JSON).
     #[serde(deserialize_with = "raw_opt")]

@@ -332,7 +332,7 @@ impl JsonEncoder {
             Push::Unsubscribe { channel, .. } => (3, *channel),
             Push::Message { .. } => (4, ""),
             Push::Subscribe { channel, .. } => (5, *channel),
-            Push::Connect(_) | Push::Disconnect { .. } => return,
+            Push::Connect(_) | Push::Disconnect { .. } | Push::Refresh { .. } => return,
         };
         let mut outer = Obj::open(buf);
         let rb = outer.key("result");
@@ -354,7 +354,9 @@ impl JsonEncoder {
                 d.raw("data", data);
                 d.close();
             }
-            Push::Connect(_) | Push::Disconnect { .. } => b.extend_from_slice(b"{}"),
+            Push::Connect(_) | Push::Disconnect { .. } | Push::Refresh { .. } => {
+                b.extend_from_slice(b"{}")
+            }
             Push::Subscribe {
                 recoverable,
                 epoch,
@@ -444,6 +446,13 @@ impl JsonEncoder {
                 let mut d = Obj::open(b);
                 d.num("code", u64::from(*code));
                 d.str("reason", reason);
+                d.close();
+            }
+            Push::Refresh { expires, ttl } => {
+                let b = o.key("refresh");
+                let mut d = Obj::open(b);
+                d.bool_true("expires", *expires);
+                d.num_nonzero("ttl", u64::from(*ttl));
                 d.close();
             }
         }

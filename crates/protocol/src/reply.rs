@@ -115,11 +115,17 @@ pub enum Push<'a> {
     /// v2 emulation and unidirectional transports: the server closes the connection (the
     /// transport has no close frame).
     Disconnect { code: u16, reason: &'a str },
+    /// v2: the server changed the connection's expiry (server API `refresh`): `expires`
+    /// false = it no longer expires; `ttl` seconds left otherwise.
+    Refresh { expires: bool, ttl: u32 },
 }
 
 impl Push<'_> {
     /// Pushes only protocol v2 has (v1 encoders write nothing for them).
     pub fn is_v2_only(&self) -> bool {
-        matches!(self, Push::Connect(_) | Push::Disconnect { .. })
+        matches!(
+            self,
+            Push::Connect(_) | Push::Disconnect { .. } | Push::Refresh { .. }
+        )
     }
 }

@@ -13,7 +13,7 @@ use rotor_protocol::api::{
     decode_b64, DisconnectParams, RefreshParams, SubscribeParams, UnsubscribeParams,
 };
 use rotor_protocol::command::SubscribeRequest;
-use rotor_protocol::{DisconnectKind, Encoding, Generation, Publication, Push, UnsubscribeCode};
+use rotor_protocol::{DisconnectKind, Generation, Publication, Push, UnsubscribeCode};
 
 use super::{ApiError, ApiGeneration};
 use crate::backend::SubOverride;
@@ -193,54 +193,6 @@ impl RefreshOrder {
 /// 4500–4999 are terminal), for the v1 close reason's `reconnect`.
 pub(crate) fn reconnect_for(code: u16) -> bool {
     !matches!(code, 3500..=3999 | 4500..=4999)
-}
-
-/// The v2 `refresh` push `{expires, ttl}` (push field 12). The protocol crate's `Push` has no
-/// refresh variant yet, so it is written here.
-fn refresh_push(encoding: Encoding, expires: bool, ttl: u32) -> Bytes {
-    match encoding {
-        Encoding::Json => {
-            let mut r = serde_json::Map::new();
-            if expires {
-                r.insert("expires".into(), true.into());
-            }
-            if ttl > 0 {
-                r.insert("ttl".into(), ttl.into());
-            }
-            let mut b = serde_json::json!({ "push": { "refresh": r } })
-                .to_string()
-                .into_bytes();
-            b.push(b'\n');
-            Bytes::from(b)
-        }
-        Encoding::Protobuf => {
-            // Refresh{1: expires, 2: ttl} in Push field 12 in Reply field 4, length-prefixed
-            // (every length here is below 128: one byte each).
-            let mut refresh = Vec::with_capacity(8);
-            if expires {
-                refresh.extend_from_slice(&[0x08, 1]);
-            }
-            if ttl > 0 {
-                refresh.push(0x10);
-                varint(&mut refresh, u64::from(ttl));
-            }
-            let mut push = vec![0x62, refresh.len() as u8];
-            push.extend_from_slice(&refresh);
-            let mut reply = vec![0x22, push.len() as u8];
-            reply.extend_from_slice(&push);
-            let mut out = vec![reply.len() as u8];
-            out.extend_from_slice(&reply);
-            Bytes::from(out)
-        }
-    }
-}
-
-fn varint(b: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        b.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    b.push(v as u8);
 }
 
 impl Node {
@@ -632,7 +584,15 @@ impl Node {
             conn.tick_soon();
             if conn.generation() == Generation::V2 {
                 let ttl = u32::try_from((expire_at - now).max(0)).unwrap_or(u32::MAX);
-                conn.enqueue(refresh_push(conn.encoding(), expire_at > 0, ttl));
+                let mut buf = Vec::with_capacity(32);
+                self.hub().encoder(conn.generation(), conn.encoding()).push(
+                    &mut buf,
+                    &Push::Refresh {
+                        expires: expire_at > 0,
+                        ttl,
+                    },
+                );
+                conn.enqueue(Bytes::from(buf));
             }
             let ttl = self.config().client_presence_expire_interval.as_secs();
             for (channel, info) in presence {

@@ -250,7 +250,7 @@ impl ProtobufEncoder {
             Push::Unsubscribe { channel, .. } => (3, *channel),
             Push::Message { .. } => (4, ""),
             Push::Subscribe { channel, .. } => (5, *channel),
-            Push::Connect(_) | Push::Disconnect { .. } => return,
+            Push::Connect(_) | Push::Disconnect { .. } | Push::Refresh { .. } => return,
         };
         uint(b, 1, ty); // Push.type (PUBLICATION = 0 is omitted)
         string(b, 2, channel);
@@ -262,7 +262,7 @@ impl ProtobufEncoder {
             // Unsub{resubscribe: false}: an empty message.
             Push::Unsubscribe { .. } => {}
             Push::Message { data } => bytes(b, 1, data),
-            Push::Connect(_) | Push::Disconnect { .. } => {}
+            Push::Connect(_) | Push::Disconnect { .. } | Push::Refresh { .. } => {}
             Push::Subscribe {
                 recoverable,
                 epoch,
@@ -331,6 +331,10 @@ impl ProtobufEncoder {
             Push::Disconnect { code, reason } => message(b, 11, |b| {
                 uint(b, 1, (*code).into());
                 string(b, 2, reason);
+            }),
+            Push::Refresh { expires, ttl } => message(b, 12, |b| {
+                boolean(b, 1, *expires);
+                uint(b, 2, (*ttl).into());
             }),
         }
     }

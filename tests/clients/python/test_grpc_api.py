@@ -373,9 +373,11 @@ def test_v6_error_codes_and_texts(pb, srv, v6):
 def test_v6_subscribe_push_and_server_side_subscription(pb, srv, v6, js):
     m, md = pb.v6, srv.md
     ch = uniq("v6srvsub")
-    s5 = js(5, uniq("u-v6srvsub"), []).ready()
+    user = uniq("u-v6srvsub")
+    s5 = js(5, user, []).ready()
+    other = js(5, user, []).ready()  # the same user's second connection
     b64info = base64.b64encode(J({"role": "listener"})).decode()
-    req = m.SubscribeRequest(channel=ch, user=s5.user, data=J({"welcome": True}), b64info=b64info)
+    req = m.SubscribeRequest(channel=ch, user=s5.user, client=s5.client, data=J({"welcome": True}), b64info=b64info)
     ok(v6.Subscribe(req, metadata=md, timeout=TIMEOUT), result=True)
     e = s5.wait("subscribed", channel=ch, server=True)
     assert e.get("data") == {"welcome": True}, e
@@ -385,6 +387,7 @@ def test_v6_subscribe_push_and_server_side_subscription(pb, srv, v6, js):
     pres = ok(v6.Presence(m.PresenceRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
     assert list(pres.presence) == [s5.client], pres
     assert json.loads(pres.presence[s5.client].chan_info) == {"role": "listener"}, pres
+    assert other.find("subscribed") == [] and other.find("publication") == [], other.events  # `client` filter
     ok(v6.Unsubscribe(m.UnsubscribeRequest(channel=ch, user=s5.user), metadata=md, timeout=TIMEOUT), result=True)
     s5.wait("unsubscribed", channel=ch, server=True)
 
@@ -419,6 +422,13 @@ def test_v6_unsubscribe_by_client_and_disconnect_codes(pb, srv, v6, js):
     s2 = js(2, uniq("u-v6disc-2"), [ch])
     a.ready(), b.ready(), s2.ready()
 
+    # An empty channel removes nothing (an unsubscribe push with an empty channel, ignored).
+    ok(v6.Unsubscribe(m.UnsubscribeRequest(channel="", user=user), metadata=md, timeout=TIMEOUT), result=True)
+    ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"after": "empty"})), metadata=md, timeout=TIMEOUT), result=True)
+    for s in (a, b):
+        s.wait("publication", channel=ch, data={"after": "empty"})
+        assert s.find("unsubscribed") == [], s.events
+
     # By client ID: only that connection.
     ok(v6.Unsubscribe(m.UnsubscribeRequest(channel=ch, user=user, client=a.client), metadata=md, timeout=TIMEOUT), result=True)
     e = a.wait("unsubscribed", channel=ch, server=False)
@@ -426,7 +436,7 @@ def test_v6_unsubscribe_by_client_and_disconnect_codes(pb, srv, v6, js):
     ok(v6.Publish(m.PublishRequest(channel=ch, data=J({"after": "unsub"})), metadata=md, timeout=TIMEOUT), result=True)
     b.wait("publication", channel=ch, data={"after": "unsub"})
     s2.wait("publication", channel=ch, data={"after": "unsub"})
-    assert b.find("unsubscribed") == [] and a.pubs(ch) == [], (a.events, b.events)
+    assert b.find("unsubscribed") == [] and a.pubs(ch) == [{"after": "empty"}], (a.events, b.events)
 
     # A custom code and reason; the whitelisted connection stays.
     ok(

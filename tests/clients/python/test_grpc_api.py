@@ -308,6 +308,13 @@ def test_v6_publish_reaches_js_clients_with_tags(pb, srv, v6, js):
     assert [p.offset for p in hist.publications] == [1, 2, 3, 4], hist
     assert dict(hist.publications[0].tags) == {"kind": "greeting"}, hist
 
+    # `delta`: subscribers that did not ask for deltas get the full data.
+    ok(v6.Publish(m.PublishRequest(channel=other, data=J({"full": 1}), delta=True), metadata=md, timeout=TIMEOUT), result=True)
+    ok(v6.Publish(m.PublishRequest(channel=other, data=J({"full": 2}), delta=True), metadata=md, timeout=TIMEOUT), result=True)
+    for s in (s2, s5):
+        s.wait("publication", channel=other, data={"full": 2})
+        assert s.pubs(other)[-2:] == [{"full": 1}, {"full": 2}], s.events
+
 
 def test_v6_broadcast_per_channel_errors(pb, srv, v6, js):
     m, md = pb.v6, srv.md
@@ -531,6 +538,8 @@ def test_v6_history_presence_channels_info(pb, srv, v6, js):
     stats = ok(v6.PresenceStats(m.PresenceStatsRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
     assert (stats.num_clients, stats.num_users) == (2, 2), stats
 
+    # Only channels with subscribers are listed.
+    ok(v6.Publish(m.PublishRequest(channel=f"{prefix}-nobody", data=b"{}"), metadata=md, timeout=TIMEOUT), result=True)
     chans = ok(v6.Channels(m.ChannelsRequest(), metadata=md, timeout=TIMEOUT), result=True)
     assert chans.channels[ch].num_clients == 2, chans  # a map in v6 (trap 6)
     only = ok(v6.Channels(m.ChannelsRequest(pattern=f"{prefix}-*"), metadata=md, timeout=TIMEOUT), result=True)

@@ -455,15 +455,31 @@ async fn unsubscribe_in_both_generations() {
     let channel = lines[0]["push"].get("channel").and_then(Value::as_str);
     assert_eq!(channel.unwrap_or_default(), "", "{lines:?}");
     assert_eq!(a.shared().channels().len(), 2);
-    // 2.x, empty channel: every channel of every connection of the user.
+    // 2.x, empty channel: the same (PROTOCOL.md §8.1: nothing is unsubscribed, each
+    // connection gets an unsubscribe push without a channel).
     call(&node, V1, unsub(json!({"user": "42"})))
         .await
         .expect("ok");
-    assert_eq!(drain(&a).await.0.len(), 2);
     let (lines, _) = drain(&b).await;
-    let unsubscribed: Vec<_> = lines.iter().filter(|l| l["result"]["type"] == 3).collect();
-    assert_eq!(unsubscribed.len(), 1, "{lines:?}");
-    assert_eq!(unsubscribed[0]["result"]["channel"], "chat:2");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["result"]["type"], 3, "{lines:?}");
+    assert_eq!(lines[0]["result"].get("channel"), None, "{lines:?}");
+    assert_eq!(b.shared().channels(), vec!["chat:2".to_string()]);
+    assert_eq!(drain(&a).await.0.len(), 1);
+    assert_eq!(a.shared().channels().len(), 2);
+    // By name, 2.x removes the channel from every connection of the user.
+    for ch in a
+        .shared()
+        .channels()
+        .into_iter()
+        .chain(b.shared().channels())
+    {
+        call(&node, V1, unsub(json!({"user": "42", "channel": ch})))
+            .await
+            .expect("ok");
+    }
+    drain(&a).await;
+    drain(&b).await;
     assert!(a.shared().channels().is_empty());
     assert!(b.shared().channels().is_empty());
     // 2.x knows no client filter: a `client` in its request is ignored.

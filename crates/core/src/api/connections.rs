@@ -368,8 +368,8 @@ impl Node {
     }
 
     /// Unsubscribes a user's connections from `channel`; each gets an unsubscribe push. An
-    /// empty channel: 2.x removes every channel of the connection; the current API removes
-    /// nothing and sends a push with an empty channel (Centrifuge's `Unsubscribe("")`).
+    /// empty channel removes nothing and sends a push with an empty channel, in both
+    /// generations (Centrifugo 2.x and 6 alike, PROTOCOL.md §8.1, GRPC-API.md §2.3).
     pub async fn api_unsubscribe(
         &self,
         generation: ApiGeneration,
@@ -382,7 +382,7 @@ impl Node {
             self.api_options(&req.channel)?;
         }
         let legacy = generation.is_legacy();
-        let empty_push = !legacy && req.channel.is_empty();
+        let empty_push = req.channel.is_empty();
         // `client` and `session` came with the current API; 2.x requests have only the user.
         let (client, session) = if legacy {
             ("", "")

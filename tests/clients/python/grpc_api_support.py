@@ -113,6 +113,9 @@ def run_server(tmp: str, extra: Dict[str, Any], grpc_port: int, key: str):
         "history_lifetime": 300,
         "history_recover": True,
         "prometheus": True,
+        # Expired subscriptions are found on the presence tick (test_v6_subscribe_expire_at).
+        "client_presence_ping_interval": 1,
+        "client_expired_sub_close_delay": 0,
         # `bare`: no presence, no history (108).
         "namespaces": [{"name": "bare"}],
     }

@@ -407,6 +407,25 @@ def test_v6_subscribe_push_and_server_side_subscription(pb, srv, v6, js):
     assert dict(pres.presence) == {}, pres
 
 
+def test_v6_subscribe_expire_at(pb, srv, v6, js):
+    """A server-side subscription with `expire_at` and no way to refresh it: the connection is
+    closed with 3006 `subscription expired` (a reconnect code) once it expires."""
+    m, md = pb.v6, srv.md
+    ch = uniq("v6expire")
+    s5 = js(5, uniq("u-v6expire"), []).ready()
+    req = m.SubscribeRequest(channel=ch, user=s5.user, expire_at=int(time.time()) + 1)
+    ok(v6.Subscribe(req, metadata=md, timeout=TIMEOUT), result=True)
+    s5.wait("subscribed", channel=ch, server=True)
+    c = s5.wait("connecting", code=3006, timeout=8)
+    assert c["reason"] == "subscription expired", c
+    # Reconnected without the server-side subscription.
+    deadline = time.monotonic() + TIMEOUT
+    while len(s5.find("connected")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(s5.find("connected")) == 2, s5.events
+    assert len(s5.find("subscribed", channel=ch)) == 1, s5.events
+
+
 def test_v6_subscribe_push_to_centrifuge2(pb, srv, v6, js):
     """Protocol v1 has the SUB push (2.4+): centrifuge-js 2.8.5 reports a server-side subscribe."""
     m, md = pb.v6, srv.md

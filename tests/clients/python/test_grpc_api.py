@@ -498,10 +498,21 @@ def test_v6_unsubscribe_by_client_and_disconnect_codes(pb, srv, v6, js):
 
 def test_v6_refresh(pb, srv, v6, js):
     m, md = pb.v6, srv.md
-    s5 = js(5, uniq("u-v6refresh"), []).ready()
+    ch = uniq("v6refresh")
+    s5 = js(5, uniq("u-v6refresh"), [ch], info={"v": "old"}).ready()
     s2 = js(2, uniq("u-v6refresh-2"), []).ready()
-    # New expiry in the future: the connection stays.
-    ok(v6.Refresh(m.RefreshRequest(user=s5.user, expire_at=int(time.time()) + 3600), metadata=md, timeout=TIMEOUT), result=True)
+    # New expiry in the future and new connection info: the connection stays, and presence
+    # shows the new info from its next update on.
+    req = m.RefreshRequest(user=s5.user, expire_at=int(time.time()) + 3600, info=J({"v": "new"}))
+    ok(v6.Refresh(req, metadata=md, timeout=TIMEOUT), result=True)
+    deadline = time.monotonic() + 4
+    while True:
+        pres = ok(v6.Presence(m.PresenceRequest(channel=ch), metadata=md, timeout=TIMEOUT), result=True)
+        got = json.loads(pres.presence[s5.client].conn_info)
+        if got == {"v": "new"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert got == {"v": "new"}, pres
     assert s5.find("close") == [], s5.events
     ok(v6.Refresh(m.RefreshRequest(user=s5.user, expired=True), metadata=md, timeout=TIMEOUT), result=True)
     # 3005 is a reconnect code: the client reconnects with its token (it has no exp).

@@ -70,6 +70,24 @@ struct Cli {
     /// Serve the admin web UI
     #[arg(long, alias = "admin.enabled")]
     admin: bool,
+    /// Start the gRPC server API
+    #[arg(long = "grpc_api", alias = "grpc_api.enabled")]
+    grpc_api: bool,
+    /// Port of the gRPC server API (default 10000)
+    #[arg(long = "grpc_api_port", alias = "grpc_api.port")]
+    grpc_api_port: Option<u16>,
+    /// TLS on the gRPC server API with its own certificate
+    #[arg(long = "grpc_api_tls")]
+    grpc_api_tls: bool,
+    /// Certificate (PEM file) of the gRPC server API
+    #[arg(long = "grpc_api_tls_cert", value_name = "FILE")]
+    grpc_api_tls_cert: Option<String>,
+    /// Private key (PEM file) of the gRPC server API
+    #[arg(long = "grpc_api_tls_key", value_name = "FILE")]
+    grpc_api_tls_key: Option<String>,
+    /// Do not inherit the HTTP TLS settings on the gRPC server API
+    #[arg(long = "grpc_api_tls_disable")]
+    grpc_api_tls_disable: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -205,6 +223,12 @@ impl Cli {
             name: self.name.clone(),
             internal_address: self.internal_address.clone(),
             internal_port: self.internal_port,
+            grpc_api: self.grpc_api.then_some(true),
+            grpc_api_port: self.grpc_api_port,
+            grpc_api_tls: self.grpc_api_tls.then_some(true),
+            grpc_api_tls_cert: self.grpc_api_tls_cert.clone(),
+            grpc_api_tls_key: self.grpc_api_tls_key.clone(),
+            grpc_api_tls_disable: self.grpc_api_tls_disable.then_some(true),
         }
     }
 

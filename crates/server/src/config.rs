@@ -217,6 +217,13 @@ pub struct Overrides {
     pub name: Option<String>,
     pub internal_address: Option<String>,
     pub internal_port: Option<u16>,
+    /// 2.x `--grpc_api` (and v6 `--grpc_api.enabled`): start the gRPC API.
+    pub grpc_api: Option<bool>,
+    pub grpc_api_port: Option<u16>,
+    pub grpc_api_tls: Option<bool>,
+    pub grpc_api_tls_cert: Option<String>,
+    pub grpc_api_tls_key: Option<String>,
+    pub grpc_api_tls_disable: Option<bool>,
 }
 
 /// Why a key could not be applied: not an implemented key, or a bad value (message only).
@@ -427,8 +434,20 @@ pub fn load(
         (&mut s.health, o.health),
         (&mut s.prometheus, o.prometheus),
         (&mut s.admin, o.admin),
+        (&mut s.grpc_api.enabled_flat, o.grpc_api),
+        (&mut s.grpc_api.tls, o.grpc_api_tls),
+        (&mut s.grpc_api.tls_disable, o.grpc_api_tls_disable),
     ] {
         *dst = src.unwrap_or(*dst);
+    }
+    s.grpc_api.port = o.grpc_api_port.unwrap_or(s.grpc_api.port);
+    for (dst, src) in [
+        (&mut s.grpc_api.tls_cert, &o.grpc_api_tls_cert),
+        (&mut s.grpc_api.tls_key, &o.grpc_api_tls_key),
+    ] {
+        if let Some(v) = src {
+            dst.clone_from(v);
+        }
     }
 
     let origin_of = |key: &str| origins.get(key).cloned().unwrap_or_default();

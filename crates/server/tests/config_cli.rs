@@ -460,6 +460,31 @@ fn same_settings_as_2x_json_v6_yaml_toml_and_env_print_the_same_configuration() 
     );
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["port"], json!(9300));
+    // The 2.x gRPC API flags.
+    let out = run(
+        &dir,
+        &[
+            "--grpc_api",
+            "--grpc_api_port",
+            "10555",
+            "--grpc_api_tls_disable",
+            "checkconfig",
+            "-c",
+            s(&json_file),
+        ],
+        &[],
+    );
+    out.assert_ok();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            &v["grpc_api"],
+            &v["grpc_api_port"],
+            &v["grpc_api_tls_disable"]
+        ),
+        (&json!(true), &json!(10555), &json!(true)),
+        "{out:#?}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -340,8 +340,20 @@ fn flags_win_over_env() {
         name: Some("flag".into()),
         internal_address: Some("127.0.0.2".into()),
         internal_port: Some(7001),
+        grpc_api: Some(true),
+        grpc_api_port: Some(7002),
+        grpc_api_tls: None,
+        grpc_api_tls_cert: Some("c.pem".into()),
+        grpc_api_tls_key: Some("k.pem".into()),
+        grpc_api_tls_disable: Some(true),
     };
     let c = load(None, &env, &o).unwrap();
+    let g = &c.server.grpc_api;
+    assert!(g.enabled_flat && g.tls_disable && !g.tls);
+    assert_eq!(
+        (g.port, &*g.tls_cert, &*g.tls_key),
+        (7002, "c.pem", "k.pem")
+    );
     let s = &c.server;
     assert_eq!((s.port, &*s.address), (7000, "0.0.0.0"));
     assert_eq!((&*s.engine, &*s.log_level), ("memory", "error"));

@@ -687,10 +687,7 @@ async fn run_concurrent(seed: u64, v3: bool) -> (u64, u64, u64) {
         tokio::spawn(async move {
             for n in 1..=N {
                 let data = Bytes::from(format!(r#"{{"n":{n}}}"#));
-                let pos = node
-                    .api_publish_data(CH, data)
-                    .await
-                    .expect("publish");
+                let pos = node.api_publish_data(CH, data).await.expect("publish");
                 assert_eq!(pos.offset, n, "offsets grow by one");
                 published.store(n, Ordering::SeqCst);
                 if n % 10 == 0 {

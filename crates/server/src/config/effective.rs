@@ -247,10 +247,7 @@ fn grpc_api(g: &super::grpc::GrpcApiSettings, m: &mut Map<String, Value>) {
         ("grpc_api_tls_disable", json!(g.tls_disable)),
         ("grpc_api_reflection", json!(g.reflection)),
         ("grpc_api_error_mode", json!(g.error_mode)),
-        (
-            "grpc_api_max_receive_message_size",
-            json!(g.max_receive()),
-        ),
+        ("grpc_api_max_receive_message_size", json!(g.max_receive())),
     ];
     for (k, v) in pairs {
         m.insert(k.into(), v);

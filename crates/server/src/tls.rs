@@ -22,7 +22,7 @@ const READY_QUEUE: usize = 256;
 
 /// The PEM text a TLS key names: as Centrifugo 6 reads its `*_pem` keys, the value is the PEM
 /// itself, a path to a PEM file, or base64 of the PEM.
-fn pem_source(key: &str, value: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn pem_source(key: &str, value: &str) -> anyhow::Result<Vec<u8>> {
     use base64::Engine as _;
     let v = value.trim();
     if v.starts_with("-----BEGIN") {

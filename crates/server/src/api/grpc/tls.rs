@@ -18,29 +18,10 @@ use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::TcpConnectInfo;
 
+use crate::tls::pem_source;
+
 /// A handshake that has not finished by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The PEM text of a value: PEM itself, a readable file, or base64 of PEM.
-fn pem_source(key: &str, value: &str) -> anyhow::Result<Vec<u8>> {
-    use base64::Engine as _;
-    let v = value.trim();
-    if v.starts_with("-----BEGIN") {
-        return Ok(v.as_bytes().to_vec());
-    }
-    match std::fs::read(v) {
-        Ok(bytes) => Ok(bytes),
-        Err(e) => {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(v).ok();
-            match decoded.filter(|d| d.trim_ascii_start().starts_with(b"-----BEGIN")) {
-                Some(pem) => Ok(pem),
-                None => Err(anyhow::anyhow!(
-                    "{key}: {value:?} is neither PEM, a readable file ({e}) nor base64 PEM"
-                )),
-            }
-        }
-    }
-}
 
 fn certs(key: &str, value: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let pem = pem_source(key, value)?;

@@ -83,8 +83,8 @@ RES="$OUT_DIR/results.txt"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT_DIR/bench.log"; }
 
 # ---------------------------------------------------------------- build
-# Part proxy alone runs Rotor only: the peers are not needed then.
-NEED_PEERS=1; [ -z "$(echo " $PARTS " | sed 's/ proxy / /g; s/ tokens / /g' | tr -d ' ')" ] && NEED_PEERS=0
+# Parts proxy, tokens and grpc-api run Rotor only: the peers are not needed for them alone.
+NEED_PEERS=1; [ -z "$(echo " $PARTS " | sed 's/ proxy / /g; s/ tokens / /g; s/ grpc-api / /g' | tr -d ' ')" ] && NEED_PEERS=0
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   log "building release rotor and rotor-bench (fat LTO: slow), and the peers"
   cargo build --release -p rotor-server -p rotor-bench || exit 1

@@ -223,3 +223,40 @@ impl GrpcPublisher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(path: Option<&ApiPath>) -> String {
+        let (pre, suf) = framing(path, "\"ch\"");
+        let mut b = pre;
+        b.extend_from_slice(br#"{"x":1}"#);
+        b.extend_from_slice(suf);
+        String::from_utf8(b).unwrap_or_default()
+    }
+
+    fn path(via: Via) -> ApiPath {
+        ApiPath {
+            via,
+            grpc: String::new(),
+            grpc_key: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_api_gets_its_own_body_shape() {
+        let cmd: serde_json::Value = serde_json::from_str(&body(None)).unwrap_or_default();
+        assert_eq!(cmd["method"], "publish");
+        assert_eq!(cmd["params"]["channel"], "ch");
+        assert_eq!(cmd["params"]["data"]["x"], 1);
+        for via in [Via::Http, Via::HttpPool] {
+            let v: serde_json::Value =
+                serde_json::from_str(&body(Some(&path(via)))).unwrap_or_default();
+            assert_eq!(v["channel"], "ch");
+            assert_eq!(v["data"]["x"], 1);
+        }
+        // gRPC: the data alone (the channel travels in its own field).
+        assert_eq!(body(Some(&path(Via::Grpc))), r#"{"x":1}"#);
+    }
+}

@@ -586,3 +586,79 @@ fn push_insert(ops: &mut Vec<Op>, len: usize) {
         ops.push(Op::Insert { len });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolling_equals_a_fresh_hash_of_the_shifted_window() {
+        let data: Vec<u8> = (0u32..600).map(|i| (i * 7919 % 251) as u8).collect();
+        let mut hash = RollingHash::new(&data[..WINDOW]);
+        for start in 1..data.len() - WINDOW {
+            hash.roll(data[start - 1], data[start + WINDOW - 1]);
+            assert_eq!(
+                hash.value(),
+                RollingHash::new(&data[start..start + WINDOW]).value()
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_round_trip_through_the_alphabet() {
+        for value in [
+            0usize,
+            1,
+            10,
+            36,
+            37,
+            60,
+            63,
+            64,
+            4095,
+            4096,
+            u32::MAX as usize,
+        ] {
+            let mut out = Vec::new();
+            put_number(&mut out, value);
+            assert_eq!(out.len(), digit_count(value));
+            let mut reader = Reader { rest: &out };
+            assert_eq!(reader.number().map(|v| v as usize), Ok(value));
+            assert!(reader.rest.is_empty());
+        }
+        let mut out = Vec::new();
+        for value in [10, 36, 37, 60, 63] {
+            put_number(&mut out, value);
+        }
+        assert_eq!(out, b"A_ax~");
+        // Fossil masks to 7 bits before the lookup.
+        assert_eq!(digit_value(b'A' | 0x80), Some(10));
+        assert_eq!(digit_value(b'@'), None);
+    }
+
+    #[test]
+    fn alignment_moves_copy_edges_to_char_boundaries() {
+        // "ж" is D0 B6: a copy of bytes 1..21 of twelve of them shrinks to 2..20, and the
+        // trimmed bytes join the literals on both sides.
+        let target = "жжжжжжжжжжжж";
+        let ops = [
+            Op::Insert { len: 1 },
+            Op::Copy { offset: 1, len: 20 },
+            Op::Insert { len: 3 },
+        ];
+        assert_eq!(
+            align_to_chars(target, &ops),
+            vec![
+                Op::Insert { len: 2 },
+                Op::Copy { offset: 2, len: 18 },
+                Op::Insert { len: 4 },
+            ]
+        );
+        // Too short to pay for itself once aligned: folded into the literal.
+        let aligned = align_to_chars(
+            "жж",
+            &[Op::Insert { len: 1 }, Op::Copy { offset: 1, len: 3 }],
+        );
+        assert_eq!(aligned, vec![Op::Insert { len: 4 }]);
+    }
+}

@@ -9,6 +9,7 @@ pub mod api;
 pub mod codec;
 pub mod codes;
 pub mod command;
+pub mod filter;
 pub mod fossil;
 pub mod json;
 pub mod protobuf;

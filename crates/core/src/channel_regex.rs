@@ -15,15 +15,14 @@
 //! * What Go refuses is refused with a message naming the construct, so the config refuses to
 //!   start rather than accepting a pattern Centrifugo would not: lookaround, backreferences,
 //!   `\Z` (Go has only `\z`), `\C`, unknown escapes, flags other than `i m s U`, stacked
-//!   repetitions (`a**`), repeat counts above 1000, duplicate capture names.
+//!   repetitions (`a**`), repeat counts above 1000. (Duplicate capture names are fine in Go.)
 //!
-//! Left to the `regex` crate (a superset of Go there): the names inside `\p{…}` (Rust also
-//! accepts properties and loose spellings Go refuses, e.g. `\p{greek}`), and size limits.
+//! Left to the `regex` crate: the names inside `\p{…}` (UTS #18 loose matching, as Go 1.25+
+//! does since golang/go#70780, so `\p{greek}` and `\p{Letter}` work; Rust also accepts binary
+//! properties such as `\p{Alphabetic}`), nesting and size limits.
 //!
 //! [`channel_part`] is the text matched (Centrifugo's `namespaceName`), and
 //! [`valid_without_regex`] the rule without a regex: only ASCII names.
-
-use std::collections::HashSet;
 
 /// Most repetitions a counted repeat may ask for (Go's limit).
 const MAX_REPEAT: u32 = 1000;
@@ -36,7 +35,17 @@ pub struct ChannelRegex {
 }
 
 impl ChannelRegex {
-    /// Compiles a Go RE2 `pattern`; `Err` is a message for the config error.
+    /// The option as configured: `""` is no regex (`None`: names must be ASCII, see
+    /// [`valid_without_regex`]), anything else is compiled with [`ChannelRegex::new`].
+    pub fn from_option(pattern: &str) -> Result<Option<Self>, String> {
+        if pattern.is_empty() {
+            return Ok(None);
+        }
+        Self::new(pattern).map(Some)
+    }
+
+    /// Compiles a Go RE2 `pattern`; `Err` is a message for the config error. An empty pattern
+    /// compiles and matches everything: use [`ChannelRegex::from_option`] for the option.
     pub fn new(pattern: &str) -> Result<Self, String> {
         let translated =
             translate(pattern).map_err(|e| format!("invalid channel_regex {pattern:?}: {e}"))?;
@@ -105,7 +114,6 @@ pub(crate) fn translate(pattern: &str) -> Result<String, String> {
         pos: 0,
         out: String::with_capacity(pattern.len() * 2),
         after_repeat: false,
-        names: HashSet::new(),
     }
     .run()
 }
@@ -116,7 +124,6 @@ struct Translator {
     out: String,
     /// The last thing written was a repetition operator (Go refuses `a**`, `a{2}*`, `a*??`).
     after_repeat: bool,
-    names: HashSet<String>,
 }
 
 fn lit(out: &mut String, c: char) {
@@ -357,7 +364,8 @@ impl Translator {
             }
             None => name,
         };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' ');
+        if name.is_empty() || !name.chars().all(name_char) {
             return Err(format!("invalid Unicode class name {name:?}"));
         }
         self.out.push_str(if negated { r"\P{" } else { r"\p{" });
@@ -547,9 +555,6 @@ impl Translator {
             }
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("invalid capture group name {name:?}"));
-            }
-            if !self.names.insert(name.clone()) {
-                return Err(format!("duplicate capture group name {name:?}"));
             }
             // Names do not matter to a match; Rust refuses some Go accepts (`1a`).
             self.out.push('(');

@@ -89,6 +89,11 @@ fn unicode_properties_work_as_in_go() {
     assert!(!re(r"^\p{^Greek}$").is_match("α"));
     assert!(re(r"^\P{^Greek}$").is_match("α"));
     assert!(re(r"^[\p{Greek}\d]+$").is_match("α1"));
+    // Loose names, as Go 1.25+ (golang/go#70780) and UTS #18.
+    assert!(re(r"^\p{greek}$").is_match("α"));
+    assert!(re(r"^\p{Letter}$").is_match("a"));
+    assert!(re(r"^\p{Old Italic}$").is_match("\u{10300}"));
+    refused(r"\p{Gr(eek}");
 }
 
 #[test]
@@ -167,6 +172,8 @@ fn go_only_syntax_is_translated() {
     assert!(re(r"^[a-c-e]+$").is_match("a-e") && !re(r"^[a-c-e]$").is_match("d"));
     // Capture names Go accepts and Rust would refuse; both spellings.
     assert!(re(r"(?P<1a>x)(?<b>y)").is_match("xy"));
+    // Go accepts a name twice (SubexpIndex picks the leftmost).
+    assert!(re("(?P<n>a)(?P<n>b)").is_match("ab"));
     // Hex escapes, Go's leading zeros included.
     assert!(re(r"^\x41\x{42}\x{0000043}$").is_match("ABC"));
     assert!(re(r"^[\x{3b1}-\x{3c9}]+$").is_match("αω"));
@@ -203,7 +210,6 @@ fn what_go_refuses_fails_construction_with_a_clear_message() {
         ("a{1001}", "repeat count"),
         ("a{2,1001}", "repeat count"),
         ("a{3,2}", "repeat count"),
-        ("(?P<n>a)(?P<n>b)", "duplicate"),
         ("(?P<>a)", "capture group name"),
         ("(?P<a-b>a)", "capture group name"),
         ("[[:foo:]]", "[:foo:]"),
@@ -280,4 +286,8 @@ fn channel_name_check_with_and_without_regex() {
     assert!(valid_without_regex("\x7F"));
     assert!(!valid_without_regex("\u{80}"));
     assert_eq!(digits.as_str(), r"^\d+$");
+    // The option: "" is no regex at all, not a match-everything regex.
+    assert!(ChannelRegex::from_option("").unwrap().is_none());
+    assert!(ChannelRegex::from_option("^a").unwrap().is_some());
+    assert!(ChannelRegex::from_option("(?=a)").is_err());
 }

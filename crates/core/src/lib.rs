@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod backend;
 pub mod channel;
+pub mod channel_regex;
 pub mod client;
 pub mod config;
 pub mod control;

@@ -1,15 +1,10 @@
 //! `channel_regex` with Go RE2 semantics: ASCII Perl classes and word boundaries, unanchored
 //! matching, the Go-only syntax that is translated, the constructs refused at config time,
 //! and which part of a channel name is matched.
-//!
-//! Compiles the module file directly (it has no crate-internal dependencies), so the tests run
-//! before the module is declared in the crate.
 
-#[path = "../src/channel_regex.rs"]
-#[allow(dead_code)]
-mod channel_regex;
-
-use channel_regex::{channel_name_valid, channel_part, valid_without_regex, ChannelRegex};
+use rotor_core::channel_regex::{
+    channel_name_valid, channel_part, valid_without_regex, ChannelRegex,
+};
 
 fn re(p: &str) -> ChannelRegex {
     ChannelRegex::new(p).unwrap_or_else(|e| panic!("{p:?} should compile: {e}"))

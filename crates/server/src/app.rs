@@ -23,6 +23,8 @@ pub struct AppState {
     pub connections: TaskTracker,
     /// Cancelled when shutdown starts: readiness fails, new WebSocket connections are refused.
     pub draining: CancellationToken,
+    /// `connection_limit` and `connection_rate_limit`, asked by every real-time entry point.
+    pub limits: crate::limits::Limits,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -202,8 +204,13 @@ pub async fn serve(cfg: LoadedConfig) -> anyhow::Result<()> {
         }
     }
     let termination_delay = srv.shutdown_termination_delay;
+    let limits = crate::limits::Limits::new(
+        cfg.server.client_connection_limit,
+        cfg.server.client_connection_rate_limit,
+    );
     let state = Arc::new(AppState {
         node: node.clone(),
+        limits,
         settings: cfg.server,
         connections: TaskTracker::new(),
         draining: CancellationToken::new(),

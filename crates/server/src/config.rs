@@ -98,6 +98,12 @@ pub struct ServerSettings {
     pub transports: transports::TransportSettings,
     /// The gRPC server API listener (`grpc_api*` keys of every generation).
     pub grpc_api: grpc::GrpcApiSettings,
+    /// `client.connection_limit` / `client_connection_limit`: current real-time connections
+    /// on this node at most, 0 = off (see `crate::limits`).
+    pub client_connection_limit: usize,
+    /// `client.connection_rate_limit` / `client_connection_rate_limit`: new real-time
+    /// connections per second on this node at most, 0 = off.
+    pub client_connection_rate_limit: usize,
 }
 
 impl Default for ServerSettings {
@@ -133,6 +139,8 @@ impl Default for ServerSettings {
             log_format: "text".to_string(),
             transports: transports::TransportSettings::default(),
             grpc_api: grpc::GrpcApiSettings::default(),
+            client_connection_limit: 0,
+            client_connection_rate_limit: 0,
         }
     }
 }
@@ -311,6 +319,8 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
         "channel_max_length" => n.channel_max_length = size(i)?,
         "client_channel_limit" => n.client_channel_limit = size(i)?,
         "client_user_connection_limit" => n.client_user_connection_limit = size(i)?,
+        "client_connection_limit" => s.client_connection_limit = size(i)?,
+        "client_connection_rate_limit" => s.client_connection_rate_limit = size(i)?,
         "client_queue_max_size" => n.client_queue_max_size = size(i)?,
         "websocket_message_size_limit" => n.client_request_max_size = or_default(size(i)?, 65536),
         "client_expired_close_delay" => n.client_expired_close_delay = duration(i)?,

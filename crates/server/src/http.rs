@@ -110,6 +110,16 @@ where
             First::Sse(sse) => {
                 drop((app, stop));
                 drop(head);
+                if let Err(r) = state.limits.admit(&state.connections) {
+                    let refused = Refused {
+                        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        reason: r.reason(),
+                    };
+                    if io.write_all(&refusal(&refused)).await.is_ok() {
+                        let _ = io.shutdown().await;
+                    }
+                    return;
+                }
                 // Boxed, as hyper's side below: a WebSocket connection's task should not carry
                 // the stream driver's space.
                 Box::pin(sse.serve(io, state)).await;

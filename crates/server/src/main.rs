@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod engine;
 mod http;
+mod limits;
 mod metrics;
 mod shutdown;
 mod tls;

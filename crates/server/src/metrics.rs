@@ -236,6 +236,10 @@ pub fn render(node: &Node, draining: bool) -> String {
     w.family(name, "gauge", "Number of inflight client subscriptions.");
     let labels = [("client_name", ""), ("channel_namespace", "")];
     w.sample(name, &labels, METRICS.subscriptions.get().max(0) as f64);
+    let name = "centrifugo_node_client_connection_limit";
+    let help = "Number of refused requests due to node client connection limit.";
+    w.family(name, "counter", help);
+    w.sample(name, &[], crate::limits::limit_refusals() as f64);
 
     // ---------------------------------------------------------------- transport
     for (name, help, counters) in [

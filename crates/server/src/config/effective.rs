@@ -150,6 +150,11 @@ pub fn effective(cfg: &LoadedConfig) -> Value {
             "client_user_connection_limit",
             json!(n.client_user_connection_limit),
         ),
+        ("client_connection_limit", json!(s.client_connection_limit)),
+        (
+            "client_connection_rate_limit",
+            json!(s.client_connection_rate_limit),
+        ),
         ("client_queue_max_size", json!(n.client_queue_max_size)),
         (
             "websocket_message_size_limit",

@@ -138,6 +138,9 @@ pub(crate) fn handshake<H: HeaderLookup + ?Sized>(
             "shutting down",
         ));
     }
+    if let Err(r) = state.limits.admit(&state.connections) {
+        return Err(Refused::new(StatusCode::SERVICE_UNAVAILABLE, r.reason()));
+    }
     let forced = match query_param(query, "cf_protocol_version").as_deref() {
         None => None,
         Some("v1") => Some(Generation::V1),

@@ -89,8 +89,8 @@ fn start_stream(
     request: &HeaderMap,
     framer: impl Framer,
 ) -> Response {
-    if state.draining.is_cancelled() {
-        // Shutting down: the client reconnects to another node.
+    // Shutting down (the client reconnects to another node), or a node connection limit.
+    if state.draining.is_cancelled() || state.limits.admit(&state.connections).is_err() {
         return empty(StatusCode::SERVICE_UNAVAILABLE, cors, request);
     }
     let pairs = request.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));

@@ -114,7 +114,9 @@ impl Registry {
             match map.get(id) {
                 Some(e) => e.clone(),
                 None => {
-                    if map.len() >= MAX_SESSIONS {
+                    // A new session is a new connection: the node limits apply.
+                    if map.len() >= MAX_SESSIONS || state.limits.admit(&state.connections).is_err()
+                    {
                         return false;
                     }
                     let id: Arc<str> = Arc::from(id);

@@ -300,6 +300,9 @@ impl tonic::server::ServerStreamingService<Bytes> for Consume {
             if state.draining.is_cancelled() {
                 return Err(Status::unavailable("shutting down"));
             }
+            if let Err(r) = state.limits.admit(&state.connections) {
+                return Err(Status::unavailable(r.reason()));
+            }
             let headers = metadata.into_headers();
             let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));
             let session = new_session(

@@ -70,7 +70,8 @@ async fn start_stream<F: Framer>(
     cors: OriginCheck<'_>,
     request: &HeaderMap,
 ) -> Response {
-    if state.draining.is_cancelled() {
+    let refused = state.draining.is_cancelled() || state.limits.admit(&state.connections).is_err();
+    if refused {
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,
             Body::empty(),

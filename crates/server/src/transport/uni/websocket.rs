@@ -81,6 +81,9 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
     if state.draining.is_cancelled() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
+    if let Err(r) = state.limits.admit(&state.connections) {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, r.reason());
+    }
     let query = parts.uri.query().unwrap_or("");
     let connect = form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "cf_connect")

@@ -76,7 +76,12 @@ async fn upgrade_after_a_request(server: &Server) -> u16 {
 
 /// The status a WebSocket client library sees: 101 when it opened, else the HTTP status.
 async fn ws_status(server: &Server) -> (Option<Ws>, u16) {
-    match Ws::try_open(&server.ws_url()).await {
+    ws_status_at(&server.ws_url()).await
+}
+
+/// [`ws_status`] for `url`.
+async fn ws_status_at(url: &str) -> (Option<Ws>, u16) {
+    match Ws::try_open(url).await {
         Ok(ws) => (Some(ws), 101),
         Err(e) if e.contains("503") => (None, 503),
         Err(e) => panic!("unexpected handshake failure: {e}"),
@@ -170,6 +175,7 @@ async fn streams_count_and_are_refused_with_503() {
         "http_stream": {"enabled": true},
         "sse": {"enabled": true},
         "uni_sse": {"enabled": true},
+        "uni_websocket": {"enabled": true},
         "prometheus": true,
     }))
     .await;
@@ -202,7 +208,13 @@ async fn streams_count_and_are_refused_with_503() {
     let resp = stream_client().get(uni_url.clone()).send().await.unwrap();
     assert_eq!(resp.status(), 503, "uni_sse");
     assert_eq!(ws_status(&server).await.1, 503);
-    assert_eq!(refusals_metric(&server).await, 4.0);
+    let uni_ws = format!("ws://127.0.0.1:{}/connection/uni_websocket", server.port);
+    assert_eq!(ws_status_at(&uni_ws).await.1, 503, "uni_websocket");
+    // A new SockJS session is a new connection.
+    let sockjs = server.http_url("/connection/sockjs/000/limited/xhr_streaming");
+    let resp = stream_client().post(sockjs).send().await.unwrap();
+    assert_eq!(resp.status(), 503, "SockJS");
+    assert_eq!(refusals_metric(&server).await, 6.0);
 
     // alice's stream ends (server disconnect): a uni_sse client gets her slot, then none is left.
     api_v1(&server, "disconnect", json!({"user": "alice"})).await;

@@ -31,6 +31,20 @@ impl ChannelRules {
     }
 
     /// Whether subscribing needs a subscription token.
+    /// Whether a client may name `channel` in a command (error 107 otherwise): it must match
+    /// the namespace's `channel_regex` (both generations: the operator asked for it); without
+    /// one, v2 clients' names must be ASCII (Centrifugo 6), v1 clients' may be anything (2.x).
+    pub fn name_allowed(&self, channel: &str, opts: &ChannelOptions, v2: bool) -> bool {
+        match &opts.channel_regex {
+            Some(re) => re.is_match(crate::channel_regex::channel_part(
+                channel,
+                &self.private_prefix,
+                &self.ns_boundary,
+            )),
+            None => !v2 || crate::channel_regex::valid_without_regex(channel),
+        }
+    }
+
     pub fn is_private(&self, channel: &str) -> bool {
         !self.private_prefix.is_empty() && channel.starts_with(&self.private_prefix)
     }

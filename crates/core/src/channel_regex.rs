@@ -27,12 +27,20 @@
 /// Most repetitions a counted repeat may ask for (Go's limit).
 const MAX_REPEAT: u32 = 1000;
 
-/// A compiled `channel_regex`.
+/// A compiled `channel_regex`. Two are equal when their patterns are.
 #[derive(Debug, Clone)]
 pub struct ChannelRegex {
     pattern: String,
     regex: regex::Regex,
 }
+
+impl PartialEq for ChannelRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern
+    }
+}
+
+impl Eq for ChannelRegex {}
 
 impl ChannelRegex {
     /// The option as configured: `""` is no regex (`None`: names must be ASCII, see

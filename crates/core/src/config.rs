@@ -33,12 +33,67 @@ pub struct ChannelOptions {
     pub subscribe_proxy_name: String,
     pub publish_proxy_name: String,
     pub sub_refresh_proxy_name: String,
+    /// 6.x `channel_regex`: a client's channel must match it (the part after the namespace);
+    /// `None`: v2 clients' channel names must be ASCII.
+    pub channel_regex: Option<crate::channel_regex::ChannelRegex>,
+    /// 6.x `publication_data_format`: what publication data is accepted.
+    pub publication_data_format: DataFormat,
 }
 
 impl ChannelOptions {
     /// History is kept only when both size and lifetime are set.
     pub fn history_enabled(&self) -> bool {
         self.history_size > 0 && self.history_lifetime > 0
+    }
+}
+
+/// `publication_data_format` (Centrifugo 6.5+): checked on client publish, API publish and
+/// broadcast; a refusal is error 107.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DataFormat {
+    /// `""`: any data but empty.
+    #[default]
+    NonEmpty,
+    /// `json`: valid JSON.
+    Json,
+    /// `json_object`: a JSON object.
+    JsonObject,
+    /// `binary`: anything, empty included.
+    Binary,
+}
+
+impl DataFormat {
+    /// The option's value; `None` for an unknown one.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "" => Self::NonEmpty,
+            "json" => Self::Json,
+            "json_object" => Self::JsonObject,
+            "binary" => Self::Binary,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NonEmpty => "",
+            Self::Json => "json",
+            Self::JsonObject => "json_object",
+            Self::Binary => "binary",
+        }
+    }
+
+    /// Whether `data` is acceptable publication data in this format.
+    pub fn accepts(self, data: &[u8]) -> bool {
+        match self {
+            Self::NonEmpty => !data.is_empty(),
+            Self::Binary => true,
+            Self::Json => serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok(),
+            Self::JsonObject => {
+                data.trim_ascii_start().first() == Some(&b'{')
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
+            }
+        }
     }
 }
 

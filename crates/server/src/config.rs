@@ -460,6 +460,14 @@ pub fn load(
         }
     }
 
+    // `channel.publication_data_format` is the default of every namespace that sets none.
+    let format = n.channel_options.publication_data_format;
+    for ns in &mut n.namespaces {
+        if ns.options.publication_data_format == rotor_core::config::DataFormat::NonEmpty {
+            ns.options.publication_data_format = format;
+        }
+    }
+
     let origin_of = |key: &str| origins.get(key).cloned().unwrap_or_default();
     if !LOG_LEVELS.contains(&s.log_level.as_str()) {
         let msg = format!(

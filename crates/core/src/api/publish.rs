@@ -39,7 +39,17 @@ impl Node {
             }
             let payload = fields.payload().map_err(|_| ApiError::BAD_REQUEST)?;
             let opts = self.api_options(channel)?;
-            (payload.ok_or(ApiError::BAD_REQUEST)?, opts)
+            // `publication_data_format`: its default refuses empty data, `binary` takes it.
+            let format = opts.publication_data_format;
+            let data = match payload {
+                Some(d) => d,
+                None if format == crate::config::DataFormat::Binary => bytes::Bytes::new(),
+                None => return Err(ApiError::BAD_REQUEST),
+            };
+            if !format.accepts(&data) {
+                return Err(ApiError::BAD_REQUEST);
+            }
+            (data, opts)
         };
         let mut popts = PublishOptions {
             tags: (!fields.tags.is_empty()).then(|| std::sync::Arc::new(fields.tags.clone())),

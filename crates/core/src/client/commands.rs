@@ -8,21 +8,27 @@ use rotor_protocol::{DisconnectKind, ErrorCode, Generation, ReplyBody};
 
 use super::{CmdResult, Session};
 use crate::backend::{BackendStyle, PublishEvent};
-use crate::config::ChannelOptions;
+use crate::config::{ChannelOptions, DataFormat};
 use crate::engine::{HistoryFilter, PublishOptions};
 
 impl Session {
     /// Channel options for a command that needs a channel: empty → bad request, unknown
-    /// namespace → 102.
+    /// namespace → 102, a name the namespace's `channel_regex` (or, for v2 clients, the ASCII
+    /// rule) refuses → 107.
     fn channel_options(&self, channel: &str) -> Result<ChannelOptions, super::CmdError> {
         if channel.is_empty() {
             return Err(DisconnectKind::BadRequest.into());
         }
-        self.node
-            .rules()
+        let rules = self.node.rules();
+        let opts = rules
             .options(channel)
             .cloned()
-            .ok_or(ErrorCode::UNKNOWN_CHANNEL.into())
+            .ok_or(super::CmdError::from(ErrorCode::UNKNOWN_CHANNEL))?;
+        let v2 = self.shared.generation() == Generation::V2;
+        if !rules.name_allowed(channel, &opts, v2) {
+            return Err(ErrorCode::BAD_REQUEST.into());
+        }
+        Ok(opts)
     }
 
     fn is_subscribed(&self, channel: &str) -> bool {
@@ -30,10 +36,19 @@ impl Session {
     }
 
     pub(super) async fn publish(&mut self, req: PublishRequest) -> CmdResult {
-        let Some(data) = req.data else {
-            return Err(DisconnectKind::BadRequest.into());
-        };
         let opts = self.channel_options(&req.channel)?;
+        let format = opts.publication_data_format;
+        let data = match req.data {
+            Some(d) => d,
+            None if format == DataFormat::Binary => bytes::Bytes::new(),
+            None => return Err(DisconnectKind::BadRequest.into()),
+        };
+        // 6.x `publication_data_format` (its default refuses empty data); 2.x clients are held
+        // to it only when the option is set.
+        let checked = self.shared.generation() == Generation::V2 || format != DataFormat::NonEmpty;
+        if checked && !format.accepts(&data) {
+            return Err(ErrorCode::BAD_REQUEST.into());
+        }
         let cfg = self.node.config();
         let backend = self.node.backend().cloned();
         // Centrifugo 6: the publish proxy replaces the publish permission checks; 2.x checks

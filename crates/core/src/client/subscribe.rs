@@ -26,7 +26,12 @@ impl Session {
             return Err(DisconnectKind::BadRequest.into());
         }
         if ch.len() > cfg.channel_max_length {
-            return Err(ErrorCode::LIMIT_EXCEEDED.into());
+            // Centrifugo 6 answers a too long name as a bad name; 2.x as a limit.
+            return Err(match generation {
+                Generation::V1 => ErrorCode::LIMIT_EXCEEDED,
+                Generation::V2 => ErrorCode::BAD_REQUEST,
+            }
+            .into());
         }
         let user = {
             let st = self.shared.state.lock();
@@ -41,6 +46,12 @@ impl Session {
         let Some(opts) = node.rules().options(ch).cloned() else {
             return Err(ErrorCode::UNKNOWN_CHANNEL.into());
         };
+        if !node
+            .rules()
+            .name_allowed(ch, &opts, generation == Generation::V2)
+        {
+            return Err(ErrorCode::BAD_REQUEST.into());
+        }
         if opts.server_side {
             return Err(ErrorCode::PERMISSION_DENIED.into());
         }

@@ -15,7 +15,7 @@
 //!   `sub_refresh_proxy_enabled` and the `*_proxy_name`s (`default` is stored as `""`); a
 //!   subscribe stream and Centrifugo 5's `proxy_sub_refresh` are refused when on.
 
-use rotor_core::config::ChannelOptions;
+use rotor_core::config::{ChannelOptions, DataFormat};
 
 use super::values::{boolean, size, string, whole_seconds, Input};
 use super::SetError;
@@ -68,6 +68,18 @@ impl ChanAcc {
             "subscribe_proxy_name" => o.subscribe_proxy_name = proxy_name(i)?,
             "publish_proxy_name" => o.publish_proxy_name = proxy_name(i)?,
             "sub_refresh_proxy_name" => o.sub_refresh_proxy_name = proxy_name(i)?,
+            "channel_regex" => {
+                o.channel_regex = rotor_core::channel_regex::ChannelRegex::from_option(&string(i)?)
+                    .map_err(SetError::Bad)?;
+            }
+            "publication_data_format" => {
+                let v = string(i)?;
+                o.publication_data_format = DataFormat::parse(&v).ok_or_else(|| {
+                    SetError::Bad(format!(
+                        "unknown format {v:?}, expected \"\", json, json_object or binary"
+                    ))
+                })?;
+            }
             "subscribe_stream_proxy_enabled"
             | "subscribe_stream_proxy_bidirectional"
             | "proxy_subscribe_stream"

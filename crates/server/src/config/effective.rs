@@ -55,6 +55,14 @@ fn options(o: &ChannelOptions, m: &mut Map<String, Value>) {
         ("subscribe_proxy_name", json!(o.subscribe_proxy_name)),
         ("publish_proxy_name", json!(o.publish_proxy_name)),
         ("sub_refresh_proxy_name", json!(o.sub_refresh_proxy_name)),
+        (
+            "channel_regex",
+            json!(o.channel_regex.as_ref().map_or("", |r| r.as_str())),
+        ),
+        (
+            "publication_data_format",
+            json!(o.publication_data_format.as_str()),
+        ),
     ];
     for (k, v) in pairs {
         m.insert(k.into(), v);

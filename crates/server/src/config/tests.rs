@@ -692,12 +692,39 @@ fn v4_v5_flat_renamed_keys() {
         "subscribe_proxy_name":"default"}]}"#);
     let w = c.warnings.join("\n");
     has(&w, r#"config key "force_positioning" is not supported yet"#);
-    has(&w, r#"config key "channel_regex" is not supported yet"#);
     has(
         &w,
         r#"config key "delta_publish" in namespace "xx" is not supported yet"#,
     );
     assert_eq!(c.warnings.len(), 3, "{w}");
+    let re = c.node.channel_options.channel_regex.as_ref();
+    assert_eq!(re.map(|r| r.as_str()), Some("^a$"));
+}
+
+#[test]
+fn channel_regex_and_publication_data_format() {
+    use rotor_core::config::DataFormat;
+    let c = ok(r#"{"channel":{"publication_data_format":"json",
+        "without_namespace":{"channel_regex":"^[a-z]+$"},
+        "namespaces":[{"name":"aa"},{"name":"bb","publication_data_format":"binary",
+        "channel_regex":"\\d"}]}}"#);
+    let n = &c.node;
+    assert_eq!(n.channel_options.publication_data_format, DataFormat::Json);
+    assert!(n.channel_options.channel_regex.is_some());
+    // The global format is the default of a namespace that sets none.
+    assert_eq!(
+        n.namespaces[0].options.publication_data_format,
+        DataFormat::Json
+    );
+    assert!(n.namespaces[0].options.channel_regex.is_none());
+    assert_eq!(
+        n.namespaces[1].options.publication_data_format,
+        DataFormat::Binary
+    );
+    let e = fail(r#"{"namespaces":[{"name":"x","channel_regex":"(?=a)"}]}"#);
+    has(&e, "channel_regex");
+    let e = fail(r#"{"publication_data_format":"xml"}"#);
+    has(&e, "publication_data_format");
 }
 
 #[test]

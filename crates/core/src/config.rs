@@ -38,6 +38,8 @@ pub struct ChannelOptions {
     pub channel_regex: Option<crate::channel_regex::ChannelRegex>,
     /// 6.x `publication_data_format`: what publication data is accepted.
     pub publication_data_format: DataFormat,
+    /// 6.x `allow_tags_filter`: v2 clients may subscribe with a tags filter (`tf`).
+    pub allow_tags_filter: bool,
 }
 
 impl ChannelOptions {

@@ -62,6 +62,10 @@ pub struct SubscribeRequest {
     pub join_leave: bool,
     #[serde(deserialize_with = "raw_opt")]
     pub data: Option<RawJson>,
+    /// v2: the delta type asked for (`fossil`; `""` = none).
+    pub delta: String,
+    /// v2: the tags filter (`tf`): only publications whose tags match are delivered.
+    pub tf: Option<crate::filter::FilterNode>,
 }
 
 impl SubscribeRequest {

@@ -111,3 +111,110 @@ async fn publication_data_format_on_client_and_api_publish() {
     assert_eq!(r["error"]["code"], 107, "{r}");
     s.assert_alive();
 }
+
+#[tokio::test]
+async fn tags_filter_delivers_matching_publications_and_keeps_the_position() {
+    let s = Server::start(json!({
+        "namespaces": [
+            {"name": "tf", "allow_tags_filter": true, "history_size": 10,
+             "history_ttl": "60s", "force_recovery": true},
+            {"name": "plain"}
+        ]
+    }))
+    .await;
+    let (mut c, _) = s.v2_client("f").await;
+    let tf = json!({"op": "and", "nodes": [
+        {"key": "ticker", "cmp": "eq", "val": "AAPL"},
+        {"key": "price", "cmp": "gte", "val": "100"}
+    ]});
+    let r = c
+        .call_v2(
+            "subscribe",
+            json!({"channel": "tf:q", "tf": tf, "recover": false}),
+        )
+        .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let publish = |tags: Value, n: u64| {
+        let s = &s;
+        async move {
+            let r = api_v2(
+                s,
+                "publish",
+                json!({"channel": "tf:q", "data": {"n": n}, "tags": tags}),
+            )
+            .await;
+            assert!(r.get("error").is_none(), "{r}");
+        }
+    };
+    publish(json!({"ticker": "MSFT", "price": "300"}), 1).await;
+    publish(json!({"ticker": "AAPL", "price": "99.5"}), 2).await;
+    publish(json!({"ticker": "AAPL", "price": "150"}), 3).await;
+    publish(json!({}), 4).await;
+    publish(json!({"ticker": "AAPL", "price": "100"}), 5).await;
+    // Only 3 and 5 arrive, with their tags; the skipped ones did not break the position
+    // (no unsubscribe 2500 for a gap).
+    let first = c.push().await;
+    assert_eq!(first["push"]["pub"]["data"]["n"], 3, "{first}");
+    assert_eq!(first["push"]["pub"]["tags"]["ticker"], "AAPL", "{first}");
+    assert_eq!(first["push"]["pub"]["offset"], 3, "{first}");
+    let second = c.push().await;
+    assert_eq!(second["push"]["pub"]["data"]["n"], 5, "{second}");
+    c.assert_no_push(std::time::Duration::from_millis(200))
+        .await;
+
+    // Recovery returns only the matching publications after the position.
+    let (mut d, _) = s.v2_client("g").await;
+    let r = d
+        .call_v2(
+            "subscribe",
+            json!({"channel": "tf:q", "tf": {"key": "price", "cmp": "lt", "val": "100"},
+                   "recover": true, "offset": 0, "epoch": first_epoch(&s).await}),
+        )
+        .await;
+    let pubs = r["subscribe"]["publications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ns: Vec<_> = pubs.iter().map(|p| p["data"]["n"].clone()).collect();
+    assert_eq!(ns, vec![json!(2)], "{r}");
+    assert_eq!(r["subscribe"]["recovered"], true, "{r}");
+
+    // Refusals: not allowed here, invalid trees, with a delta: 107, the connection stays.
+    for (channel, tf, delta) in [
+        ("plain:q", json!({"key": "a", "cmp": "eq", "val": "b"}), ""),
+        ("tf:q2", json!({"key": "a", "cmp": "eq"}), ""),
+        ("tf:q3", json!({"op": "not", "nodes": []}), ""),
+        ("tf:q4", json!({"key": "a", "cmp": "like", "val": "b"}), ""),
+        (
+            "tf:q5",
+            json!({"key": "a", "cmp": "eq", "val": "b"}),
+            "fossil",
+        ),
+    ] {
+        let mut params = json!({"channel": channel, "tf": tf});
+        if !delta.is_empty() {
+            params["delta"] = json!(delta);
+        }
+        let r = c.call_v2("subscribe", params).await;
+        assert_eq!(code(&r), 107, "{channel}: {r}");
+    }
+    c.assert_open_for(std::time::Duration::from_millis(100))
+        .await;
+    // An unknown delta type is a protocol error (3501), as in Centrifugo.
+    let id = c
+        .cmd_v2("subscribe", json!({"channel": "plain:d", "delta": "zstd"}))
+        .await;
+    let _ = id;
+    let (close, _) = c.expect_close().await;
+    assert_eq!(close, 3501);
+    s.assert_alive();
+}
+
+/// The stream epoch of `tf:q` (from the API's history).
+async fn first_epoch(s: &Server) -> String {
+    let r = api_v2(s, "history", json!({"channel": "tf:q"})).await;
+    r["result"]["epoch"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -98,6 +98,9 @@ pub(crate) struct SubState {
     /// expires or loses its position the connection closes (Centrifuge unsubscribes only
     /// client-side subscriptions).
     pub server_side: bool,
+    /// The client's tags filter (`tf`, `allow_tags_filter` channels): publications it does not
+    /// match are not sent, but still advance the position.
+    pub filter: Option<Arc<rotor_protocol::filter::FilterNode>>,
 }
 
 /// Per-connection state only a backend uses.
@@ -344,6 +347,11 @@ impl ClientShared {
                         return;
                     }
                     sub.offset = publication.offset;
+                }
+                if let Some(f) = &sub.filter {
+                    if !f.matches(publication.tags.as_deref()) {
+                        return;
+                    }
                 }
                 let b = prepared.bytes(generation, self.encoding);
                 metrics::sent(FrameType::PushPublication, b.len());

@@ -17,7 +17,7 @@ use crate::node::{unix_now, Node};
 use std::sync::Arc;
 
 impl Session {
-    pub(super) async fn subscribe(&mut self, req: SubscribeRequest) -> CmdResult {
+    pub(super) async fn subscribe(&mut self, mut req: SubscribeRequest) -> CmdResult {
         let node = self.node.clone();
         let cfg = node.config();
         let generation = self.shared.generation();
@@ -51,6 +51,25 @@ impl Session {
             .name_allowed(ch, &opts, generation == Generation::V2)
         {
             return Err(ErrorCode::BAD_REQUEST.into());
+        }
+        match generation {
+            // 2.x has neither deltas nor filters.
+            Generation::V1 => req.tf = None,
+            Generation::V2 => {
+                // Fossil is the only delta type (not negotiated yet: the subscription gets
+                // full data); any other is a protocol error (Centrifugo: 3501).
+                if !req.delta.is_empty() && req.delta != "fossil" {
+                    return Err(DisconnectKind::BadRequest.into());
+                }
+                // A tags filter needs `allow_tags_filter` and a valid tree; with a delta it is
+                // refused too (CHANNELS-MODERN.md §3.1: Rotor's choice, no client sends both).
+                if let Some(tf) = &req.tf {
+                    if !opts.allow_tags_filter || !req.delta.is_empty() || tf.validate().is_err()
+                    {
+                        return Err(ErrorCode::BAD_REQUEST.into());
+                    }
+                }
+            }
         }
         if opts.server_side {
             return Err(ErrorCode::PERMISSION_DENIED.into());
@@ -181,9 +200,11 @@ impl Session {
     /// channel), with the channel info, data and overrides the backend gave.
     pub(super) async fn subscribe_server_side(
         &mut self,
-        req: SubscribeRequest,
+        mut req: SubscribeRequest,
         sub: ServerSub,
     ) -> Result<SubscribeResult, CmdError> {
+        // Filters are for client-side subscriptions only.
+        req.tf = None;
         let Some(mut opts) = self.node.rules().options(&req.channel).cloned() else {
             return Err(ErrorCode::UNKNOWN_CHANNEL.into());
         };
@@ -321,6 +342,7 @@ impl Node {
                     position_failures: 0,
                     refresh_proxy: None,
                     server_side: false,
+                    filter: req.tf.clone().map(Arc::new),
                 },
             );
             shared.info_in(&st, ch)
@@ -386,6 +408,13 @@ impl Node {
                 }
                 .inc();
                 result.publications = page.publications;
+                // A tags filter recovers only the publications it matches (the position
+                // still covers the others).
+                if let Some(f) = &req.tf {
+                    result
+                        .publications
+                        .retain(|p| f.matches(p.tags.as_deref()));
+                }
                 result.was_recovering = true;
             }
             result.recoverable = true;
@@ -425,6 +454,11 @@ impl Node {
                         break;
                     }
                     sub.offset = p.offset;
+                }
+                if let Some(f) = &sub.filter {
+                    if !f.matches(p.tags.as_deref()) {
+                        continue;
+                    }
                 }
                 let mut buf = Vec::with_capacity(p.data.len() + 64);
                 enc.push(

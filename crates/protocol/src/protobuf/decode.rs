@@ -176,6 +176,7 @@ fn sub_v1(r: v1::SubscribeRequest) -> SubscribeRequest {
         offset: r.offset,
         join_leave: false,
         data: payload(r.data),
+        ..Default::default()
     }
 }
 
@@ -190,6 +191,8 @@ fn sub_v2(r: v2::SubscribeRequest) -> SubscribeRequest {
         offset: r.offset,
         join_leave: r.join_leave,
         data: payload(r.data),
+        delta: r.delta,
+        tf: r.tf,
     }
 }
 

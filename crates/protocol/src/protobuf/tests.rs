@@ -1284,6 +1284,12 @@ fn every_v2_command_kind() {
         recoverable: true,
         join_leave: true,
         delta: "fossil".into(),
+        tf: Some(crate::filter::FilterNode {
+            key: "k".into(),
+            cmp: "eq".into(),
+            val: "v".into(),
+            ..Default::default()
+        }),
         flag: 3,
     };
     let want_sub = SubscribeRequest {
@@ -1294,6 +1300,8 @@ fn every_v2_command_kind() {
         offset: 9,
         join_leave: true,
         data: b("{}"),
+        delta: "fossil".into(),
+        tf: sub.tf.clone(),
         ..Default::default()
     };
     let cases: Vec<(v2::Command, CommandKind)> = vec![

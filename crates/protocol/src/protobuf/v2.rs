@@ -264,6 +264,8 @@ pub struct SubscribeRequest {
     pub join_leave: bool,
     #[prost(string, tag = "12")]
     pub delta: String,
+    #[prost(message, optional, tag = "13")]
+    pub tf: Option<crate::filter::FilterNode>,
     #[prost(int64, tag = "14")]
     pub flag: i64,
 }

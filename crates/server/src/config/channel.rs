@@ -68,6 +68,7 @@ impl ChanAcc {
             "subscribe_proxy_name" => o.subscribe_proxy_name = proxy_name(i)?,
             "publish_proxy_name" => o.publish_proxy_name = proxy_name(i)?,
             "sub_refresh_proxy_name" => o.sub_refresh_proxy_name = proxy_name(i)?,
+            "allow_tags_filter" => o.allow_tags_filter = boolean(i)?,
             "channel_regex" => {
                 o.channel_regex = rotor_core::channel_regex::ChannelRegex::from_option(&string(i)?)
                     .map_err(SetError::Bad)?;

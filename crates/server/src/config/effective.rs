@@ -63,6 +63,7 @@ fn options(o: &ChannelOptions, m: &mut Map<String, Value>) {
             "publication_data_format",
             json!(o.publication_data_format.as_str()),
         ),
+        ("allow_tags_filter", json!(o.allow_tags_filter)),
     ];
     for (k, v) in pairs {
         m.insert(k.into(), v);

@@ -64,8 +64,7 @@ impl Session {
                 // A tags filter needs `allow_tags_filter` and a valid tree; with a delta it is
                 // refused too (CHANNELS-MODERN.md §3.1: Rotor's choice, no client sends both).
                 if let Some(tf) = &req.tf {
-                    if !opts.allow_tags_filter || !req.delta.is_empty() || tf.validate().is_err()
-                    {
+                    if !opts.allow_tags_filter || !req.delta.is_empty() || tf.validate().is_err() {
                         return Err(ErrorCode::BAD_REQUEST.into());
                     }
                 }
@@ -411,9 +410,7 @@ impl Node {
                 // A tags filter recovers only the publications it matches (the position
                 // still covers the others).
                 if let Some(f) = &req.tf {
-                    result
-                        .publications
-                        .retain(|p| f.matches(p.tags.as_deref()));
+                    result.publications.retain(|p| f.matches(p.tags.as_deref()));
                 }
                 result.was_recovering = true;
             }

@@ -153,6 +153,12 @@ pub struct NodeConfig {
     pub channel_user_separator: String,
     pub channel_max_length: usize,
 
+    /// 6.x `client.history_max_publication_limit`: the most publications a v2 client's
+    /// `history` returns (its limit -1 = all, or a larger one, is cut to this); 0 = no cap.
+    pub client_history_max_publication_limit: usize,
+    /// 6.x `client.recovery_max_publication_limit`: a v2 recovery that would return more
+    /// publications than this answers `recovered: false` with none; 0 = no cap.
+    pub client_recovery_max_publication_limit: usize,
     pub client_channel_limit: usize,
     pub client_user_connection_limit: usize,
     /// Bytes queued to one connection before it is closed as slow (3008).
@@ -210,6 +216,8 @@ impl Default for NodeConfig {
             channel_user_boundary: "#".to_string(),
             channel_user_separator: ",".to_string(),
             channel_max_length: 255,
+            client_history_max_publication_limit: 300,
+            client_recovery_max_publication_limit: 300,
             client_channel_limit: 128,
             client_user_connection_limit: 0,
             client_queue_max_size: 10 * 1024 * 1024,

@@ -218,3 +218,62 @@ async fn first_epoch(s: &Server) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+#[tokio::test]
+async fn history_and_recovery_publication_limits() {
+    let s = Server::start(json!({
+        "client_history_max_publication_limit": 3,
+        "client_recovery_max_publication_limit": 3,
+        "history_size": 20,
+        "history_lifetime": 60,
+        "history_recover": true,
+    }))
+    .await;
+    for n in 1..=5 {
+        let r = api_v2(&s, "publish", json!({"channel": "h", "data": {"n": n}})).await;
+        assert!(r.get("error").is_none(), "{r}");
+    }
+    let epoch = api_v2(&s, "history", json!({"channel": "h"})).await["result"]["epoch"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // A v2 client's history: -1 and a larger limit are cut to 3, a smaller one stays.
+    let (mut c, _) = s.v2_client("h2").await;
+    assert!(c.subscribe_v2("h").await.get("error").is_none());
+    for (limit, want) in [(-1, 3), (10, 3), (2, 2)] {
+        let r = c
+            .call_v2("history", json!({"channel": "h", "limit": limit}))
+            .await;
+        let pubs = r["history"]["publications"].as_array().map_or(0, Vec::len);
+        assert_eq!(pubs, want, "limit {limit}: {r}");
+    }
+    // A 2.x client's history has no cap (everything, as in 2.x).
+    let (mut v1, _) = s.v1_client("h1").await;
+    assert!(v1.subscribe_v1("h").await.get("error").is_none());
+    let r = v1.call_v1(6, json!({"channel": "h"})).await;
+    let pubs = r["result"]["publications"].as_array().map_or(0, Vec::len);
+    assert_eq!(pubs, 5, "{r}");
+    // Recovery: 5 missed is over the cap: recovered false, none sent; 3 missed is fine.
+    let (mut d, _) = s.v2_client("r2").await;
+    let r = d
+        .call_v2(
+            "subscribe",
+            json!({"channel": "h", "recover": true, "offset": 0, "epoch": epoch}),
+        )
+        .await;
+    assert_eq!(r["subscribe"]["recovered"], json!(null), "{r}");
+    assert_eq!(r["subscribe"].get("publications"), None, "{r}");
+    assert_eq!(r["subscribe"]["offset"], 5, "{r}");
+    let (mut e, _) = s.v2_client("r3").await;
+    let r = e
+        .call_v2(
+            "subscribe",
+            json!({"channel": "h", "recover": true, "offset": 2, "epoch": epoch}),
+        )
+        .await;
+    assert_eq!(r["subscribe"]["recovered"], true, "{r}");
+    let pubs = r["subscribe"]["publications"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(pubs, 3, "{r}");
+}

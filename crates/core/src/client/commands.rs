@@ -156,7 +156,14 @@ impl Session {
         let filter = match self.shared.generation() {
             // 2.x history has no paging: everything, oldest first.
             Generation::V1 => HistoryFilter::default(),
-            Generation::V2 => HistoryFilter::from_request(req.limit, req.since, req.reverse),
+            Generation::V2 => {
+                let mut f = HistoryFilter::from_request(req.limit, req.since, req.reverse);
+                let max = self.node.config().client_history_max_publication_limit;
+                if max > 0 && f.limit.is_none_or(|l| l > max) {
+                    f.limit = Some(max);
+                }
+                f
+            }
         };
         match self.node.broker().history(&req.channel, filter).await {
             Ok(page) => Ok(Some(ReplyBody::History(HistoryResult {

@@ -367,13 +367,21 @@ impl Node {
         let mut result = SubscribeResult::default();
         if opts.history_recover {
             let given = req.position_offset();
+            // v2: at most `recovery_max_publication_limit` publications; one more is read to
+            // tell "exactly the cap" from "too many" (2.x recovers everything it has).
+            let cap = match shared.generation() {
+                rotor_protocol::Generation::V2 => {
+                    Some(node.config().client_recovery_max_publication_limit).filter(|c| *c > 0)
+                }
+                rotor_protocol::Generation::V1 => None,
+            };
             let filter = if req.recover {
                 HistoryFilter {
                     since: Some(StreamPosition {
                         offset: given,
                         epoch: req.epoch.clone(),
                     }),
-                    limit: None,
+                    limit: cap.map(|c| c + 1),
                     reverse: false,
                 }
             } else {
@@ -398,7 +406,8 @@ impl Node {
                     .publications
                     .first()
                     .is_some_and(|p| p.offset == given + 1);
-                result.recovered = epoch_ok && (nothing_missed || contiguous);
+                let too_many = cap.is_some_and(|c| page.publications.len() > c);
+                result.recovered = epoch_ok && (nothing_missed || contiguous) && !too_many;
                 let m = &crate::metrics::METRICS;
                 if result.recovered {
                     &m.recovered
@@ -406,7 +415,11 @@ impl Node {
                     &m.not_recovered
                 }
                 .inc();
-                result.publications = page.publications;
+                result.publications = if too_many {
+                    Vec::new()
+                } else {
+                    page.publications
+                };
                 // A tags filter recovers only the publications it matches (the position
                 // still covers the others).
                 if let Some(f) = &req.tf {

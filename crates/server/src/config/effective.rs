@@ -156,6 +156,14 @@ pub fn effective(cfg: &LoadedConfig) -> Value {
         ("channel_max_length", json!(n.channel_max_length)),
         ("client_channel_limit", json!(n.client_channel_limit)),
         (
+            "client_history_max_publication_limit",
+            json!(n.client_history_max_publication_limit),
+        ),
+        (
+            "client_recovery_max_publication_limit",
+            json!(n.client_recovery_max_publication_limit),
+        ),
+        (
             "client_user_connection_limit",
             json!(n.client_user_connection_limit),
         ),

@@ -141,8 +141,7 @@ const UNSUPPORTED: &str = "broker client_concurrency debug gomaxprocs log_file p
     client_user_id_http_header global_presence_ttl \
     global_redis_presence_user_mapping disallow_anonymous_connection_tokens \
     client_channel_position_max_time_lag \
-    client_connect_include_server_time client_history_max_publication_limit \
-    client_recovery_max_publication_limit usage_stats_disable enable_unreleased_features http3 \
+    client_connect_include_server_time usage_stats_disable enable_unreleased_features http3 \
     consumers \
     use_client_protocol_v1_by_default disable_client_protocol_v1 \
     uni_websocket_read_buffer_size uni_websocket_write_buffer_size \

@@ -318,9 +318,7 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
         "channel_user_separator" => n.channel_user_separator = non_empty(i)?,
         "channel_max_length" => n.channel_max_length = size(i)?,
         "client_channel_limit" => n.client_channel_limit = size(i)?,
-        "client_history_max_publication_limit" => {
-            n.client_history_max_publication_limit = size(i)?
-        }
+        "client_history_max_publication_limit" => n.client_history_max_publication_limit = size(i)?,
         "client_recovery_max_publication_limit" => {
             n.client_recovery_max_publication_limit = size(i)?
         }

@@ -192,6 +192,9 @@ struct Task {
     pending_bytes: usize,
     /// Whether `o` has been sent.
     opened: bool,
+    /// A frame could not be written because the receiver's response was already gone: the
+    /// client left mid-answer (as `receiver_gone` finds when it is waiting).
+    lost: bool,
     /// The `c` frame once the session is closed.
     closed: Option<String>,
     receiver: Option<Attached>,
@@ -218,6 +221,7 @@ impl Task {
             pending: Vec::new(),
             pending_bytes: 0,
             opened: false,
+            lost: false,
             closed: None,
             receiver: None,
             detached_at: now,
@@ -337,6 +341,13 @@ impl Task {
                     }
                 }
             }
+            if std::mem::take(&mut self.lost) && self.closed.is_none() {
+                // The same as a receiver found gone while waiting.
+                shared.drop_transport();
+                self.close(frames::close(INTERRUPTED.0, INTERRUPTED.1))
+                    .await;
+                forget_at = Some(Instant::now() + cfg.disconnect_delay);
+            }
             if shutting_down && self.closed.is_some() && self.receiver.is_none() {
                 // No replay window while the process stops.
                 break;
@@ -402,11 +413,15 @@ impl Task {
             .config()
             .client_message_write_timeout
             .max(Duration::from_millis(100));
-        let ok = matches!(
-            tokio::time::timeout(timeout, a.r.tx.send(out.freeze())).await,
-            Ok(Ok(()))
-        );
+        let sent = tokio::time::timeout(timeout, a.r.tx.send(out.freeze())).await;
+        let ok = matches!(sent, Ok(Ok(())));
         let limit = self.state.settings.transports.sockjs.streaming_limit;
+        if let Ok(Err(_)) = sent {
+            // The response is gone (the client left before this frame): interrupted.
+            self.lost = true;
+            self.detach();
+            return false;
+        }
         if !ok {
             // A receiver that does not read: it is dropped; the session waits for another.
             self.detach();

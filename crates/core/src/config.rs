@@ -40,6 +40,37 @@ pub struct ChannelOptions {
     pub publication_data_format: DataFormat,
     /// 6.x `allow_tags_filter`: v2 clients may subscribe with a tags filter (`tf`).
     pub allow_tags_filter: bool,
+    /// 6.x `allow_recovery`: a v2 client may ask for a recoverable subscription
+    /// (`recoverable: true`); `history_recover` (`force_recovery`) makes every one recoverable.
+    pub allow_recovery: bool,
+    /// 6.x `force_positioning`: every subscription is positioned (offsets checked, no gap
+    /// goes unnoticed), recoverable or not.
+    pub force_positioning: bool,
+    /// 6.x `allow_positioning`: a v2 client may ask for a positioned subscription.
+    pub allow_positioning: bool,
+    /// 6.x `force_recovery_mode`: what a recovery returns.
+    pub recovery_mode: RecoveryMode,
+    /// 6.x `auto_cache_recover`: every subscribe recovers (cache mode), asked or not.
+    pub auto_cache_recover: bool,
+    /// 6.x `history_meta_ttl` of the namespace; `None`: the engine's global value.
+    pub history_meta_ttl: Option<Duration>,
+    /// 6.x `force_push_join_leave`: every subscriber gets join/leave pushes.
+    pub force_push_join_leave: bool,
+    /// 6.x `allowed_delta_types: ["fossil"]`: v2 subscribers may negotiate Fossil deltas.
+    pub delta_fossil: bool,
+    /// 6.x `delta_publish`: every publication to the channel is marked for delta delivery
+    /// (client publishes too), as if published with the API's `delta: true`.
+    pub delta_publish: bool,
+}
+
+/// 6.x `force_recovery_mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// `""` / `stream`: every missed publication, or `recovered: false`.
+    #[default]
+    Stream,
+    /// `cache`: only the latest publication (or none when the client has it).
+    Cache,
 }
 
 impl ChannelOptions {

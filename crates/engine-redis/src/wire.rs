@@ -194,6 +194,8 @@ pub fn decode_body(bytes: &Bytes, offset: u64) -> Option<Publication> {
         offset,
         data: r.rest(),
         info,
+        delta: false,
+        prev_data: None,
     })
 }
 
@@ -312,6 +314,8 @@ mod tests {
                         offset: 17,
                         data: Bytes::copy_from_slice(data),
                         info: info.cloned().map(Arc::new),
+                        delta: false,
+                        prev_data: None,
                     },
                     epoch: "AbCd1234".into(),
                 }

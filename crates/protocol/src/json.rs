@@ -584,6 +584,8 @@ mod tests {
         let pubs: Vec<Publication> = (2..=4)
             .map(|o| Publication {
                 tags: None,
+                delta: false,
+                prev_data: None,
                 offset: o,
                 data: Bytes::from_static(b"{}"),
                 info: None,
@@ -621,6 +623,8 @@ mod tests {
         };
         let p = Publication {
             tags: None,
+            delta: false,
+            prev_data: None,
             offset: 0,
             data: Bytes::from_static(b"{\"t\":\"hi\"}"),
             info: Some(Arc::new(info.clone())),
@@ -657,6 +661,8 @@ mod tests {
     fn binary_payload_becomes_a_base64_string_for_json_subscribers() {
         let p = Publication {
             tags: None,
+            delta: false,
+            prev_data: None,
             offset: 0,
             data: Bytes::from_static(&[0xff, 0x00, 0x80]),
             info: None,

@@ -24,6 +24,14 @@ pub struct Publication {
     pub info: Option<Arc<ClientInfo>>,
     /// Publication tags (server API `tags`); v2 clients see them, v1 clients never do.
     pub tags: Option<Arc<Tags>>,
+    /// v2 wire field `delta` (8): `data` is a Fossil patch against the previous publication of
+    /// the stream. Set only on what is encoded for a delta subscriber, never stored.
+    pub delta: bool,
+    /// Engine side, never on a client's wire: for a publication marked for delta delivery
+    /// (API `delta`, namespace `delta_publish`), the data of the previous publication of the
+    /// channel's stream, captured atomically with the append and shipped with it to every
+    /// node (Centrifugo's `prev_data`); `None` when not marked or there is no predecessor.
+    pub prev_data: Option<Bytes>,
 }
 
 /// Publication tags: string keys and values, kept sorted so every encoding is deterministic.

@@ -83,11 +83,15 @@ pub(crate) struct SubState {
     /// The channel's options say to publish join/leave for this subscriber.
     pub emit_join_leave: bool,
     pub presence: bool,
-    /// Live publications must arrive without gaps (history_recover channels).
+    /// The subscription was recoverable (history_recover channels, or asked and allowed).
     pub recoverable: bool,
-    /// Last offset delivered (recoverable subscriptions).
+    /// Live publications must arrive without gaps: offsets are checked and a gap loses the
+    /// position (recoverable subscriptions, and positioned ones: `force_positioning`, or asked
+    /// for and allowed).
+    pub positioned: bool,
+    /// Last offset delivered (positioned subscriptions).
     pub offset: u64,
-    /// Stream epoch the subscription follows (recoverable subscriptions).
+    /// Stream epoch the subscription follows (positioned subscriptions).
     pub epoch: String,
     /// Consecutive position checks that found the stream ahead of this subscription.
     pub position_failures: u8,
@@ -101,6 +105,13 @@ pub(crate) struct SubState {
     /// The client's tags filter (`tf`, `allow_tags_filter` channels): publications it does not
     /// match are not sent, but still advance the position.
     pub filter: Option<Arc<rotor_protocol::filter::FilterNode>>,
+    /// Fossil deltas were negotiated (`delta: "fossil"` on an `allowed_delta_types` channel):
+    /// on JSON every publication's data goes as a JSON string, full or patch.
+    pub delta: bool,
+    /// The client holds the previous publication of the stream, so the next one marked for
+    /// delta delivery may go as a patch (Centrifuge's `flagDeltaAllowed`): set by the first
+    /// publication delivered, or by a recovery that returned at least one.
+    pub delta_ready: bool,
 }
 
 /// Per-connection state only a backend uses.
@@ -338,7 +349,7 @@ impl ClientShared {
         match &mut sub.status {
             SubStatus::Subscribing(buf) => buf.push(publication.clone()),
             SubStatus::Subscribed => {
-                if sub.recoverable && publication.offset > 0 {
+                if sub.positioned && publication.offset > 0 {
                     if publication.offset <= sub.offset {
                         return; // already delivered (recovered or duplicate)
                     }

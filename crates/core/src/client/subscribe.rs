@@ -336,12 +336,15 @@ impl Node {
                     emit_join_leave: opts.join_leave,
                     presence: opts.presence,
                     recoverable: opts.history_recover,
+                    positioned: opts.history_recover,
                     offset: 0,
                     epoch: String::new(),
                     position_failures: 0,
                     refresh_proxy: None,
                     server_side: false,
                     filter: req.tf.clone().map(Arc::new),
+                    delta: false,
+                    delta_ready: false,
                 },
             );
             shared.info_in(&st, ch)
@@ -455,7 +458,7 @@ impl Node {
             };
             let mut gap = false;
             for p in buffered {
-                if sub.recoverable && p.offset > 0 {
+                if sub.positioned && p.offset > 0 {
                     if p.offset <= sub.offset {
                         continue;
                     }

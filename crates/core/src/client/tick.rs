@@ -146,7 +146,7 @@ impl ClientShared {
             };
             st.next_position_check = Some(now + again);
             for (ch, sub) in &st.subs {
-                if sub.recoverable && matches!(sub.status, super::SubStatus::Subscribed) {
+                if sub.positioned && matches!(sub.status, super::SubStatus::Subscribed) {
                     work.positions
                         .push((self.clone(), ch.clone(), sub.offset, sub.epoch.clone()));
                 }

@@ -337,6 +337,8 @@ impl Broker for MemoryBroker {
         }
         let publication = Publication {
             tags: opts.tags.clone(),
+            delta: false,
+            prev_data: None,
             offset: 0,
             data,
             info,

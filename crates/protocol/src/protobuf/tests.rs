@@ -84,6 +84,8 @@ fn pubs() -> Vec<Publication> {
     (5..=7)
         .map(|o| Publication {
             tags: None,
+            delta: false,
+            prev_data: None,
             offset: o,
             data: Bytes::from(format!(r#"{{"n":{o}}}"#)),
             info: (o == 7).then(|| Arc::new(info())),
@@ -198,6 +200,8 @@ fn long_bodies_get_multibyte_prefixes_at_every_level() {
         let data = Bytes::from(vec![b'x'; n]);
         let p = Publication {
             tags: None,
+            delta: false,
+            prev_data: None,
             offset: 9,
             data: data.clone(),
             info: Some(Arc::new(info())),
@@ -706,6 +710,8 @@ fn crosscheck_vectors() -> Vec<(String, Vec<u8>)> {
     let inf = info();
     let p8 = Publication {
         tags: None,
+        delta: false,
+        prev_data: None,
         offset: 8,
         data: Bytes::from_static(br#"{"text":"hi"}"#),
         info: Some(Arc::new(inf.clone())),

@@ -15,9 +15,9 @@
 //!   `sub_refresh_proxy_enabled` and the `*_proxy_name`s (`default` is stored as `""`); a
 //!   subscribe stream and Centrifugo 5's `proxy_sub_refresh` are refused when on.
 
-use rotor_core::config::{ChannelOptions, DataFormat};
+use rotor_core::config::{ChannelOptions, DataFormat, RecoveryMode};
 
-use super::values::{boolean, size, string, whole_seconds, Input};
+use super::values::{boolean, duration, list, size, string, whole_seconds, Input};
 use super::SetError;
 
 /// A `*_proxy_name`: `default` (Centrifugo's default value) is stored as `""`.
@@ -104,6 +104,39 @@ impl ChanAcc {
                 }
             }
             "allow_recovery" => self.allow_recovery = boolean(i)?,
+            "force_positioning" => o.force_positioning = boolean(i)?,
+            "allow_positioning" => o.allow_positioning = boolean(i)?,
+            "force_recovery_mode" => {
+                o.recovery_mode = match string(i)?.as_str() {
+                    "" | "stream" => RecoveryMode::Stream,
+                    "cache" => RecoveryMode::Cache,
+                    v => {
+                        return Err(SetError::Bad(format!(
+                            "unknown recovery mode {v:?}, expected \"\", stream or cache"
+                        )))
+                    }
+                }
+            }
+            "auto_cache_recover" => o.auto_cache_recover = boolean(i)?,
+            "history_meta_ttl" => {
+                let d = duration(i)?;
+                o.history_meta_ttl = (!d.is_zero()).then_some(d);
+            }
+            "force_push_join_leave" => o.force_push_join_leave = boolean(i)?,
+            "allowed_delta_types" => {
+                o.delta_fossil = false;
+                for t in list(i)? {
+                    match t.as_str() {
+                        "fossil" => o.delta_fossil = true,
+                        _ => {
+                            return Err(SetError::Bad(format!(
+                                "unknown delta type {t:?}, expected fossil"
+                            )))
+                        }
+                    }
+                }
+            }
+            "delta_publish" => o.delta_publish = boolean(i)?,
             "allow_subscribe_for_client" => self.subscribe_for_client = boolean(i)?,
             "allow_publish_for_client" => self.publish_for_client = boolean(i)?,
             "allow_publish_for_subscriber" => self.publish_for_subscriber = boolean(i)?,

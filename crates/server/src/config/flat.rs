@@ -90,10 +90,6 @@ pub(crate) const CHANNEL_OPTIONS_MODERN: &[&str] = &[
     "proxy_subscribe_stream",
     "proxy_subscribe_stream_bidirectional",
     "proxy_sub_refresh",
-];
-
-/// Channel options of Centrifugo 4/5/6 that Rotor does not implement.
-pub(crate) const CHANNEL_OPTIONS_UNSUPPORTED: &[&str] = &[
     "force_push_join_leave",
     "history_meta_ttl",
     "force_positioning",
@@ -102,6 +98,10 @@ pub(crate) const CHANNEL_OPTIONS_UNSUPPORTED: &[&str] = &[
     "auto_cache_recover",
     "allowed_delta_types",
     "delta_publish",
+];
+
+/// Channel options of Centrifugo 4/5/6 that Rotor does not implement.
+pub(crate) const CHANNEL_OPTIONS_UNSUPPORTED: &[&str] = &[
     "proxy_cache_empty",
     "subscribe_stream_proxy_name",
     "cache_empty_proxy_name",

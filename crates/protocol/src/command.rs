@@ -66,6 +66,16 @@ pub struct SubscribeRequest {
     pub delta: String,
     /// v2: the tags filter (`tf`): only publications whose tags match are delivered.
     pub tf: Option<crate::filter::FilterNode>,
+    /// v2: the client asks for a positioned subscription (granted by `allow_positioning`).
+    pub positioned: bool,
+    /// v2: the client asks for a recoverable subscription (granted by `allow_recovery`).
+    pub recoverable: bool,
+    /// v2 `flag` bits: 1 = channel compaction (PRO; ignored), 2 = a failed stream recovery is
+    /// error 112 instead of `recovered: false`.
+    pub flag: i64,
+    /// v2 `type`: 0 stream; 1–4 map / shared-poll subscriptions (not served by Rotor).
+    #[serde(rename = "type")]
+    pub sub_type: i32,
 }
 
 impl SubscribeRequest {

@@ -193,6 +193,10 @@ fn sub_v2(r: v2::SubscribeRequest) -> SubscribeRequest {
         data: payload(r.data),
         delta: r.delta,
         tf: r.tf,
+        positioned: r.positioned,
+        recoverable: r.recoverable,
+        flag: r.flag,
+        sub_type: r.sub_type,
     }
 }
 

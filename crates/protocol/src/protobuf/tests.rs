@@ -997,6 +997,8 @@ fn centrifuge_js_5_frames() {
                 channel: "chat".into(),
                 data: b(r#"{"sd":1}"#),
                 join_leave: true,
+                recoverable: true,
+                flag: 1,
                 ..Default::default()
             }),
         ),
@@ -1039,6 +1041,7 @@ fn centrifuge_js_5_frames() {
             8,
             CommandKind::Subscribe(SubscribeRequest {
                 channel: "other".into(),
+                flag: 1,
                 ..Default::default()
             }),
         ),
@@ -1297,6 +1300,7 @@ fn every_v2_command_kind() {
             ..Default::default()
         }),
         flag: 3,
+        sub_type: 0,
     };
     let want_sub = SubscribeRequest {
         channel: "c".into(),
@@ -1308,6 +1312,9 @@ fn every_v2_command_kind() {
         data: b("{}"),
         delta: "fossil".into(),
         tf: sub.tf.clone(),
+        positioned: true,
+        recoverable: true,
+        flag: 3,
         ..Default::default()
     };
     let cases: Vec<(v2::Command, CommandKind)> = vec![

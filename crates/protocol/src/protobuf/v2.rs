@@ -268,6 +268,8 @@ pub struct SubscribeRequest {
     pub tf: Option<crate::filter::FilterNode>,
     #[prost(int64, tag = "14")]
     pub flag: i64,
+    #[prost(int32, tag = "15")]
+    pub sub_type: i32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

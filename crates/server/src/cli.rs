@@ -92,6 +92,32 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// `genconfig --format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum GenFormat {
+    Json,
+    Yaml,
+    Toml,
+}
+
+impl GenFormat {
+    fn format(self) -> formats::Format {
+        match self {
+            GenFormat::Json => formats::Format::Json,
+            GenFormat::Yaml => formats::Format::Yaml,
+            GenFormat::Toml => formats::Format::Toml,
+        }
+    }
+
+    fn default_file(self) -> &'static str {
+        match self {
+            GenFormat::Json => "config.json",
+            GenFormat::Yaml => "config.yaml",
+            GenFormat::Toml => "config.toml",
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Print the version
@@ -99,8 +125,14 @@ enum Command {
     /// Check a configuration and print the effective settings (secrets masked)
     Checkconfig,
     /// Write a new configuration with fresh random secrets (config.json unless -c names
-    /// another file; .json, .yaml, .yml or .toml); never overwrites a file
-    Genconfig,
+    /// another file; .json, .yaml, .yml or .toml); never overwrites a file. Without --format:
+    /// Centrifugo 2.x flat keys in the format the file name gives; with --format: Centrifugo 6
+    /// nested keys (config.<format> unless -c names another file)
+    Genconfig {
+        /// Write the Centrifugo 6 nested form in this format
+        #[arg(long, value_enum)]
+        format: Option<GenFormat>,
+    },
     /// Print a connection token for a user: HS256 with the configured secret, or signed with
     /// a private key file (--private-key)
     Gentoken {
@@ -329,7 +361,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let load = || config::load(path.as_deref(), &env, &cli.overrides());
     match &cli.command {
         Some(Command::Version) => {
-            println!("rotor {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", crate::build_info::line());
             Ok(())
         }
         Some(Command::Checkconfig) => {
@@ -344,9 +376,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Some(Command::Genconfig) => {
-            let target = cli.config.clone().unwrap_or(PathBuf::from(DEFAULT_CONFIG));
-            genconfig(&target)
+        Some(Command::Genconfig { format }) => {
+            let default = format.map_or(DEFAULT_CONFIG, |f| f.default_file());
+            let target = cli.config.clone().unwrap_or(PathBuf::from(default));
+            genconfig(&target, *format)
         }
         Some(Command::Gentoken { user, ttl, key }) => {
             let cfg = load()?;
@@ -453,20 +486,40 @@ fn check_proxies(cfg: &LoadedConfig) -> anyhow::Result<()> {
 
 /// Writes a working configuration with fresh random secrets to `target`, in the format its
 /// extension names; refuses to overwrite anything.
-fn genconfig(target: &Path) -> anyhow::Result<()> {
+fn genconfig(target: &Path, nested: Option<GenFormat>) -> anyhow::Result<()> {
     let Some(format) = formats::Format::for_writing(target) else {
         bail!(
             "cannot write {}: the file name must end in .json, .yaml, .yml or .toml",
             target.display()
         );
     };
+    if let Some(f) = nested.filter(|f| f.format() != format) {
+        bail!(
+            "cannot write {}: --format {} needs a file name ending in {}",
+            target.display(),
+            f.format().name().to_ascii_lowercase(),
+            match f {
+                GenFormat::Json => ".json",
+                GenFormat::Yaml => ".yaml or .yml",
+                GenFormat::Toml => ".toml",
+            }
+        );
+    }
     let secret = config::random_secret;
-    let value = json!({
-        "token_hmac_secret_key": secret(),
-        "api_key": secret(),
-        "admin_password": secret(),
-        "admin_secret": secret(),
-    });
+    let value = if nested.is_some() {
+        json!({
+            "client": { "token": { "hmac_secret_key": secret() } },
+            "http_api": { "key": secret() },
+            "admin": { "password": secret(), "secret": secret() },
+        })
+    } else {
+        json!({
+            "token_hmac_secret_key": secret(),
+            "api_key": secret(),
+            "admin_password": secret(),
+            "admin_secret": secret(),
+        })
+    };
     let text = formats::render(format, &value).map_err(|e| anyhow::anyhow!(e))?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -481,12 +534,13 @@ fn genconfig(target: &Path) -> anyhow::Result<()> {
         })?;
     std::io::Write::write_all(&mut file, text.as_bytes())
         .with_context(|| format!("writing {}", target.display()))?;
-    println!(
-        "wrote {} ({} with a fresh token_hmac_secret_key, api_key, admin_password and \
-         admin_secret)",
-        target.display(),
-        format.name()
-    );
+    let keys = if nested.is_some() {
+        "Centrifugo 6 keys, with a fresh client.token.hmac_secret_key, http_api.key, \
+         admin.password and admin.secret"
+    } else {
+        "with a fresh token_hmac_secret_key, api_key, admin_password and admin_secret"
+    };
+    println!("wrote {} ({} {keys})", target.display(), format.name());
     Ok(())
 }
 
@@ -500,8 +554,11 @@ fn init_logging(level: &str, format: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROTOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directive));
+    // Colour codes only on a terminal: a log file or a collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if format == "json" {
         fmt.json().flatten_event(true).init();

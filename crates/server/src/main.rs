@@ -4,6 +4,7 @@
 mod admin;
 mod api;
 mod app;
+mod build_info;
 mod cli;
 mod config;
 mod engine;

@@ -624,13 +624,14 @@ fn unknown_and_unsupported_keys_warn_naming_each() {
          subscription-token block is off",
         r#"warning: config key "graphite" is not supported yet"#,
         r#"warning: unknown config key "baz" in namespace "chat""#,
-        r#"warning: config key "delta_publish" in namespace "chat" is not supported yet"#,
         r#"warning: unknown config key "qux" (from env CENTRIFUGO_QUX)"#,
         r#"warning: unknown config key "http_server_quux" (from env CENTRIFUGO_HTTP_SERVER_QUUX)"#,
         r#"warning: config key "swagger" is not supported yet; ignored (from env CENTRIFUGO_SWAGGER_ENABLED)"#,
     ] {
         assert!(out.stderr.contains(want), "{want:?} not in {out:#?}");
     }
+    // A Centrifugo 6 option Rotor implements is not warned about.
+    assert!(!out.stderr.contains("delta_publish"), "{out:#?}");
     // The effective configuration is still printed.
     assert!(
         serde_json::from_str::<Value>(&out.stdout).is_ok(),
@@ -647,9 +648,31 @@ fn unknown_and_unsupported_keys_warn_naming_each() {
 fn version_and_help_on_every_subcommand() {
     let dir = scratch();
     let want = format!("rotor {}", env!("CARGO_PKG_VERSION"));
+    // `version` names the build: the commit of this checkout, the profile and the target.
     let out = run(&dir, &["version"], &[]);
     out.assert_ok();
-    assert_eq!(out.stdout.trim(), want);
+    let line = out.stdout.trim();
+    assert!(line.starts_with(&format!("{want} (commit ")), "{line}");
+    let git = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if let Some(commit) = git {
+        // A build from this checkout; HEAD may have moved since (a commit without a rebuild
+        // cannot happen under `cargo test`, which rebuilds on a HEAD change).
+        assert!(
+            line.contains(&format!("commit {commit},")),
+            "{line} vs {commit}"
+        );
+    }
+    assert!(
+        line.contains(", debug, ") || line.contains(", release, "),
+        "{line}"
+    );
+    assert!(line.ends_with(')') && line.contains("-linux-"), "{line}");
     let out = run(&dir, &["--version"], &[]);
     assert_eq!(out.stdout.trim(), want);
     let out = run(&dir, &["--help"], &[]);
@@ -716,6 +739,43 @@ async fn genconfig_writes_a_config_that_starts_a_server_and_never_overwrites() {
     );
     let out = run(&dir, &["genconfig", "-c", "conf.ini"], &[]);
     out.assert_one_line_error(".json, .yaml, .yml or .toml");
+
+    // --format: the Centrifugo 6 nested form, config.<format> by default, checked clean.
+    for (format, file) in [
+        ("yaml", "config.yaml"),
+        ("toml", "config.toml"),
+        ("json", "v6.json"),
+    ] {
+        let mut args = vec!["genconfig", "--format", format];
+        if file == "v6.json" {
+            args.extend(["-c", file]);
+        }
+        let out = run(&dir, &args, &[]);
+        out.assert_ok();
+        assert!(out.stdout.contains("Centrifugo 6 keys"), "{out:#?}");
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(
+            text.contains("hmac_secret_key") && !text.contains("token_hmac"),
+            "{text}"
+        );
+        let out = run(&dir, &["checkconfig", "-c", file], &[]);
+        out.assert_ok();
+        assert!(
+            out.stderr.lines().all(|l| !l.starts_with("warning")),
+            "{out:#?}"
+        );
+        let eff: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(eff["token_hmac_secret_key"], json!("********"), "{eff}");
+        assert_eq!(eff["api_key"], json!("********"), "{eff}");
+    }
+    let out = run(&dir, &["genconfig", "--format", "yaml"], &[]);
+    out.assert_one_line_error("config.yaml already exists");
+    let out = run(
+        &dir,
+        &["genconfig", "--format", "toml", "-c", "x.yaml"],
+        &[],
+    );
+    out.assert_one_line_error("--format toml needs a file name ending in .toml");
 
     // `rotor` in that folder uses config.json: a gentoken token connects, the API key works.
     let port = free_port();

@@ -115,6 +115,21 @@ async fn admin_login_guards_the_data_endpoints() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(info["nodes"][0]["num_clients"], 1, "{info}");
+    // The build the node runs.
+    let build = &info["build"];
+    assert_eq!(build["version"], env!("CARGO_PKG_VERSION"), "{info}");
+    assert!(
+        build["commit"].as_str().is_some_and(|c| !c.is_empty()),
+        "{info}"
+    );
+    assert!(
+        matches!(build["profile"].as_str(), Some("debug" | "release")),
+        "{info}"
+    );
+    assert!(
+        build["target"].as_str().is_some_and(|t| t.contains('-')),
+        "{info}"
+    );
     let (_, conns) = get_with(
         &server.http_url("/admin/api/connections"),
         &[("Authorization", &auth)],

@@ -107,3 +107,20 @@ fn json_logs_from_the_environment() {
         &[("ROTOR_LOG_FORMAT", "json")],
     ));
 }
+
+/// Text logs to a pipe (a file, a collector) carry no colour codes; the lines still name the
+/// level and the message.
+#[test]
+fn text_logs_to_a_pipe_have_no_colour_codes() {
+    let port = free_port();
+    let config = json!({"address": "127.0.0.1", "port": port, "token_hmac_secret_key": SECRET,
+        "log_level": "debug", "unknown_key_for_a_warning": 1});
+    let err = run_and_collect_stderr(&config, &[]);
+    assert!(!err.contains('\u{1b}'), "escape codes in:\n{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains(" WARN ") && l.contains("unknown_key_for_a_warning")),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.contains("DEBUG")), "{err}");
+}

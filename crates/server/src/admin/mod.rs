@@ -197,6 +197,7 @@ async fn info(State(state): State<SharedState>, headers: HeaderMap) -> Response 
     let sent: u64 = m.transport_sent.iter().map(|c| c.get()).sum();
     let received: u64 = m.transport_received.iter().map(|c| c.get()).sum();
     Json(json!({
+        "build": crate::build_info::json(),
         "this_node": node.uid(),
         "engine": state.settings.engine,
         "nodes": nodes,

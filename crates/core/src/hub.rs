@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use rotor_protocol::codec::Encoder;
 use rotor_protocol::{ClientInfo, Encoding, Generation, PositionFormat, Publication, Push};
 
-use crate::client::ClientShared;
+use crate::client::{ClientShared, DeltaForms};
 use crate::engine::BrokerEventHandler;
 use crate::metrics::{self, Action, FrameType, MessageType};
 
@@ -26,11 +26,13 @@ type Subscribers = HashMap<Arc<str>, Arc<ClientShared>>;
 /// Number of (generation, encoding) wire variants.
 const VARIANTS: usize = 4;
 
-/// A push encoded lazily, at most once per (generation, encoding).
+/// A push encoded lazily, at most once per (generation, encoding), and for publications once
+/// per form a delta subscriber needs (created on the first one; others never touch it).
 pub struct PreparedPush<'a> {
     push: Push<'a>,
     encoders: &'a [Encoder; VARIANTS],
     cache: [OnceLock<Bytes>; VARIANTS],
+    delta: OnceLock<Box<DeltaForms>>,
 }
 
 impl<'a> PreparedPush<'a> {
@@ -39,7 +41,38 @@ impl<'a> PreparedPush<'a> {
             push,
             encoders,
             cache: Default::default(),
+            delta: OnceLock::new(),
         }
+    }
+
+    /// The publication for a v2 subscription that negotiated Fossil deltas: a patch when
+    /// `may_patch` (the subscriber holds the previous publication) and the publication carries
+    /// a base that gives one worth sending, else the full data (JSON: as a string).
+    pub(crate) fn delta_bytes(&self, encoding: Encoding, may_patch: bool) -> Bytes {
+        let Push::Publication {
+            channel,
+            publication,
+        } = self.push
+        else {
+            return self.bytes(Generation::V2, encoding);
+        };
+        let forms = self.delta.get_or_init(Default::default);
+        let enc = &self.encoders[variant(Generation::V2, encoding)];
+        if may_patch && publication.prev_data.is_some() {
+            if let Some(b) = forms.patch(enc, channel, publication) {
+                return b;
+            }
+        }
+        match encoding {
+            Encoding::Json => forms.full_json(enc, channel, publication),
+            Encoding::Protobuf => self.bytes(Generation::V2, encoding),
+        }
+    }
+
+    /// Whether a delta subscriber was reached (the delta forms exist).
+    #[cfg(test)]
+    pub(crate) fn has_delta_forms(&self) -> bool {
+        self.delta.get().is_some()
     }
 
     /// The push, encoded for a connection's wire variant (shared bytes; no copy per

@@ -261,3 +261,7 @@ mod tests {
         assert!(Encoding::Protobuf.is_binary() && !Encoding::Json.is_binary());
     }
 }
+
+#[cfg(test)]
+#[path = "codec_delta_tests.rs"]
+mod delta_tests;

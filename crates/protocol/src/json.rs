@@ -231,10 +231,12 @@ impl JsonEncoder {
         o.str_nonempty("epoch", &r.epoch);
         if !r.publications.is_empty() {
             let b = o.key("publications");
+            // A delta subscription (v2 only) gets every recovered data as a JSON string.
+            let as_string = r.delta && self.generation == Generation::V2;
             if self.seq_mode() {
-                self.publications(b, r.publications.iter().rev());
+                self.publications_as(b, r.publications.iter().rev(), as_string);
             } else {
-                self.publications(b, r.publications.iter());
+                self.publications_as(b, r.publications.iter(), as_string);
             }
         }
         o.bool_true("recovered", r.recovered);
@@ -244,6 +246,7 @@ impl JsonEncoder {
         if self.generation == Generation::V2 {
             o.bool_true("was_recovering", r.was_recovering);
             o.raw_opt("data", r.data.as_deref());
+            o.bool_true("delta", r.delta);
         }
         o.close();
     }
@@ -271,22 +274,41 @@ impl JsonEncoder {
     }
 
     fn publications<'p>(&self, buf: &mut Vec<u8>, pubs: impl Iterator<Item = &'p Publication>) {
+        self.publications_as(buf, pubs, false);
+    }
+
+    fn publications_as<'p>(
+        &self,
+        buf: &mut Vec<u8>,
+        pubs: impl Iterator<Item = &'p Publication>,
+        as_string: bool,
+    ) {
         buf.push(b'[');
         for (i, p) in pubs.enumerate() {
             if i > 0 {
                 buf.push(b',');
             }
-            self.publication(buf, p);
+            self.publication_as(buf, p, as_string);
         }
         buf.push(b']');
     }
 
     /// Writes a publication object (no newline).
     pub fn publication(&self, buf: &mut Vec<u8>, p: &Publication) {
+        self.publication_as(buf, p, false);
+    }
+
+    /// Writes a publication object; `as_string`: `data` as a JSON string of the raw bytes (delta
+    /// subscriptions), else as the raw JSON it is.
+    fn publication_as(&self, buf: &mut Vec<u8>, p: &Publication, as_string: bool) {
         let mut o = Obj::open(buf);
         self.position(&mut o, p.offset);
         let b = o.key("data");
-        write_payload(b, &p.data);
+        if as_string {
+            write_bytes_str(b, &p.data);
+        } else {
+            write_payload(b, &p.data);
+        }
         if let Some(info) = &p.info {
             let b = o.key("info");
             client_info(b, info);
@@ -310,6 +332,9 @@ impl JsonEncoder {
                 b.push(b'}');
             }
         }
+        if self.generation == Generation::V2 {
+            o.bool_true("delta", p.delta);
+        }
         o.close();
     }
 
@@ -326,7 +351,10 @@ impl JsonEncoder {
 
     fn push_v1(&self, buf: &mut Vec<u8>, push: &Push<'_>) {
         let (ty, channel) = match push {
-            Push::Publication { channel, .. } => (0, *channel),
+            // v1 never negotiates deltas: a delta publication goes as a plain one.
+            Push::Publication { channel, .. } | Push::DeltaPublication { channel, .. } => {
+                (0, *channel)
+            }
             Push::Join { channel, .. } => (1, *channel),
             Push::Leave { channel, .. } => (2, *channel),
             Push::Unsubscribe { channel, .. } => (3, *channel),
@@ -341,7 +369,9 @@ impl JsonEncoder {
         o.str_nonempty("channel", channel);
         let b = o.key("data");
         match push {
-            Push::Publication { publication, .. } => self.publication(b, publication),
+            Push::Publication { publication, .. } | Push::DeltaPublication { publication, .. } => {
+                self.publication(b, publication)
+            }
             Push::Join { info, .. } | Push::Leave { info, .. } => {
                 let mut d = Obj::open(b);
                 let ib = d.key("info");
@@ -389,6 +419,14 @@ impl JsonEncoder {
                 o.str("channel", channel);
                 let b = o.key("pub");
                 self.publication(b, publication);
+            }
+            Push::DeltaPublication {
+                channel,
+                publication,
+            } => {
+                o.str("channel", channel);
+                let b = o.key("pub");
+                self.publication_as(b, publication, true);
             }
             Push::Join { channel, info } | Push::Leave { channel, info } => {
                 o.str("channel", channel);
@@ -483,6 +521,17 @@ fn write_payload(buf: &mut Vec<u8>, data: &[u8]) {
                 .as_bytes(),
         );
         buf.push(b'"');
+    }
+}
+
+/// Writes raw bytes as a JSON string of their text (a delta subscription's data: the client
+/// JSON-parses it, or applies it as a patch to the UTF-8 bytes it holds). Patches sent on JSON
+/// are valid UTF-8 by construction; data that is not (binary a Protobuf client published) cannot
+/// be carried as text, and goes with U+FFFD in place of the invalid bytes.
+fn write_bytes_str(buf: &mut Vec<u8>, data: &[u8]) {
+    match std::str::from_utf8(data) {
+        Ok(s) => write_str(buf, s),
+        Err(_) => write_str(buf, &String::from_utf8_lossy(data)),
     }
 }
 

@@ -40,6 +40,9 @@ pub struct SubscribeResult {
     pub was_recovering: bool,
     /// v2: application data from the backend's subscribe answer.
     pub data: Option<Bytes>,
+    /// v2 field 13: Fossil deltas were negotiated. On JSON the recovered publications then go
+    /// as [`Push::DeltaPublication`] data does: `data` a JSON string of the raw bytes.
+    pub delta: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -81,6 +84,14 @@ pub type ReplyOutcome = Result<ReplyBody, ErrorCode>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Push<'a> {
     Publication {
+        channel: &'a str,
+        publication: &'a Publication,
+    },
+    /// v2: a publication to a subscription that negotiated Fossil deltas. `publication.delta`
+    /// says whether `data` is a patch. On JSON `data` is a JSON string holding the raw bytes,
+    /// full data and patches alike (the client JSON-parses the string, or applies the patch to
+    /// the bytes it holds); on Protobuf it is the same message as [`Push::Publication`].
+    DeltaPublication {
         channel: &'a str,
         publication: &'a Publication,
     },

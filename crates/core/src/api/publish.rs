@@ -55,7 +55,8 @@ impl Node {
             tags: (!fields.tags.is_empty()).then(|| std::sync::Arc::new(fields.tags.clone())),
             idempotency_key: (!fields.idempotency_key.is_empty())
                 .then(|| fields.idempotency_key.clone()),
-            delta: fields.delta,
+            // 6.x `delta_publish` marks every publication of the namespace.
+            delta: fields.delta || opts.delta_publish,
             version: fields.version,
             version_epoch: fields.version_epoch.clone(),
             ..Default::default()

@@ -70,6 +70,8 @@ impl Session {
         let mut popts = PublishOptions {
             history_size: opts.history_size,
             history_lifetime: opts.history_lifetime,
+            // 6.x `delta_publish`: client publications are marked for delta delivery too.
+            delta: opts.delta_publish,
             ..Default::default()
         };
         if opts.proxy_publish {

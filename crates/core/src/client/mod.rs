@@ -8,10 +8,12 @@
 
 mod commands;
 mod connect;
+mod delta;
 mod proxy;
 mod subscribe;
 mod tick;
 
+pub(crate) use delta::DeltaForms;
 pub(crate) use subscribe::apply_overrides;
 
 use std::collections::HashMap;
@@ -364,7 +366,15 @@ impl ClientShared {
                         return;
                     }
                 }
-                let b = prepared.bytes(generation, self.encoding);
+                let b = if sub.delta {
+                    // A patch needs the previous publication on the client: one delivered since
+                    // the subscribe (or recovered), and no gap (checked above when positioned).
+                    let may_patch = sub.delta_ready && sub.positioned && publication.offset > 0;
+                    sub.delta_ready = true;
+                    prepared.delta_bytes(self.encoding, may_patch)
+                } else {
+                    prepared.bytes(generation, self.encoding)
+                };
                 metrics::sent(FrameType::PushPublication, b.len());
                 self.enqueue(b);
             }

@@ -56,8 +56,9 @@ impl Session {
             // 2.x has neither deltas nor filters.
             Generation::V1 => req.tf = None,
             Generation::V2 => {
-                // Fossil is the only delta type (not negotiated yet: the subscription gets
-                // full data); any other is a protocol error (Centrifugo: 3501).
+                // Fossil is the only delta type (negotiated where `allowed_delta_types` has it,
+                // in `establish_subscription`; elsewhere silently none); any other is a
+                // protocol error (Centrifugo: 3501).
                 if !req.delta.is_empty() && req.delta != "fossil" {
                     return Err(DisconnectKind::BadRequest.into());
                 }
@@ -323,6 +324,10 @@ impl Node {
     ) -> Result<SubscribeResult, CmdError> {
         let node = self;
         let ch = req.channel.as_str();
+        // Fossil deltas: asked by a v2 client and allowed by the channel.
+        let delta = shared.generation() == rotor_protocol::Generation::V2
+            && req.delta == "fossil"
+            && opts.delta_fossil;
         let info = {
             let mut st = shared.state.lock();
             st.pending_cleanup.retain(|(c, _)| c != ch);
@@ -343,7 +348,7 @@ impl Node {
                     refresh_proxy: None,
                     server_side: false,
                     filter: req.tf.clone().map(Arc::new),
-                    delta: false,
+                    delta,
                     delta_ready: false,
                 },
             );
@@ -438,6 +443,18 @@ impl Node {
                 sub.epoch = top.epoch.clone();
             }
         }
+        if delta {
+            result.delta = true;
+            // A recovery that returned publications leaves the client holding the last one:
+            // they go delta-chained and the next live one may be a patch. One that returned
+            // none does not (centrifuge#629): the next live publication goes in full.
+            if result.recovered && !result.publications.is_empty() {
+                super::delta::chain_recovered(&mut result.publications, shared.encoding());
+                if let Some(sub) = shared.state.lock().subs.get_mut(ch) {
+                    sub.delta_ready = true;
+                }
+            }
+        }
         Ok(result)
     }
 
@@ -474,13 +491,27 @@ impl Node {
                     }
                 }
                 let mut buf = Vec::with_capacity(p.data.len() + 64);
-                enc.push(
-                    &mut buf,
-                    &Push::Publication {
-                        channel,
-                        publication: &p,
-                    },
-                );
+                if sub.delta {
+                    // As in the fan-out (`deliver_publication`), one publication at a time.
+                    let may_patch = sub.delta_ready && sub.positioned && p.offset > 0;
+                    sub.delta_ready = true;
+                    let form = super::delta::for_subscriber(&p, may_patch, shared.encoding());
+                    enc.push(
+                        &mut buf,
+                        &Push::DeltaPublication {
+                            channel,
+                            publication: &form,
+                        },
+                    );
+                } else {
+                    enc.push(
+                        &mut buf,
+                        &Push::Publication {
+                            channel,
+                            publication: &p,
+                        },
+                    );
+                }
                 crate::metrics::sent(crate::metrics::FrameType::PushPublication, buf.len());
                 shared.enqueue(Bytes::from(buf));
             }

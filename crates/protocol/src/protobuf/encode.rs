@@ -181,6 +181,7 @@ impl ProtobufEncoder {
         if self.v2() {
             bytes(b, 11, r.data.as_deref().unwrap_or_default());
             boolean(b, 12, r.was_recovering);
+            boolean(b, 13, r.delta);
         }
     }
 
@@ -225,6 +226,9 @@ impl ProtobufEncoder {
                 });
             }
         }
+        if self.v2() {
+            boolean(b, 8, p.delta);
+        }
     }
 
     /// Appends one length-prefixed `Reply` carrying `push` (and no id).
@@ -244,7 +248,10 @@ impl ProtobufEncoder {
 
     fn push_v1(&self, b: &mut Vec<u8>, push: &Push<'_>) {
         let (ty, channel) = match push {
-            Push::Publication { channel, .. } => (0, *channel),
+            // v1 never negotiates deltas: a delta publication goes as a plain one.
+            Push::Publication { channel, .. } | Push::DeltaPublication { channel, .. } => {
+                (0, *channel)
+            }
             Push::Join { channel, .. } => (1, *channel),
             Push::Leave { channel, .. } => (2, *channel),
             Push::Unsubscribe { channel, .. } => (3, *channel),
@@ -255,7 +262,9 @@ impl ProtobufEncoder {
         uint(b, 1, ty); // Push.type (PUBLICATION = 0 is omitted)
         string(b, 2, channel);
         message_bytes(b, 3, |b| match push {
-            Push::Publication { publication, .. } => self.publication(b, publication),
+            Push::Publication { publication, .. } | Push::DeltaPublication { publication, .. } => {
+                self.publication(b, publication)
+            }
             Push::Join { info, .. } | Push::Leave { info, .. } => {
                 message(b, 1, |b| client_info(b, info));
             }
@@ -285,7 +294,13 @@ impl ProtobufEncoder {
 
     fn push_v2(&self, b: &mut Vec<u8>, push: &Push<'_>) {
         match push {
+            // Raw bytes either way: a delta subscription's full data is the plain message, a
+            // patch only adds `delta`.
             Push::Publication {
+                channel,
+                publication,
+            }
+            | Push::DeltaPublication {
                 channel,
                 publication,
             } => {

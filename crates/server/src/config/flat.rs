@@ -150,8 +150,8 @@ const UNSUPPORTED: &str = "broker client_concurrency debug gomaxprocs log_file p
 /// Flat key prefixes Rotor accepts but does not implement yet. (`proxy_*` and `rpc_*` keys are
 /// the proxy module's: applied, refused, or unknown.)
 const UNSUPPORTED_PREFIXES: &str = "token_ subscription_token_ grpc_api graphite \
-    nats_ tarantool_ opentelemetry tls_autocert websocket_compression \
-    webtransport swagger client_connect_code_ uni_websocket_compression uni_grpc_tls_root_ca \
+    nats_ tarantool_ opentelemetry tls_autocert \
+    webtransport swagger client_connect_code_ uni_grpc_tls_root_ca \
     uni_grpc_tls_client_ca";
 
 /// A key Centrifugo knows that Rotor ignores (with a warning when it is set).

@@ -50,6 +50,10 @@ const MAP: &[(&str, &str)] = &[
         "websocket_compression_min_size",
     ),
     ("websocket.compression_level", "websocket_compression_level"),
+    (
+        "websocket.decompressed_message_size_limit",
+        "websocket_decompressed_message_size_limit",
+    ),
     ("websocket.read_buffer_size", "websocket_read_buffer_size"),
     ("websocket.write_buffer_size", "websocket_write_buffer_size"),
     (
@@ -278,6 +282,10 @@ const MAP: &[(&str, &str)] = &[
         "uni_websocket_compression_min_size",
     ),
     (
+        "uni_websocket.decompressed_message_size_limit",
+        "uni_websocket_decompressed_message_size_limit",
+    ),
+    (
         "uni_websocket.read_buffer_size",
         "uni_websocket_read_buffer_size",
     ),
@@ -368,7 +376,6 @@ const SUBTREES: &[&str] = &[
     "prometheus.instrument_http_handlers",
     "prometheus.recovered_publications_histogram",
     "prometheus.native_histograms",
-    "websocket.decompressed_message_size_limit",
     "broker",
     "presence_manager",
     "map_broker",

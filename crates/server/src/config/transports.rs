@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+pub mod compression;
+
 use super::values::{boolean, duration, or_default, port, positive, size, string, Input};
 use super::SetError;
 
@@ -21,6 +23,8 @@ pub struct TransportSettings {
     pub uni_sse: UniStreamSettings,
     pub uni_http_stream: UniStreamSettings,
     pub uni_grpc: UniGrpcSettings,
+    /// permessage-deflate of the bidirectional WebSocket (`websocket_compression*`).
+    pub websocket_compression: compression::WsCompression,
 }
 
 impl Default for TransportSettings {
@@ -34,6 +38,7 @@ impl Default for TransportSettings {
             uni_sse: UniStreamSettings::uni_sse(),
             uni_http_stream: UniStreamSettings::uni_http_stream(),
             uni_grpc: UniGrpcSettings::default(),
+            websocket_compression: compression::WsCompression::default(),
         }
     }
 }
@@ -126,6 +131,8 @@ pub struct UniWebsocketSettings {
     pub join_push_messages: bool,
     pub disable_closing_handshake: bool,
     pub disable_disconnect_push: bool,
+    /// `uni_websocket_compression*`.
+    pub compression: compression::WsCompression,
 }
 
 impl Default for UniWebsocketSettings {
@@ -138,6 +145,7 @@ impl Default for UniWebsocketSettings {
             join_push_messages: false,
             disable_closing_handshake: false,
             disable_disconnect_push: false,
+            compression: compression::WsCompression::default(),
         }
     }
 }
@@ -263,7 +271,7 @@ pub(crate) fn set(t: &mut TransportSettings, key: &str, i: &Input) -> Result<(),
         "uni_grpc_tls" => t.uni_grpc.tls = boolean(i)?,
         "uni_grpc_tls_cert" => t.uni_grpc.tls_cert = string(i)?,
         "uni_grpc_tls_key" => t.uni_grpc.tls_key = string(i)?,
-        _ => return Err(SetError::Unknown),
+        other => return compression::set(t, other, i),
     }
     Ok(())
 }

@@ -1,6 +1,11 @@
 //! The WebSocket transport: upgrades `/connection/websocket`, then runs one reader (frames into
 //! the session, in order) and one writer (everything queued merged into as few frames and
 //! writes as possible) per connection.
+//!
+//! A connection that negotiated permessage-deflate runs on [`deflate::DeflateSocket`]; every
+//! other one on tungstenite, exactly as without compression.
+
+pub(crate) mod deflate;
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -21,6 +26,7 @@ use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocke
 use tungstenite::{Message, Utf8Bytes};
 
 use crate::app::{AppState, SharedState};
+use deflate::DeflateSocket;
 
 /// Initial WebSocket read buffer; tungstenite grows it for larger messages.
 const READ_BUFFER: usize = 1024;
@@ -64,6 +70,60 @@ impl HeaderLookup for [httparse::Header<'_>] {
 /// `None` without a backend, so a connection costs nothing more then.
 pub(crate) type BackendHeaders = Option<Vec<(String, Vec<u8>)>>;
 
+/// What the serving side needs beyond generation and encoding.
+pub(crate) struct Handover {
+    headers: BackendHeaders,
+    /// Set when permessage-deflate was negotiated.
+    deflate: Option<deflate::Params>,
+}
+
+impl Handover {
+    /// The backend headers alone, for a transport without compression (SockJS).
+    pub(crate) fn into_headers(self) -> BackendHeaders {
+        self.headers
+    }
+}
+
+/// A WebSocket connection as the transports drive it: tungstenite's, or the deflate one.
+pub(crate) trait Socket:
+    futures_util::Stream<Item = Result<Message, tungstenite::Error>>
+    + futures_util::Sink<Message, Error = tungstenite::Error>
+    + Unpin
+{
+}
+
+impl<T> Socket for T where
+    T: futures_util::Stream<Item = Result<Message, tungstenite::Error>>
+        + futures_util::Sink<Message, Error = tungstenite::Error>
+        + Unpin
+{
+}
+
+/// The deflate parameters when `settings` enable compression and the request offers it.
+pub(crate) fn negotiate<'a>(
+    settings: &crate::config::transports::compression::WsCompression,
+    message_limit: usize,
+    offers: impl Iterator<Item = &'a [u8]>,
+) -> Option<deflate::Params> {
+    (settings.enabled && deflate::offered(offers)).then(|| deflate::Params {
+        level: settings.level,
+        min_size: settings.min_size,
+        max_message: message_limit,
+        max_inflated: settings.inflate_limit(message_limit),
+    })
+}
+
+/// Adds the permessage-deflate answer to a `101` built by [`switching_response`].
+pub(crate) fn with_deflate_answer(mut response: Response, deflate: bool) -> Response {
+    if deflate {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(deflate::ANSWER),
+        );
+    }
+    response
+}
+
 /// A valid upgrade request: what the connection will speak.
 pub(crate) struct Accepted {
     forced: Option<Generation>,
@@ -71,6 +131,7 @@ pub(crate) struct Accepted {
     protocol: Option<&'static str>,
     accept_key: String,
     headers: BackendHeaders,
+    deflate: Option<deflate::Params>,
 }
 
 /// A refused upgrade request: the status and a short plain-text reason.
@@ -173,12 +234,18 @@ pub(crate) fn handshake<H: HeaderLookup + ?Sized>(
         });
         wanted.collect()
     });
+    let deflate = negotiate(
+        &state.settings.transports.websocket_compression,
+        state.node.config().client_request_max_size,
+        headers.values("sec-websocket-extensions"),
+    );
     Ok(Accepted {
         forced,
         encoding,
         protocol,
         accept_key: tungstenite::handshake::derive_accept_key(key.trim_ascii()),
         headers: backend_headers,
+        deflate,
     })
 }
 
@@ -209,6 +276,10 @@ impl Accepted {
             head.extend_from_slice(b"\r\nsec-websocket-protocol: ");
             head.extend_from_slice(p.as_bytes());
         }
+        if self.deflate.is_some() {
+            head.extend_from_slice(b"\r\nsec-websocket-extensions: ");
+            head.extend_from_slice(deflate::ANSWER.as_bytes());
+        }
         head.extend_from_slice(b"\r\n\r\n");
         head
     }
@@ -216,8 +287,12 @@ impl Accepted {
 
 impl Accepted {
     /// What the session needs; the rest is only for the response.
-    pub(crate) fn into_parts(self) -> (Option<Generation>, Encoding, BackendHeaders) {
-        (self.forced, self.encoding, self.headers)
+    pub(crate) fn into_parts(self) -> (Option<Generation>, Encoding, Handover) {
+        let handover = Handover {
+            headers: self.headers,
+            deflate: self.deflate,
+        };
+        (self.forced, self.encoding, handover)
     }
 }
 
@@ -229,14 +304,24 @@ pub(crate) async fn run<S>(
     state: SharedState,
     forced: Option<Generation>,
     encoding: Encoding,
-    headers: BackendHeaders,
+    handover: Handover,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let config = socket_config(&state);
-    let socket =
-        WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
-    serve_socket(socket, state, forced, encoding, headers).await;
+    let Handover { headers, deflate } = handover;
+    match deflate {
+        None => {
+            let config = socket_config(&state);
+            let socket =
+                WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config))
+                    .await;
+            serve_socket(socket, state, forced, encoding, headers).await;
+        }
+        Some(params) => {
+            let socket = DeflateSocket::new(io, leftover, params);
+            serve_socket(socket, state, forced, encoding, headers).await;
+        }
+    }
 }
 
 /// Small buffers: an idle connection should cost a few KB, not the 2×128 KB defaults. Our
@@ -302,21 +387,21 @@ pub async fn handler(State(state): State<SharedState>, req: Request) -> Response
         .into_response();
     };
     let (accept, protocol) = (accepted.accept_key.clone(), accepted.protocol);
-    let (forced, encoding, headers) = accepted.into_parts();
-    switching_response(&accept, protocol, on_upgrade, "websocket", move |io| {
-        run(io, Vec::new(), state, forced, encoding, headers)
-    })
+    let (forced, encoding, handover) = accepted.into_parts();
+    let deflate = handover.deflate.is_some();
+    let response = switching_response(&accept, protocol, on_upgrade, "websocket", move |io| {
+        run(io, Vec::new(), state, forced, encoding, handover)
+    });
+    with_deflate_answer(response, deflate)
 }
 
-async fn serve_socket<S>(
-    mut socket: WebSocketStream<S>,
+async fn serve_socket<W: Socket>(
+    mut socket: W,
     state: SharedState,
     forced: Option<Generation>,
     encoding: Encoding,
     headers: BackendHeaders,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) {
     let _tracked = state.connections.token();
     let node = &state.node;
     let mut session = node.new_session(forced, encoding);
@@ -432,9 +517,9 @@ struct Outbox {
 
 impl Outbox {
     /// Performs one writer step; false when the connection is done.
-    async fn write<S: AsyncRead + AsyncWrite + Unpin>(
+    async fn write<W: Socket>(
         &mut self,
-        socket: &mut WebSocketStream<S>,
+        socket: &mut W,
         shared: &ClientShared,
         step: WriterStep,
         write_timeout: Duration,

@@ -55,7 +55,7 @@ pub(crate) async fn handler(state: SharedState, req: Request) -> Response {
     switching_response(&accept, None, on_upgrade, "sockjs", move |io| async move {
         let config = socket_config(&state);
         let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        serve(socket, state, forced, headers).await;
+        serve(socket, state, forced, headers.into_headers()).await;
     })
 }
 

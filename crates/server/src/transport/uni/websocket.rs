@@ -9,6 +9,10 @@
 //! A server close writes the disconnect push (unless `disable_disconnect_push`), then a close
 //! frame with the code and the plain reason, and waits up to 5 s for the client's close
 //! (unless `disable_closing_handshake`).
+//!
+//! With `uni_websocket.compression` on and permessage-deflate offered, the connection runs on
+//! the deflate socket (`transport/websocket/deflate.rs`) with the same answer and rules as the
+//! bidirectional WebSocket.
 
 use std::time::Duration;
 
@@ -19,7 +23,6 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use rotor_core::writer::{CloseFrame as Frame, WriterStep};
 use rotor_protocol::{ConnectRequest, DisconnectKind, Encoding};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig};
@@ -28,7 +31,8 @@ use tungstenite::{Message, Utf8Bytes};
 use super::{close_push, decode_json, for_each_push, new_session};
 use crate::app::SharedState;
 use crate::transport::origin;
-use crate::transport::websocket::switching_response;
+use crate::transport::websocket::deflate::DeflateSocket;
+use crate::transport::websocket::{negotiate, switching_response, with_deflate_answer, Socket};
 
 /// How long a closing server waits for the client's close frame.
 const CLOSING_HANDSHAKE: Duration = Duration::from_secs(5);
@@ -110,13 +114,26 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
     } else {
         Vec::new()
     };
-    switching_response(
+    let settings = &state.settings.transports.uni_websocket;
+    let limit = settings.message_size_limit;
+    let deflate = negotiate(
+        &settings.compression,
+        limit,
+        headers
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
+    let response = switching_response(
         &accept,
         None,
         on_upgrade,
         "uni_websocket",
         move |io| async move {
-            let limit = state.settings.transports.uni_websocket.message_size_limit;
+            if let Some(params) = deflate {
+                let socket = DeflateSocket::new(io, Vec::new(), params);
+                return serve(socket, state, connect, backend).await;
+            }
             let config = WebSocketConfig::default()
                 .read_buffer_size(1024)
                 .write_buffer_size(0)
@@ -125,15 +142,12 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
             let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
             serve(socket, state, connect, backend).await;
         },
-    )
+    );
+    with_deflate_answer(response, deflate.is_some())
 }
 
 /// Sends a close frame and closes the sink, bounded in time.
-async fn send_close<S: AsyncRead + AsyncWrite + Unpin>(
-    socket: &mut WebSocketStream<S>,
-    code: u16,
-    reason: &str,
-) {
+async fn send_close<W: Socket>(socket: &mut W, code: u16, reason: &str) {
     let close = Message::Close(Some(CloseFrame {
         code: CloseCode::from(code),
         reason: Utf8Bytes::from(reason),
@@ -143,10 +157,7 @@ async fn send_close<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// The first message as a connect request: `None` (after closing 3501 or on a gone client)
 /// when there is none.
-async fn first_message<S: AsyncRead + AsyncWrite + Unpin>(
-    socket: &mut WebSocketStream<S>,
-    wait: Duration,
-) -> Option<ConnectRequest> {
+async fn first_message<W: Socket>(socket: &mut W, wait: Duration) -> Option<ConnectRequest> {
     let deadline = Instant::now() + wait;
     loop {
         let m = tokio::time::timeout_at(deadline, socket.next())
@@ -174,8 +185,8 @@ async fn first_message<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    mut socket: WebSocketStream<S>,
+async fn serve<W: Socket>(
+    mut socket: W,
     state: SharedState,
     connect: Option<ConnectRequest>,
     backend: Vec<(String, Vec<u8>)>,
@@ -308,8 +319,8 @@ fn messages(batch: &[Bytes], join: bool) -> Vec<Utf8Bytes> {
 }
 
 /// A server close: the disconnect push, the close frame, the closing handshake.
-async fn close_socket<S: AsyncRead + AsyncWrite + Unpin>(
-    socket: &mut WebSocketStream<S>,
+async fn close_socket<W: Socket>(
+    socket: &mut W,
     frame: &Frame,
     settings: &crate::config::transports::UniWebsocketSettings,
 ) {

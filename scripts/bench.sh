@@ -42,6 +42,14 @@
 #              HTTP and gRPC alternate within each round, a fresh server per run. Not in the
 #              default PARTS; raw lines and paired ratios (gRPC / HTTP per round) go to
 #              $BENCH_DIR/grpc-api/
+#   delta      Issue 16: `rotor-bench delta`, DL_CONNS (1000) v2 subscribers on a namespace with
+#              history, force_positioning and allowed_delta_types ["fossil"], asking for Fossil
+#              deltas (--delta on) or not (off), DL_DOC (2048) byte documents with a few fields
+#              changing, published with "delta":true: JSON at saturation and at DL_RATE (20)
+#              publications/s, Protobuf at saturation; off and on alternate within each round, a
+#              fresh server per run. Not in the default PARTS; raw lines and paired ratios (on /
+#              off per round: bytes, deliveries/s, CPU per delivery, latency) go to
+#              $BENCH_DIR/delta/
 # Then `rotor-bench report` writes $BENCH_DIR/tables.md and the PNG charts; raw results and the
 # compare.sh table are copied to $BENCH_DIR too.
 #
@@ -83,8 +91,8 @@ RES="$OUT_DIR/results.txt"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT_DIR/bench.log"; }
 
 # ---------------------------------------------------------------- build
-# Parts proxy, tokens and grpc-api run Rotor only: the peers are not needed for them alone.
-NEED_PEERS=1; [ -z "$(echo " $PARTS " | sed 's/ proxy / /g; s/ tokens / /g; s/ grpc-api / /g' | tr -d ' ')" ] && NEED_PEERS=0
+# Parts proxy, tokens, grpc-api and delta run Rotor only: the peers are not needed for them alone.
+NEED_PEERS=1; [ -z "$(echo " $PARTS " | sed 's/ proxy / /g; s/ tokens / /g; s/ grpc-api / /g; s/ delta / /g' | tr -d ' ')" ] && NEED_PEERS=0
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   log "building release rotor and rotor-bench (fat LTO: slow), and the peers"
   cargo build --release -p rotor-server -p rotor-bench || exit 1
@@ -760,6 +768,92 @@ for tag in tags:
                 print(f"{tag} {via} {m}: {med(ratios):.2f}x [{min(ratios):.2f}..{max(ratios):.2f}] ({len(ratios)}); {figs}")
             else:
                 print(f"{tag} {via} {m}: -; {figs}")
+PY
+fi
+
+# ---------------------------------------------------------------- part: delta (issue 16)
+if [[ " $PARTS " == *" delta "* ]]; then
+  DC="${DL_CONNS:-1000}"; DSZ="${DL_DOC:-2048}"; DR="${DL_RATE:-20}"; DD="${DL_SECS:-$DURATION}s"
+  log "part delta: rotor-bench delta --delta off/on, $DC subscribers, $DSZ-byte documents"
+  DRES="$OUT_DIR/delta-results.txt"; : >>"$DRES"
+  DPORT=$((BASE_PORT + 80))
+  cat >"$OUT_DIR/rotor-delta.json" <<CONF
+{
+  "address": "127.0.0.1",
+  "port": $DPORT,
+  "engine": "memory",
+  "token_hmac_secret_key": "secret",
+  "api_key": "api",
+  "presence": false,
+  "join_leave": false,
+  "log_level": "error",
+  "namespaces": [
+    {"name": "delta", "history_size": 10, "history_lifetime": 300,
+     "force_positioning": true, "allowed_delta_types": ["fossil"]}
+  ]
+}
+CONF
+  # tag|extra rotor-bench arguments
+  DL_MATRIX="
+json-max|
+json-rate$DR|--rate $DR
+protobuf-max|--protobuf
+"
+  for r in $(seq 1 "$ROUNDS"); do
+    while IFS='|' read -r tag extra; do
+      [ -n "$tag" ] || continue
+      for d in off on; do
+        label="rotor-delta-$tag-$d-r$r"
+        PORT=$DPORT
+        "$ROTOR" -c "$OUT_DIR/rotor-delta.json" </dev/null >"$OUT_DIR/server-$label.log" 2>&1 &
+        SERVER_PID=$!
+        up=0
+        for _ in $(seq 1 200); do
+          kill -0 "$SERVER_PID" 2>/dev/null || break
+          if (exec 3<>"/dev/tcp/127.0.0.1/$DPORT") 2>/dev/null; then up=1; sleep 0.3; break; fi
+          sleep 0.1
+        done
+        if [ "$up" != 1 ]; then
+          log "rotor did not start; see $OUT_DIR/server-$label.log"; stop_server
+          echo "server=rotor round=$r tag=$tag delta=$d error=server_start" >>"$DRES"; continue
+        fi
+        load="$(cut -d' ' -f1 /proc/loadavg)"
+        # shellcheck disable=SC2086
+        timeout -k 10 $((${DD%s} + 120)) "$RB" delta --delta "$d" --conns "$DC" --doc-size "$DSZ" \
+          --duration "$DD" --channel "delta:rb$r" --label "$label" $extra \
+          --ws "ws://127.0.0.1:$DPORT/connection/websocket" --api "http://127.0.0.1:$DPORT/api" \
+          --server-pid "$SERVER_PID" </dev/null >"$OUT_DIR/$label.log" 2>"$OUT_DIR/$label.err"
+        RES="$DRES" record "$OUT_DIR/$label.log" "server=rotor round=$r tag=$tag loadavg_start=$load" \
+          "rotor_bench_rc_$?" "(negotiated|ws_bytes_per_deliv|cpu_us_per_deliv|errors)"
+        stop_server
+        sleep 1
+      done
+    done <<<"$DL_MATRIX"
+  done
+  mkdir -p "$BENCH_DIR/delta"
+  cp "$DRES" "$BENCH_DIR/delta/results.txt"
+  # Per round: the on run divided by the off run of the same tag; then medians and ranges.
+  python3 - "$DRES" <<'PY' | tee "$BENCH_DIR/delta/paired-ratios.txt"
+import statistics, sys
+from collections import defaultdict
+runs = defaultdict(dict)
+for line in open(sys.argv[1]):
+    if not line.startswith("server=") or " error=" in line:
+        continue
+    kv = dict(w.split("=", 1) for w in line.split() if "=" in w)
+    runs[(kv["tag"], kv["round"])]["on" if kv.get("delta") == "true" else "off"] = kv
+print("tag metric: median of per-round ratios on/off [min..max] (rounds); medians off, on")
+for tag in sorted({t for t, _ in runs}):
+    pairs = [v for (t, _), v in runs.items() if t == tag and "on" in v and "off" in v]
+    for m in ("ws_bytes_per_deliv", "tcp_bytes_per_deliv", "deliv_per_s", "pub_per_s",
+              "cpu_us_per_deliv", "p50_ms", "p99_ms"):
+        xs = [(float(v["on"][m]), float(v["off"][m])) for v in pairs
+              if m in v["on"] and m in v["off"] and v["off"][m] != "-" and v["on"][m] != "-"]
+        rs = [a / b for a, b in xs if b > 0]
+        if rs:
+            med = statistics.median
+            print(f"{tag} {m}: {med(rs):.3f}x [{min(rs):.3f}..{max(rs):.3f}] ({len(rs)}); "
+                  f"{med([b for _, b in xs]):g}, {med([a for a, _ in xs]):g}")
 PY
 fi
 

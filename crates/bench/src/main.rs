@@ -10,6 +10,9 @@
 //!   `--publishers` concurrent callers: publications/s and the API call's p50/p99;
 //! * `channels` each connection on a personal channel plus a group channel of 10; publications
 //!   spread round-robin over all channels;
+//! * `delta`    N v2 subscribers (JSON or Protobuf) with or without Fossil delta compression,
+//!   publications of a ~2 KB document with a few fields changing: bytes per delivery,
+//!   deliveries/s, server CPU per delivery, latency; each document rebuilt and checked;
 //! * `idle`     N connections with one subscription each, held: server RSS per connection and
 //!   server CPU per connection-second;
 //! * `churn`    workers loop connect + private `$` subscribe (fresh subscription token for the
@@ -35,6 +38,9 @@ mod apipub;
 mod backend;
 mod child;
 mod conn;
+mod delta;
+mod delta_doc;
+mod delta_sub;
 mod group;
 mod hist;
 mod proto;
@@ -82,6 +88,9 @@ enum Cmd {
     /// Personal channel + group channel of `--group-size` per connection; publications spread
     /// over all channels.
     Channels(ChannelsArgs),
+    /// N v2 subscribers with (`--delta on`) or without Fossil deltas, documents published
+    /// with `delta: true`: bytes and server CPU per delivery, deliveries/s, latency.
+    Delta(delta::DeltaArgs),
     /// N connections with one subscription each held for `--hold`: server RSS and CPU.
     Idle(IdleArgs),
     /// Connect + private subscribe + disconnect in a loop: cycles/s.
@@ -275,6 +284,7 @@ fn main() -> ExitCode {
         Cmd::Fanout(a) => a.common.clone(),
         Cmd::ApiPublish(a) => a.pubs.common.clone(),
         Cmd::Channels(a) => a.pubs.common.clone(),
+        Cmd::Delta(a) => a.common.clone(),
         Cmd::Idle(a) => a.common.clone(),
         Cmd::Churn(a) => a.common.clone(),
         Cmd::Join(a) => a.common.clone(),
@@ -344,6 +354,7 @@ fn main() -> ExitCode {
                 scenario::pubsub(a.pubs, None, Some(path), args).await
             }
             Cmd::Channels(a) => scenario::pubsub(a.pubs, Some(a.group_size), None, args).await,
+            Cmd::Delta(a) => delta::delta(a, args).await,
             Cmd::Idle(a) => scenario::idle(a, args).await,
             Cmd::Churn(a) => scenario::churn(a, args).await,
             Cmd::Join(a) => scenario::join(a, args).await,

@@ -323,6 +323,10 @@ impl WsConn {
         self.send(0x1, payload).await
     }
 
+    pub async fn send_binary(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.send(0x2, payload).await
+    }
+
     /// Sends a close frame with `code` (does not wait for the answer).
     pub async fn send_close(&mut self, code: u16) -> io::Result<()> {
         self.send(0x8, &code.to_be_bytes()).await

@@ -259,3 +259,61 @@ fn v1_json_delta_publication_is_plain() {
         "{\"result\":{\"channel\":\"c\",\"data\":{\"data\":{\"n\":1}}}}\n"
     );
 }
+
+#[test]
+fn a_stray_delta_flag_never_reaches_a_plain_subscriber() {
+    // Publication.delta set where it should not be (an engine bug): plain pushes, history and a
+    // subscribe result without delta still carry no flag, in both encodings.
+    let p = publication(br#"{"n":1}"#, 3, true);
+    let s = json_push(
+        v2(Encoding::Json),
+        &Push::Publication {
+            channel: "c",
+            publication: &p,
+        },
+    );
+    assert!(!s.contains("delta"), "{s}");
+    let r = SubscribeResult {
+        recoverable: true,
+        offset: 3,
+        publications: vec![p.clone()],
+        recovered: true,
+        ..Default::default()
+    };
+    let h = crate::reply::HistoryResult {
+        publications: vec![p.clone()],
+        epoch: "e".into(),
+        offset: 3,
+    };
+    for body in [ReplyBody::Subscribe(r), ReplyBody::History(h)] {
+        let mut buf = Vec::new();
+        v2(Encoding::Json).reply(&mut buf, 1, &Ok(body.clone()));
+        let s = String::from_utf8(buf).unwrap();
+        assert!(!s.contains("delta"), "{s}");
+        let mut buf = Vec::new();
+        v2(Encoding::Protobuf).reply(&mut buf, 1, &Ok(body));
+        let frames: Vec<_> = crate::protobuf::split_frame(&buf)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let reply = crate::protobuf::v2::Reply::decode(frames[0]).unwrap();
+        let pubs = match (reply.subscribe, reply.history) {
+            (Some(s), None) => s.publications,
+            (None, Some(h)) => h.publications,
+            other => panic!("{other:?}"),
+        };
+        assert!(!pubs[0].delta);
+    }
+    let mut buf = Vec::new();
+    v2(Encoding::Protobuf).push(
+        &mut buf,
+        &Push::Publication {
+            channel: "c",
+            publication: &p,
+        },
+    );
+    let frames: Vec<_> = crate::protobuf::split_frame(&buf)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let reply = crate::protobuf::v2::Reply::decode(frames[0]).unwrap();
+    assert!(!reply.push.unwrap().r#pub.unwrap().delta);
+}

@@ -232,11 +232,11 @@ impl JsonEncoder {
         if !r.publications.is_empty() {
             let b = o.key("publications");
             // A delta subscription (v2 only) gets every recovered data as a JSON string.
-            let as_string = r.delta && self.generation == Generation::V2;
+            let delta_form = r.delta && self.generation == Generation::V2;
             if self.seq_mode() {
-                self.publications_as(b, r.publications.iter().rev(), as_string);
+                self.publications_as(b, r.publications.iter().rev(), delta_form);
             } else {
-                self.publications_as(b, r.publications.iter(), as_string);
+                self.publications_as(b, r.publications.iter(), delta_form);
             }
         }
         o.bool_true("recovered", r.recovered);
@@ -281,14 +281,14 @@ impl JsonEncoder {
         &self,
         buf: &mut Vec<u8>,
         pubs: impl Iterator<Item = &'p Publication>,
-        as_string: bool,
+        delta_form: bool,
     ) {
         buf.push(b'[');
         for (i, p) in pubs.enumerate() {
             if i > 0 {
                 buf.push(b',');
             }
-            self.publication_as(buf, p, as_string);
+            self.publication_as(buf, p, delta_form);
         }
         buf.push(b']');
     }
@@ -298,13 +298,14 @@ impl JsonEncoder {
         self.publication_as(buf, p, false);
     }
 
-    /// Writes a publication object; `as_string`: `data` as a JSON string of the raw bytes (delta
-    /// subscriptions), else as the raw JSON it is.
-    fn publication_as(&self, buf: &mut Vec<u8>, p: &Publication, as_string: bool) {
+    /// Writes a publication object. `delta_form` (delta subscriptions): `data` as a JSON string of
+    /// the raw bytes and `delta` when it is a patch; else `data` as the raw JSON it is, and never
+    /// a `delta` flag (a subscriber that did not negotiate deltas cannot apply a patch).
+    fn publication_as(&self, buf: &mut Vec<u8>, p: &Publication, delta_form: bool) {
         let mut o = Obj::open(buf);
         self.position(&mut o, p.offset);
         let b = o.key("data");
-        if as_string {
+        if delta_form {
             write_bytes_str(b, &p.data);
         } else {
             write_payload(b, &p.data);
@@ -332,7 +333,7 @@ impl JsonEncoder {
                 b.push(b'}');
             }
         }
-        if self.generation == Generation::V2 {
+        if delta_form {
             o.bool_true("delta", p.delta);
         }
         o.close();

@@ -170,8 +170,10 @@ impl ProtobufEncoder {
                 message(b, 7, |b| self.publication(b, p));
             }
         } else {
+            // A delta subscription's recovered patches carry `delta` (v2 only has `r.delta`).
+            let delta_form = r.delta && self.v2();
             for p in &r.publications {
-                message(b, 7, |b| self.publication(b, p));
+                message(b, 7, |b| self.publication_form(b, p, delta_form));
             }
         }
         boolean(b, 8, r.recovered);
@@ -206,6 +208,12 @@ impl ProtobufEncoder {
 
     /// Writes the fields of a `Publication` message (no length prefix).
     pub fn publication(&self, b: &mut Vec<u8>, p: &Publication) {
+        self.publication_form(b, p, false);
+    }
+
+    /// Writes a `Publication`; `delta_form` (delta subscriptions, v2): with its `delta` flag (8).
+    /// Elsewhere the flag never goes out: a subscriber without deltas cannot apply a patch.
+    fn publication_form(&self, b: &mut Vec<u8>, p: &Publication, delta_form: bool) {
         if self.seq_mode() {
             let (seq, gen) = seq_gen(p.offset);
             uint(b, 1, seq.into());
@@ -226,7 +234,7 @@ impl ProtobufEncoder {
                 });
             }
         }
-        if self.v2() {
+        if delta_form {
             boolean(b, 8, p.delta);
         }
     }
@@ -294,18 +302,21 @@ impl ProtobufEncoder {
 
     fn push_v2(&self, b: &mut Vec<u8>, push: &Push<'_>) {
         match push {
-            // Raw bytes either way: a delta subscription's full data is the plain message, a
-            // patch only adds `delta`.
             Push::Publication {
-                channel,
-                publication,
-            }
-            | Push::DeltaPublication {
                 channel,
                 publication,
             } => {
                 string(b, 2, channel);
                 message(b, 4, |b| self.publication(b, publication));
+            }
+            // Raw bytes as for anyone: a delta subscription's full data is the plain message, a
+            // patch only adds `delta`.
+            Push::DeltaPublication {
+                channel,
+                publication,
+            } => {
+                string(b, 2, channel);
+                message(b, 4, |b| self.publication_form(b, publication, true));
             }
             Push::Join { channel, info } => {
                 string(b, 2, channel);

@@ -13,6 +13,8 @@
 //! * `delta`    N v2 subscribers (JSON or Protobuf) with or without Fossil delta compression,
 //!   publications of a ~2 KB document with a few fields changing: bytes per delivery,
 //!   deliveries/s, server CPU per delivery, latency; each document rebuilt and checked;
+//! * `ws-compression` N v2 subscribers offering permessage-deflate or not to a server with
+//!   `websocket_compression` on: TCP bytes and server CPU per delivery;
 //! * `idle`     N connections with one subscription each, held: server RSS per connection and
 //!   server CPU per connection-second;
 //! * `churn`    workers loop connect + private `$` subscribe (fresh subscription token for the
@@ -57,6 +59,7 @@ mod token;
 mod track;
 mod util;
 mod ws;
+mod ws_compression;
 
 use std::process::ExitCode;
 
@@ -91,6 +94,9 @@ enum Cmd {
     /// N v2 subscribers with (`--delta on`) or without Fossil deltas, documents published
     /// with `delta: true`: bytes and server CPU per delivery, deliveries/s, latency.
     Delta(delta::DeltaArgs),
+    /// N v2 subscribers offering permessage-deflate (`--compression on`) or not, against a
+    /// server with websocket_compression on: TCP bytes and server CPU per delivery.
+    WsCompression(ws_compression::WsCompressionArgs),
     /// N connections with one subscription each held for `--hold`: server RSS and CPU.
     Idle(IdleArgs),
     /// Connect + private subscribe + disconnect in a loop: cycles/s.
@@ -285,6 +291,7 @@ fn main() -> ExitCode {
         Cmd::ApiPublish(a) => a.pubs.common.clone(),
         Cmd::Channels(a) => a.pubs.common.clone(),
         Cmd::Delta(a) => a.common.clone(),
+        Cmd::WsCompression(a) => a.common.clone(),
         Cmd::Idle(a) => a.common.clone(),
         Cmd::Churn(a) => a.common.clone(),
         Cmd::Join(a) => a.common.clone(),
@@ -355,6 +362,7 @@ fn main() -> ExitCode {
             }
             Cmd::Channels(a) => scenario::pubsub(a.pubs, Some(a.group_size), None, args).await,
             Cmd::Delta(a) => delta::delta(a, args).await,
+            Cmd::WsCompression(a) => ws_compression::ws_compression(a).await,
             Cmd::Idle(a) => scenario::idle(a, args).await,
             Cmd::Churn(a) => scenario::churn(a, args).await,
             Cmd::Join(a) => scenario::join(a, args).await,

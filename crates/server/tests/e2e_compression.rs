@@ -327,6 +327,13 @@ async fn compressed_commands_are_inflated_and_publications_compressed() {
     let mut first = client_frame(0x1, true, a);
     first[0] &= 0x7f;
     c.send(&first).await;
+    // A ping between the fragments is answered at once.
+    c.send(&client_frame(0x9, false, b"hi")).await;
+    let pong = c.frame().await;
+    assert_eq!(
+        (pong.opcode, pong.rsv1, &pong.payload[..]),
+        (0xA, false, &b"hi"[..])
+    );
     c.send(&client_frame(0x0, false, b)).await;
     let reply = c.data().await.json();
     assert_eq!(reply, json!({"id": 2, "result": {}}));

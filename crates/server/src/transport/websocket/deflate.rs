@@ -159,7 +159,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DeflateSocket<S> {
                 return Err(ProtocolError::NonZeroReservedBits.into());
             }
         }
-        let so_far = self.partial.as_ref().map_or(0, |p| p.data.len());
+        // A control frame between fragments is not part of the message.
+        let so_far = match &self.partial {
+            Some(p) if !control => p.data.len(),
+            _ => 0,
+        };
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         if so_far.saturating_add(len) > self.params.max_message {
             return Err(Error::Capacity(CapacityError::MessageTooLong {

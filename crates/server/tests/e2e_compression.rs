@@ -361,6 +361,25 @@ async fn compressed_commands_are_inflated_and_publications_compressed() {
     ))
     .await;
     assert_eq!(c.data().await.json()["id"], 3);
+    // Messages larger than one read, plain and compressed (random-ish text deflates poorly).
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: String = (0..40_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    let big = json!({"id": 4, "method": 7, "params": {"data": noise}});
+    c.send(&client_frame(0x1, false, big.to_string().as_bytes()))
+        .await;
+    assert_eq!(c.data().await.json()["id"], 4);
+    let big = json!({"id": 5, "method": 7, "params": {"data": noise}});
+    let frame = compressed_text(&big);
+    assert!(frame.len() > 20_000, "{}", frame.len());
+    c.send(&frame).await;
+    assert_eq!(c.data().await.json()["id"], 5);
 }
 
 /// The length of the v2 insecure connect reply's frame with compression off.

@@ -20,8 +20,8 @@
 //! * Incoming messages with RSV1 are inflated (the trailer appended) up to the inflate limit;
 //!   beyond it, or beyond the raw message limit, reading fails with tungstenite's `Capacity`
 //!   error, which the transports answer with close 1009.
-//! * Compressors are per worker thread and reset per message, so a connection holds no zlib
-//!   state between messages.
+//! * Compressors and the read buffer are per worker thread (compressors reset per message), so
+//!   an idle connection holds no zlib state and no read buffer.
 //!
 //! The socket is a `Stream` and `Sink` of tungstenite [`Message`]s with tungstenite's errors,
 //! so the transports drive it exactly as a `WebSocketStream`.
@@ -47,8 +47,12 @@ pub(crate) const ANSWER: &str =
 /// What RFC 7692 §7.2.1 strips from each compressed message and §7.2.2 appends before inflating.
 const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// Bytes read from the connection at a time.
-const READ_CHUNK: usize = 4096;
+/// Bytes read from the connection at a time (into a per-thread buffer, so an idle connection
+/// holds no read buffer).
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A write buffer grown past this is released once written.
+const KEEP_WRITE_BUFFER: usize = 16 * 1024;
 
 /// Queued output beyond which `poll_ready` writes before accepting more.
 const WRITE_HIGH: usize = 128 * 1024;
@@ -275,13 +279,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DeflateSocket<S> {
 
     /// Reads more bytes into `rd`; `Ok(0)` at the end of the stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let len = self.rd.len();
-        self.rd.resize(len + READ_CHUNK, 0);
-        let mut rb = ReadBuf::new(&mut self.rd[len..]);
-        let r = Pin::new(&mut self.io).poll_read(cx, &mut rb);
-        let n = rb.filled().len();
-        self.rd.truncate(len + n);
-        r.map(|r| r.map(|()| n))
+        READ_SCRATCH.with_borrow_mut(|scratch| {
+            let mut rb = ReadBuf::new(&mut scratch[..]);
+            let r = Pin::new(&mut self.io).poll_read(cx, &mut rb);
+            self.rd.extend_from_slice(rb.filled());
+            let n = rb.filled().len();
+            r.map(|r| r.map(|()| n))
+        })
     }
 
     /// Writes everything queued, then flushes.
@@ -293,6 +297,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DeflateSocket<S> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }
+        }
+        if self.wr.capacity() > KEEP_WRITE_BUFFER {
+            self.wr = BytesMut::new();
         }
         Pin::new(&mut self.io).poll_flush(cx)
     }
@@ -315,7 +322,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for DeflateSocket<S> {
             match this.parse() {
                 Ok(Step::Message(m)) => return Poll::Ready(Some(Ok(m))),
                 Ok(Step::Again) => continue,
-                Ok(Step::NeedMore) => {}
+                Ok(Step::NeedMore) => {
+                    if this.rd.is_empty() && this.rd.capacity() > 0 {
+                        // Between messages: no buffer kept while the connection idles.
+                        this.rd = BytesMut::new();
+                    }
+                }
                 Err(e) => {
                     this.read_done = true;
                     return Poll::Ready(Some(Err(e)));
@@ -434,6 +446,8 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<Decompress>> = const { RefCell::new(None) };
     /// Compressed output before it is framed.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// What one read takes from a connection.
+    static READ_SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
 }
 
 /// Deflates `input` as one message (RFC 7692 §7.2.1) into `out`: a fresh stream, sync-flushed,
@@ -522,6 +536,16 @@ fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, Inflate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The connection task holds either socket: the deflate one must not make an uncompressed
+    /// connection's task larger.
+    #[test]
+    fn no_larger_than_tungstenite() {
+        type Tcp = tokio::net::TcpStream;
+        let ours = std::mem::size_of::<DeflateSocket<Tcp>>();
+        let theirs = std::mem::size_of::<tokio_tungstenite::WebSocketStream<Tcp>>();
+        assert!(ours <= theirs, "{ours} > {theirs}");
+    }
 
     #[test]
     fn offers_with_any_parameters() {

@@ -1,7 +1,8 @@
 //! Who is connected and who listens where: channel → subscribers, client ID → connection and
 //! user → connections, each sharded so that publishing to one channel never takes a global
 //! lock. Fan-out encodes a push at most once per protocol generation and hands the same bytes
-//! to every subscriber.
+//! to every subscriber; subscribers with Fossil deltas get forms encoded at most once each too
+//! (see `client::delta`), built only when such a subscriber is reached.
 //!
 //! Lock order: a hub shard may be held while a client's state lock is taken (fan-out), never
 //! the other way round.

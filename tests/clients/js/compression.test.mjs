@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { Centrifuge } from 'centrifuge5';
+import { Centrifuge as CentrifugePb } from 'centrifuge5/build/protobuf';
 import { SERVER_KIND, apiV2, sleep, startServer, until, waitEvent } from './lib/harness.mjs';
 
 const SKIP = SERVER_KIND === 'ref' ? 'the reference server speaks client protocol v1 only' : false;
@@ -143,4 +144,45 @@ test('centrifuge-js 5.8.0 over ws receives publications with compression on', TI
   await sub.publish(own);
   await until(() => pubs.length === 3, { what: 'own publication' });
   assert.deepEqual(pubs[2], own);
+});
+
+test('centrifuge-js 5.8.0 Protobuf build: binary frames compressed both ways', TIMEOUT, async () => {
+  let socket;
+  class Recording extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      socket = this;
+    }
+  }
+  const client = new CentrifugePb(server.wsUrl, {
+    token: server.token({ sub: 'u4' }),
+    websocket: Recording,
+    minReconnectDelay: 100,
+    maxReconnectDelay: 1000,
+  });
+  client.on('error', () => {});
+  closers.push(() => client.disconnect());
+  const connected = waitEvent(client, 'connected');
+  client.connect();
+  await connected;
+  assert.equal(socket.extensions, 'permessage-deflate');
+  assert.equal(socket.protocol, 'centrifuge-protobuf');
+  const sub = client.newSubscription('pbfeed');
+  const pubs = [];
+  sub.on('publication', (ctx) => pubs.push(JSON.parse(Buffer.from(ctx.data).toString())));
+  const subscribed = waitEvent(sub, 'subscribed');
+  sub.subscribe();
+  await subscribed;
+  const big = { text: 'lorem ipsum '.repeat(500) };
+  const read = socket._socket.bytesRead;
+  await apiV2(server, 'publish', { channel: 'pbfeed', data: big });
+  await until(() => pubs.length === 1, { what: 'publication' });
+  assert.deepEqual(pubs[0], big);
+  assert.ok(socket._socket.bytesRead - read < 1000, `read ${socket._socket.bytesRead - read} bytes`);
+  const own = { text: 'y'.repeat(3000) };
+  const written = socket._socket.bytesWritten;
+  await sub.publish(new TextEncoder().encode(JSON.stringify(own)));
+  await until(() => pubs.length === 2, { what: 'own publication' });
+  assert.deepEqual(pubs[1], own);
+  assert.ok(socket._socket.bytesWritten - written < 1000, `wrote ${socket._socket.bytesWritten - written} bytes`);
 });

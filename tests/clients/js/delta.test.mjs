@@ -2,7 +2,8 @@
 // `delta: 'fossil'` on a Centrifugo 6 namespace with `allowed_delta_types: ["fossil"]` receives
 // a ~2 KB JSON document with Cyrillic, CJK and emoji text, changed a little 24 times and
 // published through the HTTP API with `delta: true` and tags. Beside it, a subscriber without
-// delta and one with a `tagsFilter` (centrifuge-js refuses a filter together with a delta).
+// delta, one with a `tagsFilter` (centrifuge-js refuses a filter together with a delta) and a
+// Protobuf one (the `build/protobuf` client) with delta.
 // Every subscriber must get exactly the published documents (deep-equal), the delta subscriber
 // must really have received patches (raw frames captured from its WebSocket: `"delta":true`
 // publications, far fewer bytes than the plain subscriber), and after its connection drops and
@@ -21,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { Centrifuge } from 'centrifuge5';
+import { Centrifuge as CentrifugeProtobuf } from 'centrifuge5/build/protobuf';
 import { SERVER_KIND, apiV2, freePort, sleep, startServer, until, waitEvent } from './lib/harness.mjs';
 
 const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
@@ -114,9 +116,9 @@ for (const engine of ['memory', 'redis']) {
     });
 
     /** A connected client whose WebSocket frames are recorded in the returned `rec`. */
-    async function connected(user) {
+    async function connected(user, Client = Centrifuge) {
       const rec = { frames: [], offline: false, current: null };
-      const c = new Centrifuge(server.wsUrl, {
+      const c = new Client(server.wsUrl, {
         token: server.token({ sub: user }),
         websocket: recordingWebSocket(rec),
         minReconnectDelay: 100,
@@ -156,7 +158,9 @@ for (const engine of ['memory', 'redis']) {
         const d = await connected('delta-user');
         const p = await connected('plain-user');
         const f = await connected('filter-user');
+        const b = await connected('protobuf-user', CentrifugeProtobuf);
         const dsub = await subscribed(d.c, { delta: 'fossil' });
+        const bsub = await subscribed(b.c, { delta: 'fossil' });
         const psub = await subscribed(p.c, {});
         const fsub = await subscribed(f.c, { tagsFilter: { key: 'parity', cmp: 'eq', val: 'even' } });
         const subscribeReply = lines(d.rec.frames).find((v) => v.subscribe);
@@ -169,6 +173,13 @@ for (const engine of ['memory', 'redis']) {
         assert.deepEqual(dsub.got, all);
         assert.deepEqual(psub.got, all);
         assert.deepEqual(fsub.got, all.filter((x) => x.version % 2 === 0));
+        // Protobuf: raw bytes, patches decoded by the client itself.
+        await until(() => bsub.got.length >= ROUNDS, { what: 'the Protobuf subscriber' });
+        assert.deepEqual(bsub.got.map((x) => JSON.parse(new TextDecoder().decode(x))), all);
+        const bstats = bsub.deltaStats();
+        assert.equal(bstats.numDeltaPayloads, ROUNDS - 1, JSON.stringify(bstats));
+        assert.ok(bstats.bytesReceived * 3 < bstats.bytesDecoded, JSON.stringify(bstats));
+        t.diagnostic(`${engine}: Protobuf delta subscriber ${JSON.stringify(bstats)}`);
 
         // On the wire: the delta subscriber's data are strings, the first full, then patches.
         const dpubs = lines(d.rec.frames).filter((v) => v.push && v.push.pub).map((v) => v.push.pub);

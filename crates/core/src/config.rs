@@ -42,6 +42,7 @@ pub struct ChannelOptions {
     pub allow_tags_filter: bool,
     /// 6.x `allow_recovery`: a v2 client may ask for a recoverable subscription
     /// (`recoverable: true`); `history_recover` (`force_recovery`) makes every one recoverable.
+    /// History permission grants the ask too (`client::recovery`).
     pub allow_recovery: bool,
     /// 6.x `force_positioning`: every subscription is positioned (offsets checked, no gap
     /// goes unnoticed), recoverable or not.
@@ -303,8 +304,15 @@ pub enum ConfigError {
     BadNamespaceName(String),
     #[error("namespace {0:?} is defined twice")]
     DuplicateNamespace(String),
-    #[error("{0}: history_recover needs history_size and history_lifetime set")]
+    #[error(
+        "{0}: history_recover needs history_size and history_lifetime set (v6 names: \
+         force_recovery needs history_size and history_ttl)"
+    )]
     RecoverWithoutHistory(String),
+    #[error("{0}: auto_cache_recover needs force_recovery on and force_recovery_mode \"cache\"")]
+    AutoCacheRecoverWithoutCache(String),
+    #[error("{0}: history_meta_ttl ({1}s) must not be less than history_ttl ({2}s)")]
+    HistoryMetaTtlTooShort(String, u64, u64),
 }
 
 impl NodeConfig {
@@ -349,6 +357,20 @@ impl NodeConfig {
 fn check_options(what: &str, o: &ChannelOptions) -> Result<(), ConfigError> {
     if o.history_recover && !o.history_enabled() {
         return Err(ConfigError::RecoverWithoutHistory(what.to_string()));
+    }
+    if o.auto_cache_recover && !(o.history_recover && o.recovery_mode == RecoveryMode::Cache) {
+        return Err(ConfigError::AutoCacheRecoverWithoutCache(what.to_string()));
+    }
+    if let Some(meta) = o.history_meta_ttl {
+        // Compared in whole seconds, as history_lifetime is stored (rounded up).
+        let meta_secs = meta.as_secs() + u64::from(meta.subsec_nanos() > 0);
+        if meta_secs < o.history_lifetime {
+            return Err(ConfigError::HistoryMetaTtlTooShort(
+                what.to_string(),
+                meta_secs,
+                o.history_lifetime,
+            ));
+        }
     }
     Ok(())
 }

@@ -240,10 +240,12 @@ impl JsonEncoder {
             }
         }
         o.bool_true("recovered", r.recovered);
-        if !self.seq_mode() && r.recoverable {
+        let v2 = self.generation == Generation::V2;
+        if !self.seq_mode() && (r.recoverable || (v2 && r.positioned)) {
             o.num_nonzero("offset", r.offset);
         }
-        if self.generation == Generation::V2 {
+        if v2 {
+            o.bool_true("positioned", r.positioned);
             o.bool_true("was_recovering", r.was_recovering);
             o.raw_opt("data", r.data.as_deref());
             o.bool_true("delta", r.delta);

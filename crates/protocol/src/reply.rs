@@ -36,6 +36,9 @@ pub struct SubscribeResult {
     /// Ascending by offset; the v1 seq/gen encoding reverses them.
     pub publications: Vec<Publication>,
     pub recovered: bool,
+    /// v2: the subscription is positioned (`offset` and `epoch` are sent even when it is not
+    /// recoverable).
+    pub positioned: bool,
     /// v2: the client asked to recover (echoed so it knows the outcome applies).
     pub was_recovering: bool,
     /// v2: application data from the backend's subscribe answer.

@@ -397,6 +397,8 @@ fn prefix(s: &str) -> String {
     }
 }
 
+/// `client.queue_max_size` default of Centrifugo 6 (bytes).
+const V6_QUEUE_MAX_SIZE: usize = 1024 * 1024;
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "fatal", "none"];
 const ENGINES: &[&str] = &["memory", "redis"];
 const FLAGS: &str = "from the command line";
@@ -421,6 +423,11 @@ pub fn load(
         givens,
     } = layers.apply()?;
     std::mem::take(&mut t.tokens).finish(&mut t.node, &givens, &mut warnings);
+    // Centrifugo 6's `client.queue_max_size` defaults to 1 MB (2.x: 10 MB): a configuration
+    // written with v6 (nested) keys gets the v6 default.
+    if !givens.contains_key("client_queue_max_size") && givens.values().any(|g| g.contains('.')) {
+        t.node.client_queue_max_size = V6_QUEUE_MAX_SIZE;
+    }
 
     let o = overrides;
     let (s, n) = (&mut t.server, &mut t.node);

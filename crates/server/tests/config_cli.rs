@@ -279,6 +279,8 @@ client:
   allowed_origins:
     - http://example.com
   channel_limit: 64
+  # The v6 default is 1 MB; the 2.x files here get 2.x's 10 MB.
+  queue_max_size: 10485760
   ping_interval: 20s
   expired_close_delay: 10s
 http_api:
@@ -348,6 +350,7 @@ const SAME_ENV: &[(&str, &str)] = &[
     ("CENTRIFUGO_LOG_LEVEL", "debug"),
     ("CENTRIFUGO_CLIENT_ALLOWED_ORIGINS", "http://example.com"),
     ("CENTRIFUGO_CLIENT_CHANNEL_LIMIT", "64"),
+    ("CENTRIFUGO_CLIENT_QUEUE_MAX_SIZE", "10485760"),
     ("CENTRIFUGO_CLIENT_PING_INTERVAL", "20s"),
     ("CENTRIFUGO_CLIENT_EXPIRED_CLOSE_DELAY", "10"),
     (

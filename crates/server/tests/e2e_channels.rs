@@ -1278,7 +1278,14 @@ async fn every_subscribe_to_a_recoverable_channel_reports_recoverable_position_a
         // Empty stream: position 0, which JSON may omit like every zero field (omitempty).
         let mut k = keys(&r);
         k.retain(|k| !((k == "offset" || k == "seq") && r[k.as_str()] == json!(0)));
-        assert_eq!(k, vec!["epoch", "recoverable"], "{mode:?}: {r}");
+        // Centrifugo 6 marks every recoverable subscription positioned too.
+        let positioned = mode == Mode::V2;
+        let want: &[&str] = if positioned {
+            &["epoch", "positioned", "recoverable"]
+        } else {
+            &["epoch", "recoverable"]
+        };
+        assert_eq!(k, want, "{mode:?}: {r}");
         assert_eq!(mode.position_of(&r), 0, "{mode:?}: {r}");
         let epoch = r["epoch"].clone();
         api_publish(&server, "feed", json!({"n": 1})).await;
@@ -1286,6 +1293,7 @@ async fn every_subscribe_to_a_recoverable_channel_reports_recoverable_position_a
         let r = d.sub_ok("feed").await;
         let want = match mode {
             Mode::V1Seq => vec!["epoch", "recoverable", "seq"],
+            Mode::V2 => vec!["epoch", "offset", "positioned", "recoverable"],
             _ => vec!["epoch", "offset", "recoverable"],
         };
         assert_eq!(keys(&r), want, "{mode:?}: {r}");

@@ -269,10 +269,11 @@ impl Node {
         // Positioning without recovery: the stream position is followed like a recoverable
         // subscription's (a gap closes the connection with 3010, as for any server-side
         // subscription), but nothing is recovered and the push says `recoverable: false`.
+        // The override or the namespace's `force_positioning` positions it.
         let recoverable = opts.history_recover;
-        let positioning =
-            recoverable || (o.force_positioning == Some(true) && opts.history_enabled());
-        opts.history_recover = positioning;
+        let force_positioning = o.force_positioning.unwrap_or(opts.force_positioning);
+        let positioning = recoverable || (force_positioning && opts.history_enabled());
+        opts.force_positioning = positioning;
         let refresh_proxy =
             (sub.expire_at.is_some() && opts.proxy_sub_refresh && self.backend().is_some())
                 .then(|| std::sync::Arc::<str>::from(opts.sub_refresh_proxy_name.as_str()));
@@ -297,8 +298,9 @@ impl Node {
             }
             // As Centrifugo's subscribe: join/leave pushes only when forced; a v1 client gets
             // them wherever the channel emits them (2.x behaviour).
-            let push_join_leave =
-                forced || (opts.join_leave && conn.generation() == Generation::V1);
+            let push_join_leave = forced
+                || opts.force_push_join_leave
+                || (opts.join_leave && conn.generation() == Generation::V1);
             let result = match self
                 .establish_subscription(
                     &conn,

@@ -170,6 +170,12 @@ impl Session {
         if self.shared.transport().kind == TransportKind::Unidirectional {
             self.add_requested_subs(&req, &claims.user, &mut server_subs)?;
         }
+        // Centrifugo 6: more server-side subscriptions than `channel_limit` close the
+        // connection (3505); 2.x had no such check.
+        let channel_limit = cfg.client_channel_limit;
+        if generation == Generation::V2 && channel_limit > 0 && server_subs.len() > channel_limit {
+            return Err(DisconnectKind::ChannelLimit.into());
+        }
 
         {
             let mut st = self.shared.state.lock();

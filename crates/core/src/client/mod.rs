@@ -10,6 +10,7 @@ mod commands;
 mod connect;
 mod delta;
 mod proxy;
+mod recovery;
 mod subscribe;
 mod tick;
 
@@ -300,6 +301,9 @@ impl ClientShared {
             .push(msg, || self.close_frame(DisconnectKind::Slow))
             .is_err()
         {
+            // The queue overflowed (once per connection): counted like any server disconnect.
+            let code = self.close_frame(DisconnectKind::Slow).code;
+            metrics::METRICS.server_disconnects.inc(u32::from(code));
             self.cancel.cancel();
         }
     }

@@ -11,7 +11,8 @@ use super::ClientShared;
 use super::{CmdError, CmdResult, Session, SubState, SubStatus};
 use crate::auth::{SubscribeClaims, TokenError};
 use crate::backend::{BackendStyle, ServerSub, SubOverride, SubscribeEvent};
-use crate::config::ChannelOptions;
+use super::recovery::SubMode;
+use crate::config::{ChannelOptions, RecoveryMode};
 use crate::engine::{HistoryFilter, StreamPosition};
 use crate::node::{unix_now, Node};
 use std::sync::Arc;
@@ -56,6 +57,10 @@ impl Session {
             // 2.x has neither deltas nor filters.
             Generation::V1 => req.tf = None,
             Generation::V2 => {
+                // Only stream subscriptions are served (map / shared poll types: 103).
+                if req.sub_type != 0 {
+                    return Err(ErrorCode::PERMISSION_DENIED.into());
+                }
                 // Fossil is the only delta type (negotiated where `allowed_delta_types` has it,
                 // in `establish_subscription`; elsewhere silently none); any other is a
                 // protocol error (Centrifugo: 3501).
@@ -149,7 +154,13 @@ impl Session {
         let refresh_proxy = (expire_at.is_some() && opts.proxy_sub_refresh && backend.is_some())
             .then(|| std::sync::Arc::<str>::from(opts.sub_refresh_proxy_name.as_str()));
         let push_join_leave = force_push_join_leave
+            || opts.force_push_join_leave
             || (opts.join_leave && (generation == Generation::V1 || req.join_leave));
+        // Positioned / recoverable / recovering: the seam of `recovery.rs`.
+        let history_permission = !opts.history_disable_for_client || cfg.client_insecure;
+        let mode = SubMode::resolve(&opts, &req, generation, history_permission);
+        mode.apply(&mut opts);
+        req.recover = mode.recover;
         let mut result = self
             .node
             .establish_subscription(
@@ -161,6 +172,10 @@ impl Session {
                 push_join_leave,
             )
             .await?;
+        if mode.refuses(result.was_recovering, result.recovered) {
+            node.abort_subscription(&self.shared, ch).await;
+            return Err(ErrorCode::UNRECOVERABLE_POSITION.into());
+        }
         match (expire_at, refresh_proxy) {
             (Some(_), Some(proxy)) => {
                 if let Some(sub) = self.shared.state.lock().subs.get_mut(ch) {
@@ -212,7 +227,14 @@ impl Session {
             return Err(ErrorCode::ALREADY_SUBSCRIBED.into());
         }
         let forced = apply_overrides(&mut opts, &sub.overrides);
-        let push_join_leave = opts.join_leave || forced;
+        let push_join_leave = opts.join_leave || forced || opts.force_push_join_leave;
+        // No positioned/recoverable asks: the options (and overrides) decide.
+        req.positioned = false;
+        req.recoverable = false;
+        let generation = self.shared.generation();
+        let mode = SubMode::resolve(&opts, &req, generation, false);
+        mode.apply(&mut opts);
+        req.recover = mode.recover;
         let mut r = self
             .node
             .establish_subscription(&self.shared, &req, &opts, sub.info, None, push_join_leave)
@@ -341,7 +363,7 @@ impl Node {
                     emit_join_leave: opts.join_leave,
                     presence: opts.presence,
                     recoverable: opts.history_recover,
-                    positioned: opts.history_recover,
+                    positioned: opts.history_recover || opts.force_positioning,
                     offset: 0,
                     epoch: String::new(),
                     position_failures: 0,
@@ -373,8 +395,9 @@ impl Node {
             }
         }
         let mut result = SubscribeResult::default();
-        if opts.history_recover {
+        if opts.history_recover || opts.force_positioning {
             let given = req.position_offset();
+            let cache = req.recover && opts.recovery_mode == RecoveryMode::Cache;
             // v2: at most `recovery_max_publication_limit` publications; one more is read to
             // tell "exactly the cap" from "too many" (2.x recovers everything it has).
             let cap = match shared.generation() {
@@ -383,7 +406,9 @@ impl Node {
                 }
                 rotor_protocol::Generation::V1 => None,
             };
-            let filter = if req.recover {
+            let filter = if cache {
+                super::recovery::cache_filter(node.config(), req, opts)
+            } else if req.recover {
                 HistoryFilter {
                     since: Some(StreamPosition {
                         offset: given,
@@ -407,7 +432,15 @@ impl Node {
                 }
             };
             let top = page.position;
-            if req.recover {
+            if cache {
+                let (publications, recovered) =
+                    super::recovery::cache_outcome(page.publications, &top, req);
+                result.recovered = recovered;
+                result.publications = publications;
+                result.was_recovering = true;
+                let m = &crate::metrics::METRICS;
+                if recovered { &m.recovered } else { &m.not_recovered }.inc();
+            } else if req.recover {
                 let epoch_ok = req.epoch == top.epoch;
                 let nothing_missed = page.publications.is_empty() && top.offset == given;
                 let contiguous = page
@@ -435,7 +468,8 @@ impl Node {
                 }
                 result.was_recovering = true;
             }
-            result.recoverable = true;
+            result.recoverable = opts.history_recover;
+            result.positioned = true;
             result.epoch = top.epoch.clone();
             result.offset = top.offset;
             if let Some(sub) = shared.state.lock().subs.get_mut(ch) {

@@ -177,10 +177,11 @@ impl ProtobufEncoder {
             }
         }
         boolean(b, 8, r.recovered);
-        if r.recoverable && !self.seq_mode() {
+        if (r.recoverable || (self.v2() && r.positioned)) && !self.seq_mode() {
             uint(b, 9, r.offset);
         }
         if self.v2() {
+            boolean(b, 10, r.positioned);
             bytes(b, 11, r.data.as_deref().unwrap_or_default());
             boolean(b, 12, r.was_recovering);
             boolean(b, 13, r.delta);

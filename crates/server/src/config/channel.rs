@@ -7,7 +7,10 @@
 //! * an object using the modern names follows the modern default of presence and history
 //!   being closed to clients: `presence_disable_for_client` / `history_disable_for_client`
 //!   unless an `allow_presence_for_*` / `allow_history_for_*` option is on;
-//! * `force_recovery` is `history_recover` (an alias), `allow_recovery` turns it on too;
+//! * `force_recovery` is `history_recover` (an alias); `allow_recovery` only lets a v2 client
+//!   ask for a recoverable subscription;
+//! * the v6 options Rotor does not serve (map and shared-poll subscriptions, the cache-empty
+//!   and subscribe-stream proxies) are refused when set to anything but their default.
 //! * `history_ttl` is `history_lifetime` (an alias, a duration rounded up to whole seconds);
 //! * `allow_subscribe_for_anonymous` is `anonymous` (an alias);
 //! * the proxy switches: `proxy_subscribe` / `proxy_publish` (2.x, and the 6.x
@@ -30,6 +33,41 @@ fn proxy_name(i: &Input) -> Result<String, String> {
     })
 }
 
+/// A v6 option Rotor does not serve, set to something other than its default: the start fails
+/// (a namespace relying on it could not work).
+fn not_served(key: &str, what: &str) -> SetError {
+    SetError::Bad(format!(
+        "{key} is not supported by Rotor ({what}); remove it or set it to its default"
+    ))
+}
+
+/// A `map` / `shared_poll` block left at its default: absent, `null`, or an object (or JSON
+/// text of one) whose every value is a default (false, 0, "", empty list or block).
+fn is_default_block(i: &Input) -> Result<bool, String> {
+    fn default(v: &serde_json::Value) -> bool {
+        use serde_json::Value as V;
+        match v {
+            V::Null => true,
+            V::Bool(b) => !b,
+            V::Number(n) => n.as_f64() == Some(0.0),
+            V::String(s) => s.is_empty(),
+            V::Array(a) => a.is_empty(),
+            V::Object(o) => o.values().all(default),
+        }
+    }
+    let v = match i {
+        Input::Json(v) => v.clone(),
+        Input::Env(s) if s.trim().is_empty() => return Ok(true),
+        Input::Env(s) => {
+            serde_json::from_str(s).map_err(|e| format!("expected a JSON object: {e}"))?
+        }
+    };
+    if !(v.is_object() || v.is_null()) {
+        return Err(super::values::expected("an object", &v));
+    }
+    Ok(default(&v))
+}
+
 /// Options being read from one object; [`ChanAcc::finish`] gives the resulting 2.x options.
 #[derive(Debug, Default)]
 pub(crate) struct ChanAcc {
@@ -42,7 +80,6 @@ pub(crate) struct ChanAcc {
     publish_for_anonymous: bool,
     presence_for_client: bool,
     history_for_client: bool,
-    allow_recovery: bool,
     subscribe_for_client: bool,
 }
 
@@ -103,7 +140,7 @@ impl ChanAcc {
                     ));
                 }
             }
-            "allow_recovery" => self.allow_recovery = boolean(i)?,
+            "allow_recovery" => o.allow_recovery = boolean(i)?,
             "force_positioning" => o.force_positioning = boolean(i)?,
             "allow_positioning" => o.allow_positioning = boolean(i)?,
             "force_recovery_mode" => {
@@ -137,6 +174,37 @@ impl ChanAcc {
                 }
             }
             "delta_publish" => o.delta_publish = boolean(i)?,
+            "subscription_type" => {
+                let v = string(i)?;
+                if !matches!(v.as_str(), "" | "stream") {
+                    return Err(not_served(
+                        key,
+                        &format!("{v:?} subscriptions (map / shared poll)"),
+                    ));
+                }
+            }
+            "proxy_cache_empty" => {
+                if boolean(i)? {
+                    return Err(not_served(key, "the cache-empty proxy"));
+                }
+            }
+            "subscribe_stream_proxy_name"
+            | "cache_empty_proxy_name"
+            | "map_clients_presence_channel_prefix"
+            | "map_users_presence_channel_prefix" => {
+                let v = string(i)?;
+                // `default` is Centrifugo's default proxy name.
+                let default = v.is_empty()
+                    || (key.ends_with("_proxy_name") && v == rotor_proxy::config::DEFAULT_PROXY);
+                if !default {
+                    return Err(not_served(key, &format!("{v:?}")));
+                }
+            }
+            "map" | "shared_poll" => {
+                if !is_default_block(i)? {
+                    return Err(not_served(key, "map and shared-poll subscriptions"));
+                }
+            }
             "allow_subscribe_for_client" => self.subscribe_for_client = boolean(i)?,
             "allow_publish_for_client" => self.publish_for_client = boolean(i)?,
             "allow_publish_for_subscriber" => self.publish_for_subscriber = boolean(i)?,
@@ -162,9 +230,6 @@ impl ChanAcc {
         if modern_publish && !o.publish {
             o.publish = true;
             o.subscribe_to_publish |= !self.publish_for_client && !self.publish_for_anonymous;
-        }
-        if self.allow_recovery {
-            o.history_recover = true;
         }
         if self.modern {
             if o.presence && !self.presence_for_client {
@@ -216,7 +281,7 @@ mod tests {
             ],
         );
         assert!(w.is_empty(), "{w:?}");
-        assert!(o.publish && o.subscribe_to_publish && o.history_recover);
+        assert!(o.publish && o.subscribe_to_publish && o.allow_recovery && !o.history_recover);
         assert!(o.presence_disable_for_client && o.history_disable_for_client);
         assert_eq!((o.history_size, o.history_lifetime), (10, 300));
 

@@ -100,7 +100,8 @@ pub(crate) const CHANNEL_OPTIONS_MODERN: &[&str] = &[
     "delta_publish",
 ];
 
-/// Channel options of Centrifugo 4/5/6 that Rotor does not implement.
+/// Channel options of Centrifugo 6 that Rotor does not serve: accepted at their defaults,
+/// refused at start otherwise (`ChanAcc::set`); never ignored in silence.
 pub(crate) const CHANNEL_OPTIONS_UNSUPPORTED: &[&str] = &[
     "proxy_cache_empty",
     "subscribe_stream_proxy_name",
@@ -160,7 +161,6 @@ pub(crate) fn is_unsupported(key: &str) -> bool {
         || UNSUPPORTED_PREFIXES
             .split_whitespace()
             .any(|p| key.starts_with(p))
-        || CHANNEL_OPTIONS_UNSUPPORTED.contains(&key)
 }
 
 /// Tooling variables that share the `ROTOR_` prefix without being configuration keys.

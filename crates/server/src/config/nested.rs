@@ -359,6 +359,9 @@ const MAP: &[(&str, &str)] = &[
 const OBJECT_LEAVES: &[&str] = &[
     "uni_sse.connect_code_to_http_response",
     "uni_http_stream.connect_code_to_http_response",
+    // v6 blocks Rotor does not serve: checked whole (refused unless at their default).
+    "channel.without_namespace.map",
+    "channel.without_namespace.shared_poll",
 ];
 
 /// Nested subtrees Rotor recognises but does not implement; each is reported once, as a whole.

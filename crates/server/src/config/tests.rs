@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod grpc;
 mod proxy;
+mod recovery;
 mod tokens;
 mod transports;
 

@@ -17,6 +17,7 @@ pub mod hub;
 pub mod memory;
 pub mod metrics;
 pub mod node;
+pub mod ratelimit;
 pub mod transport;
 pub mod writer;
 

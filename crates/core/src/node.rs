@@ -51,6 +51,8 @@ pub(crate) struct NodeInner {
     backend: std::sync::OnceLock<Arc<dyn Backend>>,
     /// Sessions reachable by emulation requests (see [`crate::emulation`]).
     emulation: Arc<crate::emulation::EmulationRegistry>,
+    /// Client command rate limits, set once before serving; `None` costs one check.
+    rate_limits: std::sync::OnceLock<Arc<crate::ratelimit::RateLimits>>,
 }
 
 /// A cheap handle on the node; clone it freely.
@@ -128,6 +130,7 @@ impl Node {
                 check_positions: AtomicBool::new(false),
                 backend: std::sync::OnceLock::new(),
                 emulation: Arc::default(),
+                rate_limits: std::sync::OnceLock::new(),
             }
         }));
         Ok(node)
@@ -188,6 +191,17 @@ impl Node {
     /// proxies on SIGHUP).
     pub fn set_backend(&self, backend: Arc<dyn Backend>) -> Result<(), Arc<dyn Backend>> {
         self.0.backend.set(backend)
+    }
+    /// Installs the client command rate limits. Call once, before serving connections.
+    pub fn set_rate_limits(
+        &self,
+        limits: Arc<crate::ratelimit::RateLimits>,
+    ) -> Result<(), Arc<crate::ratelimit::RateLimits>> {
+        self.0.rate_limits.set(limits)
+    }
+    /// The rate limits, when any is configured.
+    pub fn rate_limits(&self) -> Option<&Arc<crate::ratelimit::RateLimits>> {
+        self.0.rate_limits.get()
     }
     /// The application backend, when proxies are configured.
     pub fn backend(&self) -> Option<&Arc<dyn Backend>> {

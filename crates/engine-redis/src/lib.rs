@@ -31,6 +31,7 @@ pub mod config;
 mod droplog;
 mod keys;
 mod presence;
+mod ratelimit;
 mod scripts;
 mod shard;
 pub mod wire;
@@ -49,6 +50,7 @@ pub use broker::RedisBroker;
 pub use config::{ConfigError, RedisConfig, ShardTarget, Topology};
 pub use keys::{jump_hash, shard_of, slot};
 pub use presence::RedisPresence;
+pub use ratelimit::RedisRateLimiter;
 
 use droplog::DropLog;
 use keys::Names;

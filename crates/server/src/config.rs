@@ -26,6 +26,7 @@ mod jwks;
 mod merge;
 mod nested;
 mod proxy;
+pub mod ratelimit;
 mod runtime;
 mod tokens;
 pub mod transports;
@@ -104,6 +105,8 @@ pub struct ServerSettings {
     /// `client.connection_rate_limit` / `client_connection_rate_limit`: new real-time
     /// connections per second on this node at most, 0 = off.
     pub client_connection_rate_limit: usize,
+    /// `client.rate_limit` (Centrifugo PRO's shape): client command rate limits.
+    pub rate_limit: ratelimit::RateLimitSettings,
 }
 
 impl Default for ServerSettings {
@@ -141,6 +144,7 @@ impl Default for ServerSettings {
             grpc_api: grpc::GrpcApiSettings::default(),
             client_connection_limit: 0,
             client_connection_rate_limit: 0,
+            rate_limit: ratelimit::RateLimitSettings::default(),
         }
     }
 }
@@ -325,6 +329,7 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
         "client_user_connection_limit" => n.client_user_connection_limit = size(i)?,
         "client_connection_limit" => s.client_connection_limit = size(i)?,
         "client_connection_rate_limit" => s.client_connection_rate_limit = size(i)?,
+        "client_rate_limit" => s.rate_limit = ratelimit::parse(i)?,
         "client_queue_max_size" => n.client_queue_max_size = size(i)?,
         "websocket_message_size_limit" => n.client_request_max_size = or_default(size(i)?, 65536),
         "client_expired_close_delay" => n.client_expired_close_delay = duration(i)?,
@@ -428,6 +433,7 @@ pub fn load(
     if !givens.contains_key("client_queue_max_size") && givens.values().any(|g| g.contains('.')) {
         t.node.client_queue_max_size = V6_QUEUE_MAX_SIZE;
     }
+    warnings.append(&mut t.server.rate_limit.warnings);
 
     let o = overrides;
     let (s, n) = (&mut t.server, &mut t.node);

@@ -240,6 +240,19 @@ pub fn render(node: &Node, draining: bool) -> String {
     let help = "Number of refused requests due to node client connection limit.";
     w.family(name, "counter", help);
     w.sample(name, &[], crate::limits::limit_refusals() as f64);
+    let name = "centrifugo_rate_limit_client_over_limit_count";
+    let help = "Number of client commands over a rate limit (refused unless dry_run).";
+    w.family(name, "counter", help);
+    for o in rotor_core::ratelimit::over_limit_counts() {
+        let dry = if o.dry_run { "true" } else { "false" };
+        let labels = [
+            ("layer", o.layer),
+            ("command", o.command),
+            ("namespace", ""),
+            ("dry_run", dry),
+        ];
+        w.sample(name, &labels, o.count as f64);
+    }
 
     // ---------------------------------------------------------------- transport
     for (name, help, counters) in [

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rotor_protocol::command::{ChannelRequest, HistoryRequest, PublishRequest};
 use rotor_protocol::reply::HistoryResult;
-use rotor_protocol::{DisconnectKind, ErrorCode, Generation, ReplyBody};
+use rotor_protocol::{CommandKind, DisconnectKind, ErrorCode, Generation, ReplyBody};
 
 use super::{CmdResult, Session};
 use crate::backend::{BackendStyle, PublishEvent};
@@ -12,6 +12,65 @@ use crate::config::{ChannelOptions, DataFormat};
 use crate::engine::{HistoryFilter, PublishOptions};
 
 impl Session {
+    /// The rate limits of a client command (called only when the node has some; connect is
+    /// checked by `connect` once the user is known): error 111 when refused.
+    pub(super) async fn rate_limit(&mut self, kind: &CommandKind) -> Result<(), super::CmdError> {
+        use crate::ratelimit::Command as C;
+        let (cmd, channel, method) = match kind {
+            CommandKind::Subscribe(r) => (C::Subscribe, r.channel.as_str(), ""),
+            CommandKind::Unsubscribe(r) => (C::Unsubscribe, r.channel.as_str(), ""),
+            CommandKind::Publish(r) => (C::Publish, r.channel.as_str(), ""),
+            CommandKind::Presence(r) => (C::Presence, r.channel.as_str(), ""),
+            CommandKind::PresenceStats(r) => (C::PresenceStats, r.channel.as_str(), ""),
+            CommandKind::History(r) => (C::History, r.channel.as_str(), ""),
+            CommandKind::Rpc(r) => (C::Rpc, "", r.method.as_str()),
+            CommandKind::Refresh(_) => (C::Refresh, "", ""),
+            CommandKind::SubRefresh(r) => (C::SubRefresh, r.channel.as_str(), ""),
+            _ => return Ok(()),
+        };
+        self.rate_check(cmd, channel, method, None).await
+    }
+
+    /// Checks `cmd` against the node's rate limits for this connection and its user (`user`,
+    /// or the connection's).
+    pub(super) async fn rate_check(
+        &mut self,
+        cmd: crate::ratelimit::Command,
+        channel: &str,
+        method: &str,
+        user: Option<&str>,
+    ) -> Result<(), super::CmdError> {
+        let node = &self.node;
+        let Some(rl) = node.rate_limits() else {
+            return Ok(());
+        };
+        let ns = rl
+            .wants_namespace(cmd)
+            .then(|| node.rules().namespace_name(channel).to_string());
+        let user = match user {
+            Some(u) => u.to_string(),
+            // Only the per-user layers look at the user.
+            None if rl.per_user() => self.shared.state.lock().user.clone(),
+            None => String::new(),
+        };
+        let conn = self.rate.get_or_insert_with(Default::default);
+        if rl.check(conn, &user, cmd, ns.as_deref(), method).await {
+            Ok(())
+        } else {
+            Err(ErrorCode::TOO_MANY_REQUESTS.into())
+        }
+    }
+
+    /// Counts an error reply against the connection's `client_error` budget: `true` when it
+    /// is spent (the caller disconnects with 3509).
+    pub(super) fn error_budget_spent(&mut self, code: u32) -> bool {
+        let Some(rl) = self.node.rate_limits() else {
+            return false;
+        };
+        let conn = self.rate.get_or_insert_with(Default::default);
+        rl.count_error(conn, code)
+    }
+
     /// Channel options for a command that needs a channel: empty → bad request, unknown
     /// namespace → 102, a name the namespace's `channel_regex` (or, for v2 clients, the ASCII
     /// rule) refuses → 107.

@@ -143,6 +143,10 @@ impl Session {
             None => 0,
         };
         let claims = creds;
+        if node.rate_limits().is_some() && !claims.user.is_empty() {
+            let cmd = crate::ratelimit::Command::Connect;
+            self.rate_check(cmd, "", "", Some(&claims.user)).await?;
+        }
         let limit = cfg.client_user_connection_limit;
         if limit > 0
             && !claims.user.is_empty()

@@ -442,6 +442,8 @@ pub struct Session {
     out: Vec<u8>,
     /// Subscriptions whose reply is being sent; activated once it is queued.
     to_activate: Vec<String>,
+    /// Rate-limit state of this connection (created on first use, only with limits).
+    rate: Option<Box<crate::ratelimit::ConnLimiter>>,
 }
 
 impl Session {
@@ -463,6 +465,7 @@ impl Session {
             shared,
             out: Vec::new(),
             to_activate: Vec::new(),
+            rate: None,
         }
     }
 
@@ -653,7 +656,14 @@ impl Session {
             Ok(None) => {}
             Err(CmdError::Error(e)) => {
                 m.reply_errors[frame_type as usize].inc(e.code);
+                let spent = self.error_budget_spent(e.code);
                 enc.reply(&mut self.out, id, &Err(e));
+                if spent {
+                    self.flush();
+                    self.shared.disconnect_with(3509, "too many errors", false);
+                    self.shared.cancel.cancel();
+                    return false;
+                }
             }
             Err(CmdError::Disconnect(kind)) => {
                 self.flush();
@@ -693,6 +703,9 @@ impl Session {
     }
 
     async fn dispatch(&mut self, kind: CommandKind) -> CmdResult {
+        if self.node.rate_limits().is_some() {
+            self.rate_limit(&kind).await?;
+        }
         match kind {
             CommandKind::Connect(req) => self.connect(req).await,
             CommandKind::Subscribe(req) => self.subscribe(req).await,

@@ -190,6 +190,8 @@ const MAP: &[(&str, &str)] = &[
         "client_channel_position_max_time_lag",
     ),
     ("client.connection_limit", "client_connection_limit"),
+    // One value, parsed whole by config/ratelimit.rs.
+    ("client.rate_limit", "client_rate_limit"),
     (
         "client.user_connection_limit",
         "client_user_connection_limit",
@@ -357,6 +359,7 @@ const MAP: &[(&str, &str)] = &[
 
 /// Objects that are one value (a leaf), not a section: parsed whole by their flat key.
 const OBJECT_LEAVES: &[&str] = &[
+    "client.rate_limit",
     "uni_sse.connect_code_to_http_response",
     "uni_http_stream.connect_code_to_http_response",
     // v6 blocks Rotor does not serve: checked whole (refused unless at their default).

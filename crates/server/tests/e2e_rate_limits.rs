@@ -3,7 +3,8 @@
 //! the burst (temporary for v2, code and message only for v1), tokens back after the interval,
 //! per-user buckets across connections and for connect, a namespace override replacing the
 //! base buckets, an rpc method override, the `client_error` budget closing with 3509, dry run
-//! that never refuses but counts in `/metrics`, and bad buckets refusing the start.
+//! that never refuses but counts in `/metrics`, unsubscribe counted but never refused, a
+//! unidirectional connect over the limit closing with 3013, and bad buckets refusing the start.
 
 mod common;
 
@@ -308,5 +309,25 @@ async fn unidirectional_connect_over_the_limit_closes_with_3013() {
     assert_eq!(
         second.expect_close().await,
         (3013, "too many requests".to_string())
+    );
+}
+
+#[tokio::test]
+async fn unsubscribe_is_counted_but_never_refused() {
+    let s = server(json!({"client_command": {"enabled": true,
+        "unsubscribe": {"enabled": true, "buckets": per_min(1)}}}))
+    .await;
+    let (mut ws, _) = s.v2_client("jack").await;
+    for ch in ["a", "b", "c"] {
+        assert_eq!(code(&ws.subscribe_v2(ch).await), 0);
+    }
+    for ch in ["a", "b", "c"] {
+        let rep = ws.call_v2("unsubscribe", json!({"channel": ch})).await;
+        assert_eq!(code(&rep), 0, "{rep}");
+    }
+    ws.assert_open_for(Duration::from_millis(200)).await;
+    assert_eq!(
+        over_limit(&s, "client_command", "unsubscribe", false).await,
+        2.0
     );
 }

@@ -45,6 +45,10 @@ pub struct PublishOptions {
     /// the publish answers the current stream top.
     pub version: u64,
     pub version_epoch: String,
+    /// The namespace's `history_meta_ttl`: how long the stream's offset and epoch outlive the
+    /// last publish. `None` = the engine's own setting (`memory_history_meta_ttl`,
+    /// `redis_history_meta_ttl`).
+    pub history_meta_ttl: Option<Duration>,
 }
 
 /// Centrifugo's idempotency window.
@@ -76,6 +80,9 @@ pub struct HistoryFilter {
     /// Maximum number of publications; `None` = all, `Some(0)` = only the stream top.
     pub limit: Option<usize>,
     pub reverse: bool,
+    /// The namespace's `history_meta_ttl`, for a stream this read creates (see
+    /// [`PublishOptions::history_meta_ttl`]); `None` = the engine's own setting.
+    pub history_meta_ttl: Option<Duration>,
 }
 
 impl HistoryFilter {
@@ -97,6 +104,7 @@ impl HistoryFilter {
                 Some(usize::try_from(limit).unwrap_or(usize::MAX))
             },
             reverse,
+            history_meta_ttl: None,
         }
     }
 }

@@ -289,6 +289,10 @@ impl Node {
                         since: None,
                         limit: Some(0),
                         reverse: false,
+                        history_meta_ttl: self
+                            .rules()
+                            .options(&channel)
+                            .and_then(|o| o.history_meta_ttl),
                     };
                     let t = match self.0.broker.history(&channel, filter).await {
                         Ok(page) => Some(page.position),

@@ -17,6 +17,10 @@
 -- ARGV[8]  idempotency window in milliseconds (used with KEYS[3])
 -- ARGV[9]  publish version, "0" = none (checked with history only)
 -- ARGV[10] version epoch; "" matches any stored one
+-- ARGV[11] optional, "1" = marked for delta delivery: when the stream already holds the
+--          previous publication, it is read here, before the append, and broadcast with the
+--          new one as "d<offset>:<epoch>:<previous body length>:<previous body><body>"
+--          instead of "p<offset>:<epoch>:<body>" (absent: the plain message, no extra read)
 -- Returns {offset, epoch, outcome} (strings); outcome "p" = published, "i" = a repeat of an
 -- idempotent publish (the first publish's result), "v" = dropped as outdated (the stream top).
 
@@ -63,7 +67,17 @@ elseif version ~= "0" then
   end
 end
 
-local offset = string.format("%d", redis.call("hincrby", KEYS[2], "s", 1))
+local top = redis.call("hincrby", KEYS[2], "s", 1)
+local offset = string.format("%d", top)
+-- The delta base: the stream's last entry, if it is this publication's predecessor (not after
+-- the history expired or was removed, nor for the first publication of an epoch).
+local prev
+if ARGV[11] == "1" and top > 1 then
+  local last = redis.call("xrevrange", KEYS[1], "+", "-", "count", 1)[1]
+  if last and last[1] == string.format("%d", top - 1) .. "-0" then
+    prev = last[2][2]
+  end
+end
 redis.call("xadd", KEYS[1], "maxlen", ARGV[2], offset .. "-0", "d", ARGV[1])
 redis.call("expire", KEYS[1], ARGV[3])
 if version ~= "0" then
@@ -79,6 +93,10 @@ if meta_ttl > 0 then
   redis.call("expire", KEYS[2], meta_ttl)
 end
 
-redis.call(ARGV[6], ARGV[7], "p" .. offset .. ":" .. epoch .. ":" .. ARGV[1])
+if prev then
+  redis.call(ARGV[6], ARGV[7], "d" .. offset .. ":" .. epoch .. ":" .. #prev .. ":" .. prev .. ARGV[1])
+else
+  redis.call(ARGV[6], ARGV[7], "p" .. offset .. ":" .. epoch .. ":" .. ARGV[1])
+end
 remember(offset, epoch)
 return {offset, epoch, "p"}

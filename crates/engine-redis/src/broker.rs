@@ -10,6 +10,7 @@
 //! `recovered: false`) rather than an arbitrary tail.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -38,6 +39,16 @@ fn text(v: &Value) -> Option<String> {
         Value::SimpleString(s) => Some(s.clone()),
         Value::Int(i) => Some(i.to_string()),
         _ => None,
+    }
+}
+
+/// The metadata TTL in seconds for a call carrying the namespace's `history_meta_ttl`
+/// (`None`: the engine's `redis_history_meta_ttl`). Redis expires in whole seconds: a
+/// fractional TTL is rounded up, so it is never shorter than asked and never 0 (= forever).
+fn meta_ttl_secs(namespace: Option<Duration>, default_secs: u64) -> u64 {
+    match namespace {
+        None => default_secs,
+        Some(d) => d.as_secs() + u64::from(d.subsec_nanos() > 0),
     }
 }
 
@@ -116,7 +127,10 @@ impl RedisBroker {
             .arg(limit)
             .arg(if filter.reverse { "1" } else { "0" })
             .arg(new_epoch())
-            .arg(self.core.meta_ttl_secs);
+            .arg(meta_ttl_secs(
+                filter.history_meta_ttl,
+                self.core.meta_ttl_secs,
+            ));
         inv.invoke_async(&mut data)
             .await
             .map_err(|e| shard.fail(conn, e))
@@ -131,7 +145,10 @@ impl Broker for RedisBroker {
 
     /// One publish script run (a plain broadcast for a channel without history and without an
     /// idempotency key): the script checks the idempotency key and, with history, the version,
-    /// so repeats and outdated versions are dropped atomically, on every node alike.
+    /// so repeats and outdated versions are dropped atomically, on every node alike. Marked
+    /// `delta` with history, the script also reads the stream's last entry before the append
+    /// and broadcasts it with the publication (see [`wire`]), so every node's handler gets the
+    /// exact predecessor as `prev_data`; an unmarked publish runs exactly as before.
     async fn publish(
         &self,
         channel: &str,
@@ -162,13 +179,20 @@ impl Broker for RedisBroker {
         inv.arg(body)
             .arg(if history { opts.history_size } else { 0 })
             .arg(opts.history_lifetime)
-            .arg(self.core.meta_ttl_secs)
+            .arg(meta_ttl_secs(
+                opts.history_meta_ttl,
+                self.core.meta_ttl_secs,
+            ))
             .arg(new_epoch())
             .arg(conn.publish_command())
             .arg(pubsub)
             .arg(window_ms)
             .arg(opts.version)
             .arg(&opts.version_epoch);
+        if opts.delta && history {
+            // Only then does the script read the predecessor (and send a `d` message).
+            inv.arg("1");
+        }
         let (offset, epoch, _outcome): (String, String, String) = inv
             .invoke_async(&mut redis_conn)
             .await

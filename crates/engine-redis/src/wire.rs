@@ -15,6 +15,15 @@
 //!   `p<offset>:<epoch>:<body>` (offset 0 and an empty epoch when the channel keeps no history;
 //!   the publish script writes offset and epoch), `j<info>` (join), `l<info>` (leave). Control
 //!   messages, on their own PUB/SUB channel, are `c<data>`.
+//! * A publication marked for delta delivery whose predecessor is still in the stream goes as
+//!   `d<offset>:<epoch>:<previous body as a field><body>`: the previous stream entry's body,
+//!   read by the publish script in the same step as the append, so every node gets the exact
+//!   base; the receiver hands its data on as `Publication::prev_data`. Everything else
+//!   (unmarked, no history, first publication of an epoch, history expired) is the plain `p`
+//!   message, byte for byte as before `d` existed. A node older than `d` does not know the kind
+//!   and drops the message as malformed (a warning; never a misread): its subscribers miss
+//!   that publication, and recoverable ones see the offset gap on the next one and recover it
+//!   from history. So mark publications for delta only once every node reads `d`.
 //!
 //! Redis delivers the messages of one PUB/SUB channel over one connection in publish order, so
 //! a node receives each channel's publications in offset order.
@@ -222,6 +231,25 @@ pub fn publication_message(offset: u64, epoch: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A publication message carrying `prev_body`, the body of the stream's previous entry, as its
+/// delta base (the publish script builds the same bytes; this is for tests and tools).
+pub fn delta_publication_message(
+    offset: u64,
+    epoch: &str,
+    prev_body: &[u8],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prev_body.len() + body.len() + 32);
+    out.push(b'd');
+    out.extend_from_slice(offset.to_string().as_bytes());
+    out.push(b':');
+    out.extend_from_slice(epoch.as_bytes());
+    out.push(b':');
+    put_field(&mut out, prev_body);
+    out.extend_from_slice(body);
+    out
+}
+
 /// A join (`leave == false`) or leave message.
 pub fn join_leave_message(info: &ClientInfo, leave: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
@@ -247,6 +275,14 @@ pub fn decode_channel_message(bytes: &Bytes) -> Option<ChannelMessage> {
             let epoch = String::from_utf8(r.until(b':')?.to_vec()).ok()?;
             let body = r.rest();
             let publication = decode_body(&body, offset)?;
+            Some(ChannelMessage::Publication { publication, epoch })
+        }
+        b'd' => {
+            let offset: u64 = std::str::from_utf8(r.until(b':')?).ok()?.parse().ok()?;
+            let epoch = String::from_utf8(r.until(b':')?.to_vec()).ok()?;
+            let prev = decode_body(&r.field()?, offset.saturating_sub(1))?;
+            let mut publication = decode_body(&r.rest(), offset)?;
+            publication.prev_data = Some(prev.data);
             Some(ChannelMessage::Publication { publication, epoch })
         }
         b'j' => Some(ChannelMessage::Join(r.info()?)),
@@ -368,6 +404,59 @@ mod tests {
                 "{junk:?}"
             );
         }
+    }
+
+    #[test]
+    fn delta_messages_carry_the_previous_data() {
+        let i = sample(Some(b"{}"), None);
+        let t = tags(&[("k", "v")]);
+        let prev = body(Some(&i), Some(&t), b"\x00prev: 4:x");
+        for (info, tags, data) in [(None, None, &b"{\"n\":2}"[..]), (Some(&i), Some(&t), b"")] {
+            let new = body(info, tags, data);
+            let msg = Bytes::from(delta_publication_message(8, "E", &prev, &new));
+            // The script's concatenation: `d` offset `:` epoch `:` #prev `:` prev body.
+            let mut lua = format!("d8:E:{}:", prev.len()).into_bytes();
+            lua.extend_from_slice(&prev);
+            lua.extend_from_slice(&new);
+            assert_eq!(&msg[..], &lua[..]);
+            let ChannelMessage::Publication { publication, epoch } =
+                decode_channel_message(&msg).unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!(epoch, "E");
+            assert_eq!(publication.offset, 8);
+            assert_eq!(&publication.data[..], data);
+            assert_eq!(publication.info.as_deref(), info);
+            assert_eq!(publication.tags.as_deref(), tags);
+            assert_eq!(
+                publication.prev_data.as_deref(),
+                Some(&b"\x00prev: 4:x"[..])
+            );
+        }
+        // A plain message never carries a base.
+        let plain = Bytes::from(publication_message(8, "E", &body(None, None, b"x")));
+        let Some(ChannelMessage::Publication { publication, .. }) = decode_channel_message(&plain)
+        else {
+            panic!()
+        };
+        assert_eq!(publication.prev_data, None);
+        let ok = delta_publication_message(2, "E", b"0a", b"0b");
+        for junk in [
+            &b"d2:E:3:0a0b"[..],
+            b"d2:E:2:9a0b",
+            b"d2:E:2:0a",
+            b"d2:E:0a0b",
+            b"dX:E:2:0a0b",
+            &ok[..ok.len() - 2],
+        ] {
+            assert_eq!(
+                decode_channel_message(&Bytes::copy_from_slice(junk)),
+                None,
+                "{junk:?}"
+            );
+        }
+        assert!(decode_channel_message(&Bytes::from(ok)).is_some());
     }
 
     #[test]

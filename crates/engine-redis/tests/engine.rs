@@ -59,6 +59,7 @@ async fn history_offsets_trimming_filters_and_epochs() {
         }),
         limit,
         reverse,
+        history_meta_ttl: None,
     };
     let cases: Vec<(HistoryFilter, Vec<u64>)> = vec![
         (f(None, None, false), vec![5, 6, 7, 8, 9, 10]),
@@ -108,6 +109,7 @@ async fn history_offsets_trimming_filters_and_epochs() {
                 since: None,
                 limit: Some(1),
                 reverse: true,
+                history_meta_ttl: None,
             },
         )
         .await

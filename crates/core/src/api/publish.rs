@@ -64,6 +64,7 @@ impl Node {
         if !fields.skip_history {
             popts.history_size = opts.history_size;
             popts.history_lifetime = opts.history_lifetime;
+            popts.history_meta_ttl = opts.history_meta_ttl;
         }
         let started = std::time::Instant::now();
         let result = self.broker().publish(channel, data, None, popts).await;

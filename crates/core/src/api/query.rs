@@ -38,11 +38,13 @@ impl Node {
             .map_err(|_| ApiError::INTERNAL)
     }
 
-    fn history_options(&self, channel: &str) -> Result<(), ApiError> {
-        if !self.api_options(channel)?.history_enabled() {
+    /// Checks that `channel` keeps history; returns its namespace's `history_meta_ttl`.
+    fn history_options(&self, channel: &str) -> Result<Option<std::time::Duration>, ApiError> {
+        let opts = self.api_options(channel)?;
+        if !opts.history_enabled() {
             return Err(ApiError::NOT_AVAILABLE);
         }
-        Ok(())
+        Ok(opts.history_meta_ttl)
     }
 
     /// 2.x: every retained publication. Current API: `limit` (0 = only the position), `since`
@@ -54,11 +56,15 @@ impl Node {
         req: &HistoryParams,
     ) -> Result<HistoryPage, ApiError> {
         let channel = &*req.channel;
-        self.history_options(channel)?;
+        let history_meta_ttl = self.history_options(channel)?;
         if generation.is_legacy() {
+            let all = HistoryFilter {
+                history_meta_ttl,
+                ..Default::default()
+            };
             return self
                 .broker()
-                .history(channel, HistoryFilter::default())
+                .history(channel, all)
                 .await
                 .map_err(|_| ApiError::INTERNAL);
         }
@@ -71,6 +77,7 @@ impl Node {
                     since: None,
                     limit: Some(0),
                     reverse: false,
+                    history_meta_ttl,
                 };
                 let page = self
                     .broker()
@@ -82,7 +89,10 @@ impl Node {
                 }
             }
         }
-        let filter = HistoryFilter::from_request(req.limit, req.since.clone(), req.reverse);
+        let filter = HistoryFilter {
+            history_meta_ttl,
+            ..HistoryFilter::from_request(req.limit, req.since.clone(), req.reverse)
+        };
         self.broker()
             .history(channel, filter)
             .await

@@ -129,6 +129,7 @@ impl Session {
         let mut popts = PublishOptions {
             history_size: opts.history_size,
             history_lifetime: opts.history_lifetime,
+            history_meta_ttl: opts.history_meta_ttl,
             // 6.x `delta_publish`: client publications are marked for delta delivery too.
             delta: opts.delta_publish,
             ..Default::default()
@@ -214,7 +215,7 @@ impl Session {
         if !self.is_subscribed(&req.channel) {
             return Err(ErrorCode::PERMISSION_DENIED.into());
         }
-        let filter = match self.shared.generation() {
+        let mut filter = match self.shared.generation() {
             // 2.x history has no paging: everything, oldest first.
             Generation::V1 => HistoryFilter::default(),
             Generation::V2 => {
@@ -226,6 +227,7 @@ impl Session {
                 f
             }
         };
+        filter.history_meta_ttl = opts.history_meta_ttl;
         match self.node.broker().history(&req.channel, filter).await {
             Ok(page) => Ok(Some(ReplyBody::History(HistoryResult {
                 publications: page.publications,

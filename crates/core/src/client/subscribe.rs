@@ -416,12 +416,14 @@ impl Node {
                     }),
                     limit: cap.map(|c| c + 1),
                     reverse: false,
+                    history_meta_ttl: opts.history_meta_ttl,
                 }
             } else {
                 HistoryFilter {
                     since: None,
                     limit: Some(0),
                     reverse: false,
+                    history_meta_ttl: opts.history_meta_ttl,
                 }
             };
             let page = match node.broker().history(ch, filter).await {

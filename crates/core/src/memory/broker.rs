@@ -4,11 +4,16 @@
 //! Invariants:
 //! * A stream's offsets start at 1 and grow by exactly 1 per publish with history; they never
 //!   go back while the stream lives. A stream's epoch is fixed at creation.
+//! * The metadata TTL in effect for a call is the namespace's `history_meta_ttl` when the call
+//!   carries one ([`PublishOptions::history_meta_ttl`], [`HistoryFilter::history_meta_ttl`]),
+//!   else the broker's `meta_ttl` (`memory_history_meta_ttl`). Below, `meta_ttl` is that value.
 //! * With a zero `meta_ttl` a stream, once published to, lives as long as the process, so its
 //!   epoch can be derived from the channel name and a per-process random salt. Reading a
 //!   channel never published to then stores nothing: it answers offset 0 and the epoch the
 //!   first publication will create. Subscribing to a million distinct channels costs no memory
-//!   after they are left.
+//!   after they are left. A stream created with a derived epoch keeps its metadata forever
+//!   even if later calls carry a non-zero TTL (a config reload), so a derived epoch is never
+//!   reused for a second stream.
 //! * With a non-zero `meta_ttl` a stream may be dropped and recreated later, so each stream gets
 //!   a random epoch, different from the previous one's, and reads create the stream to keep
 //!   that epoch stable until the metadata expires.
@@ -26,6 +31,10 @@
 //!   under the same shard lock as the publish (see [`super::idempotency`] for the bound). A
 //!   `version` is kept per stream beside offset and epoch (so it expires with the metadata) and
 //!   only checked in channels with history.
+//! * Delta base: a publish marked `delta` in a channel with history is delivered with
+//!   `prev_data` = the data of the stream's last retained publication, read under the same lock
+//!   just before the append (`None` for the first publication of an epoch or after the history
+//!   expired). Only the delivered copy carries it: history never stores or returns `prev_data`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicUsize;
@@ -62,6 +71,8 @@ struct Stream {
     /// The last publish `version` and its `version_epoch` (0 = none yet).
     version: u64,
     version_epoch: String,
+    /// The epoch is [`MemoryBroker::derived_epoch`]: the metadata never expires.
+    derived: bool,
 }
 
 impl Stream {
@@ -74,6 +85,7 @@ impl Stream {
             meta_expire_at: deadline(now, meta_ttl),
             version: 0,
             version_epoch: String::new(),
+            derived: meta_ttl.is_zero(),
         }
     }
 
@@ -106,7 +118,8 @@ impl Stream {
     }
 
     /// Assigns the next offset to `publication`, retains it, refreshes both expiries and
-    /// records the publish version. Returns the publication as delivered (with its offset).
+    /// records the publish version. Returns the publication as delivered (with its offset, and
+    /// with the previous retained publication's data as `prev_data` when `opts.delta`).
     fn append(
         &mut self,
         mut publication: Publication,
@@ -118,6 +131,13 @@ impl Stream {
             self.version = opts.version;
             self.version_epoch.clone_from(&opts.version_epoch);
         }
+        // Retained items end at `top_offset` with contiguous offsets, so the last one is the
+        // predecessor of the publication being appended.
+        let prev_data = if opts.delta {
+            self.items.back().map(|p| p.data.clone())
+        } else {
+            None
+        };
         self.top_offset += 1;
         publication.offset = self.top_offset;
         self.items.push_back(publication.clone());
@@ -125,13 +145,14 @@ impl Stream {
             self.items.pop_front();
         }
         self.expire_at = deadline(now, Duration::from_secs(opts.history_lifetime));
-        if !meta_ttl.is_zero() {
+        if !meta_ttl.is_zero() && !self.derived {
             // The metadata must not vanish while the history it describes is still alive.
             self.meta_expire_at = match (deadline(now, meta_ttl), self.expire_at) {
                 (Some(meta), Some(history)) => Some(meta.max(history)),
                 _ => None,
             };
         }
+        publication.prev_data = prev_data;
         publication
     }
 
@@ -239,9 +260,14 @@ impl MemoryBroker {
             .collect()
     }
 
-    /// The epoch for a stream being created now.
-    fn new_epoch(&self, channel: &str) -> String {
-        if self.meta_ttl.is_zero() {
+    /// The metadata TTL in effect for a call carrying the namespace's `history_meta_ttl`.
+    fn meta_ttl(&self, namespace: Option<Duration>) -> Duration {
+        namespace.unwrap_or(self.meta_ttl)
+    }
+
+    /// The epoch for a stream being created now with metadata TTL `meta_ttl`.
+    fn new_epoch(&self, channel: &str, meta_ttl: Duration) -> String {
+        if meta_ttl.is_zero() {
             self.derived_epoch(channel)
         } else {
             Alphanumeric.sample_string(&mut rand::rng(), EPOCH_LEN)
@@ -344,13 +370,14 @@ impl Broker for MemoryBroker {
             info,
         };
         let position = if opts.keeps_history() {
-            let stream = live_stream(&mut shard.streams, channel, now, self.meta_ttl, || {
-                self.new_epoch(channel)
+            let meta_ttl = self.meta_ttl(opts.history_meta_ttl);
+            let stream = live_stream(&mut shard.streams, channel, now, meta_ttl, || {
+                self.new_epoch(channel, meta_ttl)
             });
             if opts.version > 0 && stream.is_outdated(opts.version, &opts.version_epoch) {
                 return Ok(stream.position());
             }
-            let publication = stream.append(publication, &opts, now, self.meta_ttl);
+            let publication = stream.append(publication, &opts, now, meta_ttl);
             // Delivered before the lock is released: see the ordering note in the module docs.
             if let Some(handler) = handler {
                 handler.handle_publication(channel, publication);
@@ -407,9 +434,10 @@ impl Broker for MemoryBroker {
         filter: HistoryFilter,
     ) -> Result<HistoryPage, EngineError> {
         let now = (self.clock)();
+        let meta_ttl = self.meta_ttl(filter.history_meta_ttl);
         let mut shard = self.shard(channel).lock();
         let streams = &mut shard.streams;
-        if self.meta_ttl.is_zero() && !streams.contains_key(channel) {
+        if meta_ttl.is_zero() && !streams.contains_key(channel) {
             return Ok(HistoryPage {
                 publications: Vec::new(),
                 position: StreamPosition {
@@ -418,8 +446,8 @@ impl Broker for MemoryBroker {
                 },
             });
         }
-        let stream = live_stream(streams, channel, now, self.meta_ttl, || {
-            self.new_epoch(channel)
+        let stream = live_stream(streams, channel, now, meta_ttl, || {
+            self.new_epoch(channel, meta_ttl)
         });
         Ok(HistoryPage {
             publications: stream.select(&filter),

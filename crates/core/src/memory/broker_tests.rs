@@ -317,6 +317,7 @@ async fn since_limit_reverse_combinations() {
             since: since_offset.and_then(|(offset, epoch)| since(offset, epoch)),
             limit,
             reverse,
+            history_meta_ttl: None,
         };
     let e = epoch.as_str();
     let cases: Vec<(HistoryFilter, Vec<u64>)> = vec![

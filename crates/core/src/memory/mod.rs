@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod broker;
+#[cfg(test)]
+mod delta_meta_tests;
 mod idempotency;
 mod presence;
 #[cfg(test)]

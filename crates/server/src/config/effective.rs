@@ -375,6 +375,18 @@ fn transports(t: &super::transports::TransportSettings, m: &mut Map<String, Valu
     for (k, v) in pairs {
         m.insert(k.into(), v);
     }
+    for (prefix, c) in [
+        ("websocket", &t.websocket_compression),
+        ("uni_websocket", &w.compression),
+    ] {
+        m.insert(format!("{prefix}_compression"), json!(c.enabled));
+        m.insert(format!("{prefix}_compression_level"), json!(c.level));
+        m.insert(format!("{prefix}_compression_min_size"), json!(c.min_size));
+        m.insert(
+            format!("{prefix}_decompressed_message_size_limit"),
+            json!(c.decompressed_limit),
+        );
+    }
 }
 
 /// `scheme://user:password@host` with the password masked.

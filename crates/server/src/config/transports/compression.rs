@@ -104,6 +104,52 @@ mod tests {
         assert_eq!(level(&Input::Env("3".into())), Ok(3));
     }
 
+    /// Both generations' names land in the same settings (environment values here).
+    #[test]
+    fn both_generations_and_env() {
+        let load = |vars: &[(&str, &str)]| {
+            let env: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let c = crate::config::load(None, &env, &Default::default()).expect("loads");
+            assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+            let t = c.server.transports;
+            (t.websocket_compression, t.uni_websocket.compression)
+        };
+        let (ws, uni) = load(&[
+            ("CENTRIFUGO_WEBSOCKET_COMPRESSION", "true"),
+            ("CENTRIFUGO_WEBSOCKET_COMPRESSION_LEVEL", "4"),
+            ("CENTRIFUGO_WEBSOCKET_COMPRESSION_MIN_SIZE", "100"),
+            (
+                "CENTRIFUGO_WEBSOCKET_DECOMPRESSED_MESSAGE_SIZE_LIMIT",
+                "5000",
+            ),
+            ("CENTRIFUGO_UNI_WEBSOCKET_COMPRESSION", "true"),
+            ("CENTRIFUGO_UNI_WEBSOCKET_COMPRESSION_LEVEL", "9"),
+        ]);
+        let want = WsCompression {
+            enabled: true,
+            level: 4,
+            min_size: 100,
+            decompressed_limit: 5000,
+        };
+        assert_eq!(ws, want);
+        assert_eq!(
+            uni,
+            WsCompression {
+                enabled: true,
+                level: 9,
+                ..WsCompression::default()
+            }
+        );
+        let (ws, uni) = load(&[]);
+        assert_eq!(
+            (ws, uni),
+            (WsCompression::default(), WsCompression::default())
+        );
+    }
+
     #[test]
     fn inflate_limit_defaults_to_ten_times() {
         let c = WsCompression::default();

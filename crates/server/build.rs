@@ -62,10 +62,21 @@ fn build_info() {
         .filter(|c| !c.is_empty())
         .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".to_string());
-    // Rerun when HEAD moves; only paths that exist (a missing one would rerun every build).
-    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+    // Rerun when HEAD moves, and after a failed `git` too (it may have been transient); only
+    // paths that exist are named (a missing one would rerun every build).
+    let git_dir = git(&["rev-parse", "--absolute-git-dir"])
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let here = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").ok()?);
+            here.ancestors()
+                .map(|d| d.join(".git"))
+                .find(|g| g.is_dir())
+        });
+    let common = git(&["rev-parse", "--path-format=absolute", "--git-common-dir"])
+        .map(std::path::PathBuf::from);
+    for dir in git_dir.iter().chain(common.iter()) {
         for p in ["HEAD", "refs/heads", "packed-refs"] {
-            let path = std::path::Path::new(&dir).join(p);
+            let path = dir.join(p);
             if path.exists() {
                 println!("cargo:rerun-if-changed={}", path.display());
             }

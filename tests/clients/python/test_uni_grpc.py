@@ -53,9 +53,10 @@ def stubs(tmp_path_factory):
     return pb2, pb2_grpc
 
 
-def start_uni_server(tmp: str, tls_files=None):
+def start_uni_server(tmp: str, tls_files=None, extra=None):
     """Starts rotor with uni_grpc on its own port (v6 section; with `tls_files` (cert, key) the
-    5.x flat keys with TLS); yields the addresses once it listens."""
+    5.x flat keys with TLS; `extra` keys merged into the config); yields the addresses once it
+    listens."""
     binary = os.environ.get("ROTOR_BIN") or str(REPO_ROOT / "target" / "debug" / "rotor")
     port, grpc_port = free_port(), free_port()
     config = {
@@ -77,6 +78,7 @@ def start_uni_server(tmp: str, tls_files=None):
                 "uni_grpc_tls_key": tls_files[1],
             }
         )
+    config.update(extra or {})
     cfg_path = Path(tmp) / "config.json"
     cfg_path.write_text(json.dumps(config))
     log_path = Path(tmp) / "server.log"
@@ -227,3 +229,39 @@ def test_consume_request_over_max_receive_message_size(stubs, uni_server):
         with pytest.raises(grpc.RpcError) as e:
             next(stream)
         assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
+
+
+def test_consume_refused_by_the_connection_limit(stubs):
+    """`client.connection_limit` 1: while one stream is open a second Consume fails with
+    UNAVAILABLE (the HTTP 503 of the other transports); once it ends the next is admitted."""
+    pb2, pb2_grpc = stubs
+    with tempfile.TemporaryDirectory(prefix="rotor-py-uni-limit-") as tmp:
+        gen = start_uni_server(tmp, extra={"client": {"connection_limit": 1}, "prometheus": True})
+        srv = next(gen)
+        try:
+            token = hs256({"sub": "py-limit"}, srv["config"]["token_hmac_secret_key"])
+            with grpc.insecure_channel(srv["grpc"]) as channel:
+                stub = pb2_grpc.CentrifugoUniStreamStub(channel)
+                first = stub.Consume(pb2.ConnectRequest(token=token), timeout=15)
+                assert next(first).HasField("connect")
+                second = stub.Consume(pb2.ConnectRequest(token=token), timeout=10)
+                with pytest.raises(grpc.RpcError) as e:
+                    next(second)
+                assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value
+                metrics = requests.get(f"{srv['http']}/metrics", timeout=5).text
+                assert "centrifugo_node_client_connection_limit 1" in metrics, metrics[-2000:]
+                first.cancel()
+                deadline = time.monotonic() + 5
+                while True:
+                    third = stub.Consume(pb2.ConnectRequest(token=token), timeout=10)
+                    try:
+                        assert next(third).HasField("connect")
+                        third.cancel()
+                        break
+                    except grpc.RpcError as err:
+                        # The cancelled stream frees its slot a moment later.
+                        assert err.code() == grpc.StatusCode.UNAVAILABLE, err
+                        assert time.monotonic() < deadline, "slot not freed within 5 s"
+                        time.sleep(0.1)
+        finally:
+            gen.close()

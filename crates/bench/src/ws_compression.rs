@@ -83,7 +83,7 @@ fn document(seq: u64, size: usize) -> String {
         let price = (seq * 31 + i * 17) % 10000;
         s.push_str(&format!(
             r#"{{"id":{i},"name":"item-{i}","price":{price},"in_stock":{}}}"#,
-            (seq + i) % 3 != 0
+            !(seq + i).is_multiple_of(3)
         ));
         i += 1;
     }

@@ -398,3 +398,40 @@ async fn server_refuses_to_start_with_an_option_it_does_not_serve() {
         assert!(out.contains("\"bad\""), "{opt}: {out}");
     }
 }
+
+#[tokio::test]
+async fn server_api_subscribe_follows_the_namespace_options() {
+    let s = server().await;
+    publish(&s, "auto:api", json!({"n": 1}), None).await;
+    publish(&s, "auto:api", json!({"n": 2}), None).await;
+    let (mut v2, _) = s.v2_client("api-user").await;
+    // auto_cache_recover: the subscribe push, then the latest publication.
+    let r = api_v2(
+        &s,
+        "subscribe",
+        json!({"user": "api-user", "channel": "auto:api"}),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let p = v2.push().await;
+    assert_eq!(p["push"]["channel"], json!("auto:api"), "{p}");
+    assert_eq!(p["push"]["subscribe"]["recoverable"], json!(true), "{p}");
+    let p = v2.push().await;
+    assert_eq!(
+        p["push"]["pub"],
+        json!({"data": {"n": 2}, "offset": 2}),
+        "{p}"
+    );
+    // force_positioning: a positioned subscription, not recoverable.
+    let r = api_v2(
+        &s,
+        "subscribe",
+        json!({"user": "api-user", "channel": "pos:api"}),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let p = v2.push().await;
+    assert_eq!(p["push"]["subscribe"]["positioned"], json!(true), "{p}");
+    assert!(p["push"]["subscribe"].get("recoverable").is_none(), "{p}");
+    v2.assert_no_push(Duration::from_millis(200)).await;
+}

@@ -292,6 +292,14 @@ impl Node {
                 .unwrap_or_default(),
             ..Default::default()
         };
+        // Per generation: v1 connections recover as 2.8 (the stream); v2 ones in the
+        // namespace's mode, and with `auto_cache_recover` without being asked.
+        let mut opts_v1 = opts.clone();
+        opts_v1.recovery_mode = crate::config::RecoveryMode::Stream;
+        let mut req_v2 = req.clone();
+        req_v2.recover |= recoverable
+            && opts.auto_cache_recover
+            && opts.recovery_mode == crate::config::RecoveryMode::Cache;
         for conn in self.hub().user_connections(&sub.user) {
             if !filter.matches(&conn) || conn.state.lock().subs.contains_key(channel) {
                 continue;
@@ -301,11 +309,15 @@ impl Node {
             let push_join_leave = forced
                 || opts.force_push_join_leave
                 || (opts.join_leave && conn.generation() == Generation::V1);
+            let (req, opts) = match conn.generation() {
+                Generation::V1 => (&req, &opts_v1),
+                Generation::V2 => (&req_v2, &opts),
+            };
             let result = match self
                 .establish_subscription(
                     &conn,
-                    &req,
-                    &opts,
+                    req,
+                    opts,
                     sub.info.clone(),
                     sub.expire_at,
                     push_join_leave,

@@ -158,3 +158,121 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history() -> ChannelOptions {
+        ChannelOptions {
+            history_size: 10,
+            history_lifetime: 60,
+            ..Default::default()
+        }
+    }
+
+    fn req(f: impl FnOnce(&mut SubscribeRequest)) -> SubscribeRequest {
+        let mut r = SubscribeRequest::default();
+        f(&mut r);
+        r
+    }
+
+    #[test]
+    fn v2_asks_are_granted_by_the_option_or_history_permission() {
+        let ask = req(|r| {
+            r.positioned = true;
+            r.recoverable = true;
+            r.recover = true;
+        });
+        let closed = SubMode::resolve(&history(), &ask, Generation::V2, false);
+        assert!(!closed.positioned && !closed.recoverable && !closed.recover);
+        let by_permission = SubMode::resolve(&history(), &ask, Generation::V2, true);
+        assert!(by_permission.positioned && by_permission.recoverable && by_permission.recover);
+        let o = ChannelOptions {
+            allow_positioning: true,
+            ..history()
+        };
+        let m = SubMode::resolve(&o, &ask, Generation::V2, false);
+        assert!(m.positioned && !m.recoverable && !m.recover);
+        // Without history there is no stream to follow.
+        let o = ChannelOptions {
+            force_positioning: true,
+            allow_recovery: true,
+            ..Default::default()
+        };
+        let m = SubMode::resolve(&o, &ask, Generation::V2, true);
+        assert!(!m.positioned && !m.recoverable);
+    }
+
+    #[test]
+    fn v1_keeps_2_8_rules() {
+        let o = ChannelOptions {
+            force_positioning: true,
+            allow_recovery: true,
+            recovery_mode: RecoveryMode::Cache,
+            auto_cache_recover: true,
+            ..history()
+        };
+        let ask = req(|r| r.recoverable = true);
+        let m = SubMode::resolve(&o, &ask, Generation::V1, true);
+        assert!(!m.positioned && !m.recoverable && !m.recover);
+        let o = ChannelOptions {
+            history_recover: true,
+            ..o
+        };
+        let m = SubMode::resolve(&o, &req(|r| r.flag = 2), Generation::V1, false);
+        assert!(m.positioned && m.recoverable && !m.recover);
+        assert_eq!(m.mode, RecoveryMode::Stream);
+        assert!(!m.refuses(true, false));
+    }
+
+    #[test]
+    fn flag_2_refuses_only_failed_stream_recoveries() {
+        let o = ChannelOptions {
+            history_recover: true,
+            ..history()
+        };
+        let m = SubMode::resolve(&o, &req(|r| r.flag = 3), Generation::V2, false);
+        assert!(m.refuses(true, false));
+        assert!(!m.refuses(true, true) && !m.refuses(false, false));
+        let m = SubMode::resolve(&o, &req(|r| r.flag = 1), Generation::V2, false);
+        assert!(!m.refuses(true, false));
+        let cache = ChannelOptions {
+            recovery_mode: RecoveryMode::Cache,
+            ..o
+        };
+        let m = SubMode::resolve(&cache, &req(|r| r.flag = 2), Generation::V2, false);
+        assert!(!m.refuses(true, false));
+    }
+
+    #[test]
+    fn cache_outcome_cases() {
+        let p = |offset| Publication {
+            offset,
+            ..Default::default()
+        };
+        let top = StreamPosition {
+            offset: 5,
+            epoch: "e".into(),
+        };
+        let behind = req(|r| {
+            r.offset = 2;
+            r.epoch = "e".into();
+        });
+        assert_eq!(
+            cache_outcome(Vec::new(), &top, &behind),
+            (Vec::new(), false)
+        );
+        let (pubs, ok) = cache_outcome(vec![p(5)], &top, &behind);
+        assert!(ok);
+        assert_eq!(pubs.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![5]);
+        let at_top = req(|r| {
+            r.offset = 5;
+            r.epoch = "e".into();
+        });
+        assert_eq!(cache_outcome(vec![p(5)], &top, &at_top), (Vec::new(), true));
+        // The latest entry is not the top (history lost meanwhile): not recovered.
+        let (pubs, ok) = cache_outcome(vec![p(4)], &top, &behind);
+        assert!(!ok && pubs.len() == 1);
+    }
+}

@@ -191,7 +191,10 @@ pub struct NodeConfig {
     /// 6.x `client.recovery_max_publication_limit`: a v2 recovery that would return more
     /// publications than this answers `recovered: false` with none; 0 = no cap.
     pub client_recovery_max_publication_limit: usize,
+    /// Subscriptions one connection may have (106 beyond; v2 server-side ones beyond: 3505);
+    /// 0 = no limit.
     pub client_channel_limit: usize,
+    /// Connections one user may have on this node (3504 / 3013 beyond); 0 = no limit.
     pub client_user_connection_limit: usize,
     /// Bytes queued to one connection before it is closed as slow (3008).
     pub client_queue_max_size: usize,

@@ -200,3 +200,13 @@ async fn queue_max_size_default_depends_on_the_configuration_generation() {
         }
     }
 }
+
+#[tokio::test]
+async fn channel_limit_zero_means_no_limit() {
+    let s = Server::start(json!({"client_channel_limit": 0})).await;
+    let (mut v2, _) = s.v2_client("u").await;
+    for n in 0..200 {
+        let r = v2.subscribe_v2(&format!("ch{n}")).await;
+        assert!(r.get("error").is_none(), "{n}: {r}");
+    }
+}

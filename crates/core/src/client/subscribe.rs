@@ -39,7 +39,9 @@ impl Session {
             if st.subs.contains_key(ch) {
                 return Err(ErrorCode::ALREADY_SUBSCRIBED.into());
             }
-            if st.subs.len() >= cfg.client_channel_limit {
+            // 0 = no limit (Centrifuge checks `channelLimit > 0` too).
+            let limit = cfg.client_channel_limit;
+            if limit > 0 && st.subs.len() >= limit {
                 return Err(ErrorCode::LIMIT_EXCEEDED.into());
             }
             st.user.clone()

@@ -64,6 +64,22 @@ fn options(o: &ChannelOptions, m: &mut Map<String, Value>) {
             json!(o.publication_data_format.as_str()),
         ),
         ("allow_tags_filter", json!(o.allow_tags_filter)),
+        ("allow_recovery", json!(o.allow_recovery)),
+        ("force_positioning", json!(o.force_positioning)),
+        ("allow_positioning", json!(o.allow_positioning)),
+        (
+            "force_recovery_mode",
+            json!(match o.recovery_mode {
+                rotor_core::config::RecoveryMode::Stream => "stream",
+                rotor_core::config::RecoveryMode::Cache => "cache",
+            }),
+        ),
+        ("auto_cache_recover", json!(o.auto_cache_recover)),
+        (
+            "history_meta_ttl",
+            o.history_meta_ttl.map_or(Value::Null, dur),
+        ),
+        ("force_push_join_leave", json!(o.force_push_join_leave)),
     ];
     for (k, v) in pairs {
         m.insert(k.into(), v);

@@ -169,3 +169,21 @@ fn client_limit_keys_of_both_generations() {
     let v6 = run(None, &[("CENTRIFUGO_HTTP_SERVER_PORT", "9000")]).unwrap();
     assert_eq!(v6.node.client_queue_max_size, 1 << 20);
 }
+
+#[test]
+fn checkconfig_shows_the_recovery_options() {
+    let c = ok(
+        r#"{"channel": {"namespaces": [{"name": "bb", "history_size": 5,
+        "history_ttl": "60s", "force_recovery": true, "force_recovery_mode": "cache",
+        "auto_cache_recover": true, "history_meta_ttl": "2m", "allow_positioning": true}]}}"#,
+    );
+    let v = super::super::effective::effective(&c);
+    let ns = &v["namespaces"][0];
+    assert_eq!(ns["force_recovery_mode"], json!("cache"), "{ns}");
+    assert_eq!(ns["auto_cache_recover"], json!(true), "{ns}");
+    assert_eq!(ns["allow_positioning"], json!(true), "{ns}");
+    assert_eq!(ns["allow_recovery"], json!(false), "{ns}");
+    assert_eq!(ns["history_meta_ttl"], json!("2m0s"), "{ns}");
+    assert_eq!(v["history_meta_ttl"], json!(null), "{v}");
+    assert_eq!(v["force_recovery_mode"], json!("stream"), "{v}");
+}

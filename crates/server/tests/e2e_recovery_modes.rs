@@ -435,3 +435,27 @@ async fn server_api_subscribe_follows_the_namespace_options() {
     assert!(p["push"]["subscribe"].get("recoverable").is_none(), "{p}");
     v2.assert_no_push(Duration::from_millis(200)).await;
 }
+
+#[tokio::test]
+async fn a_positioned_subscription_that_loses_its_stream_is_told_insufficient_state() {
+    // The stream's meta expires 2 s after the last publication: a new epoch, which the
+    // periodic position check (every second here) notices.
+    let s = Server::start(json!({
+        "memory_history_meta_ttl": "2s",
+        "client_channel_position_check_delay": "1s",
+        "channel": {"namespaces": [
+            {"name": "pos", "history_size": 10, "history_ttl": "1s", "force_positioning": true}
+        ]}
+    }))
+    .await;
+    publish(&s, "pos:gone", json!({"n": 1}), None).await;
+    let (mut v2, _) = s.v2_client("u").await;
+    let r = sub_result(&v2.subscribe_v2("pos:gone").await);
+    assert_eq!(r["positioned"], json!(true), "{r}");
+    let p = v2
+        .push_within(Duration::from_secs(8))
+        .await
+        .expect("an unsubscribe push once the epoch changed");
+    assert_eq!(p["push"]["channel"], json!("pos:gone"), "{p}");
+    assert_eq!(p["push"]["unsubscribe"]["code"], json!(2500), "{p}");
+}

@@ -35,7 +35,6 @@ fn sub_state(delta: bool, positioned: bool, offset: u64) -> SubState {
         push_join_leave: false,
         emit_join_leave: false,
         presence: false,
-        recoverable: positioned,
         positioned,
         offset,
         epoch: "e".into(),

@@ -86,8 +86,6 @@ pub(crate) struct SubState {
     /// The channel's options say to publish join/leave for this subscriber.
     pub emit_join_leave: bool,
     pub presence: bool,
-    /// The subscription was recoverable (history_recover channels, or asked and allowed).
-    pub recoverable: bool,
     /// Live publications must arrive without gaps: offsets are checked and a gap loses the
     /// position (recoverable subscriptions, and positioned ones: `force_positioning`, or asked
     /// for and allowed).

@@ -364,7 +364,6 @@ impl Node {
                     push_join_leave,
                     emit_join_leave: opts.join_leave,
                     presence: opts.presence,
-                    recoverable: opts.history_recover,
                     positioned: opts.history_recover || opts.force_positioning,
                     offset: 0,
                     epoch: String::new(),

@@ -7,11 +7,11 @@ use rotor_protocol::reply::SubscribeResult;
 use rotor_protocol::{DisconnectKind, ErrorCode, Generation, Push, ReplyBody};
 
 use super::proxy::backend_expiry;
+use super::recovery::SubMode;
 use super::ClientShared;
 use super::{CmdError, CmdResult, Session, SubState, SubStatus};
 use crate::auth::{SubscribeClaims, TokenError};
 use crate::backend::{BackendStyle, ServerSub, SubOverride, SubscribeEvent};
-use super::recovery::SubMode;
 use crate::config::{ChannelOptions, RecoveryMode};
 use crate::engine::{HistoryFilter, StreamPosition};
 use crate::node::{unix_now, Node};
@@ -442,7 +442,12 @@ impl Node {
                 result.publications = publications;
                 result.was_recovering = true;
                 let m = &crate::metrics::METRICS;
-                if recovered { &m.recovered } else { &m.not_recovered }.inc();
+                if recovered {
+                    &m.recovered
+                } else {
+                    &m.not_recovered
+                }
+                .inc();
             } else if req.recover {
                 let epoch_ok = req.epoch == top.epoch;
                 let nothing_missed = page.publications.is_empty() && top.offset == given;

@@ -114,6 +114,7 @@ fn transport_errors_name_the_key() {
         "uni_grpc_tls_cert",
     );
     // Still unsupported parts warn.
-    let c = ok(r#"{"uni_websocket": {"read_buffer_size": 1024}, "webtransport": {"enabled": true}}"#);
+    let c =
+        ok(r#"{"uni_websocket": {"read_buffer_size": 1024}, "webtransport": {"enabled": true}}"#);
     assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
 }

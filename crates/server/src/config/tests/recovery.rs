@@ -98,6 +98,15 @@ fn options_rotor_does_not_serve_are_refused_unless_default() {
         ));
         has(&e, "is not supported by Rotor");
     }
+    // A flat top-level key (2.x / 5.x file) too.
+    has(
+        &fail(r#"{"subscription_type": "map_users"}"#),
+        "is not supported by Rotor",
+    );
+    has(
+        &fail(r#"{"proxy_cache_empty": true}"#),
+        "is not supported by Rotor",
+    );
     // From the environment too.
     let e = run(
         None,

@@ -108,12 +108,11 @@ pub(crate) fn cache_filter(
     } else {
         1
     };
-    let _ = o; // the namespace's history_meta_ttl goes here once the engines take it
     HistoryFilter {
         since: None,
         limit: Some(limit),
         reverse: true,
-        ..HistoryFilter::default()
+        history_meta_ttl: o.history_meta_ttl,
     }
 }
 

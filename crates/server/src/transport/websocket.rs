@@ -22,6 +22,7 @@ use rotor_core::{ClientShared, Session};
 use rotor_protocol::{DisconnectKind, Encoding, Generation};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
@@ -75,6 +76,9 @@ pub(crate) struct Handover {
     headers: BackendHeaders,
     /// Set when permessage-deflate was negotiated.
     deflate: Option<deflate::Params>,
+    /// The connection counts toward `client.connection_limit` from its admission, before the
+    /// `101` is written (a client that saw its 101 is counted).
+    tracked: TaskTrackerToken,
 }
 
 impl Handover {
@@ -132,6 +136,7 @@ pub(crate) struct Accepted {
     accept_key: String,
     headers: BackendHeaders,
     deflate: Option<deflate::Params>,
+    tracked: TaskTrackerToken,
 }
 
 /// A refused upgrade request: the status and a short plain-text reason.
@@ -202,6 +207,7 @@ pub(crate) fn handshake<H: HeaderLookup + ?Sized>(
     if let Err(r) = state.limits.admit(&state.connections) {
         return Err(Refused::new(StatusCode::SERVICE_UNAVAILABLE, r.reason()));
     }
+    let tracked = state.connections.token();
     let forced = match query_param(query, "cf_protocol_version").as_deref() {
         None => None,
         Some("v1") => Some(Generation::V1),
@@ -246,6 +252,7 @@ pub(crate) fn handshake<H: HeaderLookup + ?Sized>(
         accept_key: tungstenite::handshake::derive_accept_key(key.trim_ascii()),
         headers: backend_headers,
         deflate,
+        tracked,
     })
 }
 
@@ -291,6 +298,7 @@ impl Accepted {
         let handover = Handover {
             headers: self.headers,
             deflate: self.deflate,
+            tracked: self.tracked,
         };
         (self.forced, self.encoding, handover)
     }
@@ -308,7 +316,11 @@ pub(crate) async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let Handover { headers, deflate } = handover;
+    let Handover {
+        headers,
+        deflate,
+        tracked: _tracked,
+    } = handover;
     match deflate {
         None => {
             let config = socket_config(&state);
@@ -402,7 +414,6 @@ async fn serve_socket<W: Socket>(
     encoding: Encoding,
     headers: BackendHeaders,
 ) {
-    let _tracked = state.connections.token();
     let node = &state.node;
     let mut session = node.new_session(forced, encoding);
     // Some only with a backend (see `handshake`).

@@ -124,12 +124,15 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
             .iter()
             .map(HeaderValue::as_bytes),
     );
+    // Counted from admission, before the 101 is written (see the WebSocket transport).
+    let tracked = state.connections.token();
     let response = switching_response(
         &accept,
         None,
         on_upgrade,
         "uni_websocket",
         move |io| async move {
+            let _tracked = tracked;
             if let Some(params) = deflate {
                 let socket = DeflateSocket::new(io, Vec::new(), params);
                 return serve(socket, state, connect, backend).await;
@@ -191,7 +194,6 @@ async fn serve<W: Socket>(
     connect: Option<ConnectRequest>,
     backend: Vec<(String, Vec<u8>)>,
 ) {
-    let _tracked = state.connections.token();
     let node = state.node.clone();
     let cfg = node.config();
     let settings = state.settings.transports.uni_websocket.clone();

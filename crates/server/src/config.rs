@@ -197,9 +197,10 @@ pub enum ConfigLoadError {
         message: String,
         origin: String,
     },
-    /// Rejected by [`NodeConfig::validate`] (the message names the namespace).
-    #[error("invalid configuration ({origin}): {source}")]
-    Invalid { origin: String, source: ConfigError },
+    /// Rejected by [`NodeConfig::validate`] (the message names the namespace). Not a
+    /// `source`: the message already holds it, and a chain would print it twice.
+    #[error("invalid configuration ({origin}): {reason}")]
+    Invalid { origin: String, reason: ConfigError },
     /// Keys that are fine alone but contradict each other.
     #[error("invalid configuration ({origin}): {message}")]
     Inconsistent { origin: String, message: String },
@@ -503,9 +504,9 @@ pub fn load(
         return Err(key_err("engine", None, msg, &origin_of("engine")));
     }
     let origin = file_origin.unwrap_or_else(|| "from env".to_string());
-    n.validate().map_err(|source| ConfigLoadError::Invalid {
+    n.validate().map_err(|reason| ConfigLoadError::Invalid {
         origin: origin.clone(),
-        source,
+        reason,
     })?;
     check_personal(n).map_err(|message| ConfigLoadError::Inconsistent {
         origin: origin.clone(),

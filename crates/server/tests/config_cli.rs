@@ -64,6 +64,12 @@ impl Out {
         assert_eq!(lines.len(), 1, "one line: {self:#?}");
         assert!(lines[0].starts_with("error: "), "{self:#?}");
         assert!(lines[0].contains(want), "{want:?} not in {self:#?}");
+        // Said once: an error's cause is not printed again after its message.
+        assert_eq!(
+            lines[0].matches(want).count(),
+            1,
+            "{want:?} twice: {self:#?}"
+        );
     }
 
     #[track_caller]

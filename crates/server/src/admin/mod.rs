@@ -7,6 +7,7 @@
 //! cookie and in the body, for scripts (`Authorization: token <t>`). A wrong password is
 //! answered after a delay. `admin_insecure` turns all checks off.
 
+use crate::api::http::key_matches;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -134,11 +135,6 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-/// Compares without leaking where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn login(State(state): State<SharedState>, body: Bytes) -> Response {
     let password = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -146,7 +142,7 @@ async fn login(State(state): State<SharedState>, body: Bytes) -> Response {
         .unwrap_or_default();
     let expected = &state.settings.admin_password;
     let ok = state.settings.admin_insecure
-        || (!expected.is_empty() && same(password.as_bytes(), expected.as_bytes()));
+        || (!expected.is_empty() && key_matches(password.as_bytes(), expected.as_bytes()));
     if !ok {
         tracing::warn!("admin login with a wrong password");
         tokio::time::sleep(WRONG_PASSWORD_DELAY).await;
@@ -371,6 +367,8 @@ mod tests {
         assert_eq!(presented_token(&h).as_deref(), Some("xyz"));
         h.insert(header::AUTHORIZATION, "token abc".parse().unwrap());
         assert_eq!(presented_token(&h).as_deref(), Some("abc"));
-        assert!(same(b"pw", b"pw") && !same(b"pw", b"px") && !same(b"pw", b"pw2"));
+        assert!(
+            key_matches(b"pw", b"pw") && !key_matches(b"pw", b"px") && !key_matches(b"pw", b"pw2")
+        );
     }
 }

@@ -10,6 +10,7 @@
 //!   A 2.x deployment without a key on a private network therefore keeps working, while an
 //!   API exposed to the internet by mistake is not open to it.
 
+use crate::api::http::key_matches;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ impl Auth {
     /// Whether a call with these credentials from `peer` may run.
     pub(crate) fn allows(&self, authorization: Option<&[u8]>, peer: Option<IpAddr>) -> bool {
         match &self.expected {
-            Some(want) => authorization.is_some_and(|got| constant_time_eq(got, want)),
+            Some(want) => authorization.is_some_and(|got| key_matches(got, want)),
             None => self.insecure || peer.is_some_and(is_private),
         }
     }
@@ -49,14 +50,6 @@ impl tonic::service::Interceptor for Auth {
             Err(Status::unauthenticated("unauthenticated"))
         }
     }
-}
-
-/// Equal length and bytes, in time that depends only on the lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Loopback and private-network addresses: 127.0.0.0/8, 10/8, 172.16/12, 192.168/16,

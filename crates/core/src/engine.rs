@@ -123,6 +123,30 @@ pub enum EngineError {
     Unavailable(String),
     #[error("engine error: {0}")]
     Internal(String),
+    /// The engine does not offer this at all (history on a broker without storage, presence
+    /// without a presence manager): clients and the API get 108 "not available".
+    #[error("not available: {0}")]
+    NotAvailable(String),
+    /// The broker cannot carry this channel name (a NATS subject with `*`, `>`, whitespace or
+    /// an empty token): clients and the API get 107 "bad request", not a disconnect.
+    #[error("channel not supported by the broker: {0}")]
+    BadChannel(String),
+}
+
+impl EngineError {
+    /// Whether this is [`EngineError::NotAvailable`] (108), not a failure (100).
+    pub fn is_not_available(&self) -> bool {
+        matches!(self, EngineError::NotAvailable(_))
+    }
+
+    /// The protocol error code clients and the API get: 108, 107, else 100 (internal).
+    pub fn code(&self) -> u32 {
+        match self {
+            EngineError::NotAvailable(_) => 108,
+            EngineError::BadChannel(_) => 107,
+            EngineError::Unavailable(_) | EngineError::Internal(_) => 100,
+        }
+    }
 }
 
 /// Where the broker delivers what it receives, on this node.
@@ -133,9 +157,17 @@ pub trait BrokerEventHandler: Send + Sync {
     fn handle_leave(&self, channel: &str, info: ClientInfo);
     /// A control message from some node (this one included), see [`Broker::publish_control`].
     fn handle_control(&self, _data: &[u8]) {}
-    /// The broker was cut off from its backend and is back: publications may have been missed
-    /// meanwhile, so every recoverable subscription must check its stream position.
+    /// The broker was cut off from its backend and is back: publications of any channel may
+    /// have been missed meanwhile. Every positioned subscription checks its stream position
+    /// (a gap ends in `recovered: false` / insufficient state); every other subscription is
+    /// told explicitly (v2: unsubscribe 2500, the client resubscribes; v1: disconnect 3010,
+    /// the client reconnects), so no client misses a publication silently.
     fn handle_reconnect(&self) {}
+    /// Like [`BrokerEventHandler::handle_reconnect`], for one channel only (a dropped message,
+    /// a changed stream epoch).
+    fn handle_gap(&self, _channel: &str) {
+        self.handle_reconnect()
+    }
 }
 
 /// Publications, join/leave fan-in and stream history.

@@ -280,8 +280,11 @@ pub type ControlCallback = Box<dyn Fn(&[u8]) + Send + Sync>;
 pub struct HubHandler {
     pub hub: Arc<Hub>,
     pub control: ControlCallback,
-    pub reconnect: Box<dyn Fn() + Send + Sync>,
+    pub gap: GapCallback,
 }
+
+/// Told of a gap in one channel (`Some`) or in every channel (`None`).
+pub type GapCallback = Box<dyn Fn(Option<&str>) + Send + Sync>;
 
 impl BrokerEventHandler for HubHandler {
     fn handle_control(&self, data: &[u8]) {
@@ -290,7 +293,11 @@ impl BrokerEventHandler for HubHandler {
     }
 
     fn handle_reconnect(&self) {
-        (self.reconnect)()
+        (self.gap)(None)
+    }
+
+    fn handle_gap(&self, channel: &str) {
+        (self.gap)(Some(channel))
     }
 
     fn handle_publication(&self, channel: &str, publication: Publication) {

@@ -14,7 +14,7 @@ use crate::api::connections::{ConnFilter, DisconnectOrder, RefreshOrder, ServerS
 use crate::auth::TokenVerifier;
 use crate::backend::Backend;
 use crate::channel::ChannelRules;
-use crate::client::{ClientShared, Session, SubState, TickWork};
+use crate::client::{ClientShared, Gaps, Session, SubState, TickWork};
 use crate::config::{ConfigError, NodeConfig};
 use crate::control::{ControlMessage, NodeInfoMessage, NodeRegistry};
 use crate::engine::{Broker, HistoryFilter, PresenceManager, StreamPosition};
@@ -45,8 +45,10 @@ pub(crate) struct NodeInner {
     started: Instant,
     uid: String,
     nodes: NodeRegistry,
-    /// Set when the broker reconnected: check every recoverable subscription on the next tick.
+    /// Set when the broker reported a gap (see [`Gaps`]); the next tick takes `gaps`.
     check_positions: AtomicBool,
+    /// Channels (or all) whose publications may have been missed since the last tick.
+    gaps: parking_lot::Mutex<Gaps>,
     /// The application backend (proxies), set once before serving; `None` costs nothing.
     backend: std::sync::OnceLock<Arc<dyn Backend>>,
     /// Sessions reachable by emulation requests (see [`crate::emulation`]).
@@ -109,9 +111,9 @@ impl Node {
                         Node(inner).handle_control(data);
                     }
                 }),
-                reconnect: Box::new(move || {
+                gap: Box::new(move |channel| {
                     if let Some(inner) = reconnect_node.upgrade() {
-                        Node(inner).check_positions_soon();
+                        Node(inner).gap(channel);
                     }
                 }),
             }));
@@ -128,6 +130,7 @@ impl Node {
                 uid: uuid::Uuid::new_v4().to_string(),
                 nodes: NodeRegistry::default(),
                 check_positions: AtomicBool::new(false),
+                gaps: parking_lot::Mutex::new(Gaps::default()),
                 backend: std::sync::OnceLock::new(),
                 emulation: Arc::default(),
                 rate_limits: std::sync::OnceLock::new(),
@@ -276,10 +279,14 @@ impl Node {
         let now = Instant::now();
         let now_unix = unix_now();
         let mut work = TickWork::default();
-        let check = self.0.check_positions.swap(false, Ordering::AcqRel);
+        let gaps = if self.0.check_positions.swap(false, Ordering::AcqRel) {
+            Some(std::mem::take(&mut *self.0.gaps.lock()))
+        } else {
+            None
+        };
         self.0
             .hub
-            .for_each_client(|c| c.tick(&self.0.cfg, now, now_unix, check, &mut work));
+            .for_each_client(|c| c.tick(&self.0.cfg, now, now_unix, gaps.as_ref(), &mut work));
         let mut tops: HashMap<String, Option<StreamPosition>> = HashMap::new();
         for (client, channel, offset, _epoch) in work.positions {
             let top = match tops.get(&channel) {
@@ -360,9 +367,16 @@ impl Node {
         }
     }
 
-    /// After a broker reconnect: publications may have been lost, so every recoverable
-    /// subscription compares its position with the stream top on the next tick.
+    /// After a broker reconnect: publications may have been lost, so on the next tick every
+    /// positioned subscription compares its position with the stream top and every other one
+    /// is told (see [`crate::engine::BrokerEventHandler::handle_reconnect`]).
     pub fn check_positions_soon(&self) {
+        self.gap(None);
+    }
+
+    /// A gap in `channel`'s publications (`None`: every channel's), handled on the next tick.
+    pub fn gap(&self, channel: Option<&str>) {
+        self.0.gaps.lock().add(channel);
         self.0.check_positions.store(true, Ordering::Release);
     }
 

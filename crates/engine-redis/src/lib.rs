@@ -144,7 +144,7 @@ impl Dispatcher {
                 handler.handle_publication(&channel, publication);
                 if changed {
                     tracing::warn!(%channel, "stream epoch changed; checking positions");
-                    handler.handle_reconnect();
+                    handler.handle_gap(&channel);
                 }
             }
             Some(wire::ChannelMessage::Join(info)) => handler.handle_join(&channel, info),
@@ -157,11 +157,15 @@ impl Dispatcher {
 impl Sink for Dispatcher {
     fn message(&self, pubsub: Vec<u8>, payload: Bytes) {
         let i = (keys::fnv1a(&pubsub) % self.workers.len() as u64) as usize;
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.workers[i].try_send((pubsub, payload))
+        if let Err(mpsc::error::TrySendError::Full((pubsub, _))) =
+            self.workers[i].try_send((pubsub, payload))
         {
             self.drops.dropped();
             if let Some(handler) = self.handler.read().clone() {
-                handler.handle_reconnect();
+                match self.names.channel_of(&pubsub) {
+                    Some(channel) => handler.handle_gap(&channel),
+                    None => handler.handle_reconnect(),
+                }
             }
         }
     }

@@ -30,6 +30,12 @@ impl ApiError {
     pub const METHOD_NOT_FOUND: Self = Self { code: 104 };
     pub const BAD_REQUEST: Self = Self { code: 107 };
     pub const NOT_AVAILABLE: Self = Self { code: 108 };
+
+    /// 108 for what the engine does not offer at all, 107 for a channel the broker cannot
+    /// carry, 100 for a failure.
+    pub fn from_engine(e: crate::engine::EngineError) -> Self {
+        Self { code: e.code() }
+    }
     pub const UNRECOVERABLE_POSITION: Self = Self { code: 112 };
     pub const CONFLICT: Self = Self { code: 113 };
 

@@ -73,7 +73,7 @@ impl Node {
             .observe(started.elapsed());
         result.map_err(|e| {
             tracing::error!(channel, error = %e, "api publish failed");
-            ApiError::INTERNAL
+            ApiError::from_engine(e)
         })
     }
 

@@ -25,7 +25,7 @@ impl Node {
             .presence()
             .presence(channel)
             .await
-            .map_err(|_| ApiError::INTERNAL)?;
+            .map_err(ApiError::from_engine)?;
         list.sort_by(|a, b| a.client.cmp(&b.client));
         Ok(list)
     }
@@ -35,7 +35,7 @@ impl Node {
         self.presence()
             .presence_stats(channel)
             .await
-            .map_err(|_| ApiError::INTERNAL)
+            .map_err(ApiError::from_engine)
     }
 
     /// Checks that `channel` keeps history; returns its namespace's `history_meta_ttl`.
@@ -66,7 +66,7 @@ impl Node {
                 .broker()
                 .history(channel, all)
                 .await
-                .map_err(|_| ApiError::INTERNAL);
+                .map_err(ApiError::from_engine);
         }
         if let Some(since) = &req.since {
             if req.reverse && since.offset == 0 {
@@ -83,7 +83,7 @@ impl Node {
                     .broker()
                     .history(channel, top)
                     .await
-                    .map_err(|_| ApiError::INTERNAL)?;
+                    .map_err(ApiError::from_engine)?;
                 if page.position.epoch != since.epoch {
                     return Err(ApiError::UNRECOVERABLE_POSITION);
                 }
@@ -96,7 +96,7 @@ impl Node {
         self.broker()
             .history(channel, filter)
             .await
-            .map_err(|_| ApiError::INTERNAL)
+            .map_err(ApiError::from_engine)
     }
 
     pub async fn api_history_remove(&self, channel: &str) -> Result<(), ApiError> {
@@ -104,7 +104,7 @@ impl Node {
         self.broker()
             .remove_history(channel)
             .await
-            .map_err(|_| ApiError::INTERNAL)
+            .map_err(ApiError::from_engine)
     }
 
     /// Active channels with their subscriber counts, summed over every live node: this node's

@@ -169,7 +169,7 @@ impl Session {
             Ok(_) => Ok(Some(ReplyBody::Publish)),
             Err(e) => {
                 tracing::error!(channel = %req.channel, error = %e, "publish failed");
-                Err(ErrorCode::INTERNAL.into())
+                Err(engine_error(&e).into())
             }
         }
     }
@@ -192,7 +192,7 @@ impl Session {
                 list.sort_by(|a, b| a.client.cmp(&b.client));
                 Ok(Some(ReplyBody::Presence(list)))
             }
-            Err(_) => Err(ErrorCode::INTERNAL.into()),
+            Err(e) => Err(engine_error(&e).into()),
         }
     }
 
@@ -203,7 +203,7 @@ impl Session {
                 num_clients: s.num_clients,
                 num_users: s.num_users,
             })),
-            Err(_) => Err(ErrorCode::INTERNAL.into()),
+            Err(e) => Err(engine_error(&e).into()),
         }
     }
 
@@ -234,7 +234,18 @@ impl Session {
                 epoch: page.position.epoch,
                 offset: page.position.offset,
             }))),
-            Err(_) => Err(ErrorCode::INTERNAL.into()),
+            Err(e) => Err(engine_error(&e).into()),
         }
+    }
+}
+
+/// 108 for what the engine does not offer at all (history on a broker without storage,
+/// presence without a presence manager), 107 for a channel the broker cannot carry, 100 for a
+/// failure.
+pub(super) fn engine_error(e: &crate::engine::EngineError) -> ErrorCode {
+    match e.code() {
+        108 => ErrorCode::NOT_AVAILABLE,
+        107 => ErrorCode::BAD_REQUEST,
+        _ => ErrorCode::INTERNAL,
     }
 }

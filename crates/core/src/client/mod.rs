@@ -17,6 +17,7 @@ mod tick;
 
 pub(crate) use delta::DeltaForms;
 pub(crate) use subscribe::apply_overrides;
+pub use tick::Gaps;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

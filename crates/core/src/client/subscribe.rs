@@ -378,9 +378,11 @@ impl Node {
             shared.info_in(&st, ch)
         };
         let fail = |e: crate::engine::EngineError| {
-            tracing::error!(channel = %ch, error = %e, "subscribe failed in engine");
+            if e.code() == 100 {
+                tracing::error!(channel = %ch, error = %e, "subscribe failed in engine");
+            }
             shared.state.lock().subs.remove(ch);
-            CmdError::Error(ErrorCode::INTERNAL)
+            CmdError::Error(super::commands::engine_error(&e))
         };
         if node.hub().add_subscriber(ch, shared) {
             if let Err(e) = node.broker().subscribe(ch).await {

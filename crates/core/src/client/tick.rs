@@ -27,6 +27,36 @@ pub(crate) struct TickWork {
     pub sub_refresh: Vec<(std::sync::Arc<ClientShared>, String, std::sync::Arc<str>)>,
 }
 
+/// Channels whose publications a broker may have lost since the last tick (a reconnect, a
+/// dropped message, a changed epoch): positioned subscriptions to them check their position,
+/// the others are told to subscribe again.
+#[derive(Debug, Default)]
+pub struct Gaps {
+    /// Every channel.
+    pub all: bool,
+    pub channels: std::collections::HashSet<String>,
+}
+
+impl Gaps {
+    /// Adds one channel (`Some`) or every channel (`None`).
+    pub fn add(&mut self, channel: Option<&str>) {
+        match channel {
+            None => {
+                self.all = true;
+                self.channels.clear();
+            }
+            Some(_) if self.all => {}
+            Some(c) => {
+                self.channels.insert(c.to_string());
+            }
+        }
+    }
+
+    pub fn covers(&self, channel: &str) -> bool {
+        self.all || self.channels.contains(channel)
+    }
+}
+
 impl ClientShared {
     /// The outcome of a position check: `top` is the stream's current position. A
     /// subscription behind it twice in a row (a publication in flight explains one) has lost
@@ -59,9 +89,10 @@ impl ClientShared {
         cfg: &NodeConfig,
         now: Instant,
         now_unix: i64,
-        check_positions: bool,
+        gaps: Option<&Gaps>,
         work: &mut TickWork,
     ) {
+        let check_positions = gaps.is_some();
         // Most ticks find nothing due: answer that without touching the state lock.
         if !check_positions && mono_ms(now) < self.next_due.load(Ordering::Relaxed) {
             return;
@@ -145,10 +176,25 @@ impl ClientShared {
                 cfg.client_channel_position_check_delay
             };
             st.next_position_check = Some(now + again);
+            let mut unpositioned = Vec::new();
             for (ch, sub) in &st.subs {
-                if sub.positioned && matches!(sub.status, super::SubStatus::Subscribed) {
+                if !matches!(sub.status, super::SubStatus::Subscribed) {
+                    continue;
+                }
+                if sub.positioned {
                     work.positions
                         .push((self.clone(), ch.clone(), sub.offset, sub.epoch.clone()));
+                } else if gaps.is_some_and(|g| g.covers(ch)) {
+                    unpositioned.push((ch.clone(), sub.server_side));
+                }
+            }
+            // No position to check: the gap itself is the signal (v2: unsubscribe 2500 and the
+            // client resubscribes; v1 or a server-side subscription: disconnect 3010 and the
+            // client reconnects).
+            for (ch, server_side) in unpositioned {
+                self.position_lost(&mut st, &ch, generation);
+                if server_side || !matches!(generation, Generation::V2) {
+                    return;
                 }
             }
         }

@@ -228,3 +228,32 @@ pub trait PresenceManager: Send + Sync {
     async fn presence(&self, channel: &str) -> Result<Vec<ClientInfo>, EngineError>;
     async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, EngineError>;
 }
+
+/// No presence at all (Centrifugo 2.x `engine: memory` with `broker: nats`): entries are not
+/// kept, and asking for presence answers 108 "not available".
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoPresence;
+
+#[async_trait]
+impl PresenceManager for NoPresence {
+    async fn add_presence(
+        &self,
+        _channel: &str,
+        _info: ClientInfo,
+        _expire_secs: u64,
+    ) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn remove_presence(&self, _channel: &str, _client_id: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn presence(&self, _channel: &str) -> Result<Vec<ClientInfo>, EngineError> {
+        Err(EngineError::NotAvailable("no presence manager".into()))
+    }
+
+    async fn presence_stats(&self, _channel: &str) -> Result<PresenceStats, EngineError> {
+        Err(EngineError::NotAvailable("no presence manager".into()))
+    }
+}

@@ -74,6 +74,14 @@ if ! command -v redis-server >/dev/null || ! command -v redis-sentinel >/dev/nul
 fi
 export ROTOR_REQUIRE_REDIS=1
 
+# The NATS broker's tests start their own nats-server processes.
+if ! command -v nats-server >/dev/null; then
+  echo "installing nats-server (apt-get)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; } ||
+    die "cannot install nats-server (apt-get install nats-server)"
+fi
+export ROTOR_REQUIRE_NATS=1
+
 # Headless Chromium for the admin UI browser test (tests/clients/js/admin.test.mjs): Debian's
 # package, since nothing may download a browser build. Installed only when missing.
 if [ ! -x /usr/bin/chromium ]; then

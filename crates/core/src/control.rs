@@ -171,6 +171,10 @@ pub struct NodeInfoMessage {
     /// Subscriptions on the node (nodes before this field: 0).
     #[serde(default)]
     pub num_subs: u64,
+    /// Messages this node's process has queued to its client connections since it started
+    /// (nodes before this field: 0); the admin UI charts its rate per node.
+    #[serde(default)]
+    pub messages_sent: u64,
     /// Channels with subscribers on the node and their subscriber counts, so that the API's
     /// `channels` lists every node's (multi-node engines only; at most
     /// [`MAX_ANNOUNCED_CHANNELS`]).

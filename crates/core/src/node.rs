@@ -398,6 +398,11 @@ impl Node {
             num_users: self.0.hub.num_users() as u64,
             num_channels: channels.len() as u64,
             num_subs: channels.iter().map(|(_, n)| *n as u64).sum(),
+            messages_sent: crate::metrics::METRICS
+                .transport_sent
+                .iter()
+                .map(|c| c.get())
+                .sum(),
             uptime: self.uptime().as_secs(),
             // Other nodes merge these into `channels`; a memory-engine node is alone.
             channels: if self.0.memory.is_some() {

@@ -106,6 +106,16 @@ test('admin UI: log in, see a client, publish to it, presence and history', { ti
     await page.click('#history-submit');
     await page.waitForFunction(() => document.getElementById('inspect-result').textContent.includes('hello from the admin UI'));
 
+    // The live chart of this node: its connection and a non-zero messages/s after the publish.
+    await page.waitForFunction(() => {
+      const c = document.querySelector('#charts .chart');
+      return c && Number(c.dataset.points) >= 2 && Number(c.dataset.peakRate) > 0;
+    }, null, { timeout: 15000 });
+    assert.match(await page.textContent('#charts .chart .legend .conns'), /^[1-9]\d* connections$/);
+    assert.equal(await page.locator('#charts .chart').count(), 1, 'one chart per node');
+    const linePoints = await page.getAttribute('#charts .chart polyline.rate', 'points');
+    assert.ok(linePoints.split(' ').length >= 2, linePoints);
+
     // Let the counters poll once more, then keep a picture of it.
     await page.waitForTimeout(2200);
     const dir = path.join(REPO_ROOT, 'target');

@@ -101,6 +101,9 @@ pub struct NodeInfo {
     pub num_channels: u64,
     pub num_subs: u64,
     pub uptime_secs: u64,
+    /// Messages queued to the node's clients since it started (see
+    /// [`crate::control::NodeInfoMessage::messages_sent`]).
+    pub messages_sent: u64,
 }
 
 /// A successful call's result, for the transport to encode. Methods without a result (2.x

@@ -148,6 +148,7 @@ impl Node {
                 num_channels: n.num_channels,
                 num_subs: n.num_subs,
                 uptime_secs: n.uptime,
+                messages_sent: n.messages_sent,
             })
             .collect()
     }

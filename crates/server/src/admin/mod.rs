@@ -186,6 +186,7 @@ async fn info(State(state): State<SharedState>, headers: HeaderMap) -> Response 
                 "num_users": n.num_users,
                 "num_channels": n.num_channels,
                 "uptime": n.uptime_secs,
+                "messages_sent": n.messages_sent,
             })
         })
         .collect();

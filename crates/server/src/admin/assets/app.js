@@ -74,6 +74,84 @@ function renderCounters(info) {
   status.className = ok ? 'badge' : 'badge bad';
 }
 
+// Live chart: per node, samples keyed by the node's own uptime (its counters are as fresh as its
+// last announcement, so rates come from its own clock, not from the poll interval).
+const CHART_SECS = 120;
+const series = new Map(); // uid -> [{ up, sent, clients }]
+
+function sample(nodes) {
+  for (const n of nodes) {
+    const list = series.get(n.uid) || [];
+    const last = list[list.length - 1];
+    if (last && n.uptime < last.up) list.length = 0; // the node restarted
+    if (!last || n.uptime > last.up) list.push({ up: n.uptime, sent: n.messages_sent || 0, clients: n.num_clients });
+    while (list.length > 1 && list[list.length - 1].up - list[0].up > CHART_SECS) list.shift();
+    series.set(n.uid, list);
+  }
+  for (const uid of series.keys()) {
+    if (!nodes.some((n) => n.uid === uid)) series.delete(uid);
+  }
+}
+
+/// Messages/s between consecutive samples: [{ up, rate, clients }].
+function rates(list) {
+  const out = [];
+  for (let i = 1; i < list.length; i++) {
+    const dt = list[i].up - list[i - 1].up;
+    const rate = dt > 0 ? Math.max(0, list[i].sent - list[i - 1].sent) / dt : 0;
+    out.push({ up: list[i].up, rate, clients: list[i].clients });
+  }
+  return out;
+}
+
+function polyline(points, key, max, cls) {
+  const el = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+  el.setAttribute('class', cls);
+  const first = points.length ? points[0].up : 0;
+  const last = points.length ? points[points.length - 1].up : 1;
+  const span = Math.max(1, last - first);
+  el.setAttribute('points', points.map((p) => {
+    const x = ((p.up - first) / span) * 300;
+    const y = 110 - (max > 0 ? (p[key] / max) * 100 : 0);
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  }).join(' '));
+  return el;
+}
+
+function renderCharts(nodes) {
+  sample(nodes);
+  const charts = nodes.map((n) => {
+    const points = rates(series.get(n.uid) || []);
+    const div = document.createElement('div');
+    div.className = 'chart';
+    div.dataset.node = n.uid;
+    const h = document.createElement('h3');
+    h.textContent = n.name;
+    const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+    svg.setAttribute('viewBox', '0 0 300 115');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    const peak = Math.max(0, ...points.map((p) => p.rate));
+    div.dataset.peakRate = String(peak);
+    div.dataset.points = String(points.length);
+    const maxRate = Math.max(1, peak);
+    const maxConns = Math.max(1, ...points.map((p) => p.clients));
+    svg.append(polyline(points, 'rate', maxRate, 'rate'), polyline(points, 'clients', maxConns, 'conns'));
+    const now = points[points.length - 1];
+    const legend = document.createElement('div');
+    legend.className = 'legend';
+    const rate = document.createElement('span');
+    rate.className = 'rate';
+    rate.textContent = `${now ? Math.round(now.rate) : 0} messages/s (max ${Math.round(maxRate)})`;
+    const conns = document.createElement('span');
+    conns.className = 'conns';
+    conns.textContent = `${n.num_clients} connections`;
+    legend.append(rate, conns);
+    div.append(h, svg, legend);
+    return div;
+  });
+  $('charts').replaceChildren(...charts);
+}
+
 async function refresh() {
   try {
     const [info, conns, chans] = await Promise.all([
@@ -82,6 +160,7 @@ async function refresh() {
     const me = info.nodes.find((n) => n.uid === info.this_node);
     $('node-name').textContent = me ? me.name : '';
     renderCounters(info);
+    renderCharts(info.nodes);
     fillTable('nodes', info.nodes, (n) => {
       const tr = document.createElement('tr');
       tr.append(cell(n.name), cell(n.uid.slice(0, 8), 'mono'), cell(n.version), cell(n.num_clients),

@@ -287,6 +287,7 @@ mod tests {
             num_channels: 0,
             num_subs: 0,
             uptime_secs: 0,
+            messages_sent: 7,
         };
         assert_eq!(
             text(&ApiResult::Info(vec![n.clone()]), Shape::Current).as_deref(),

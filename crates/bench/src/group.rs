@@ -33,6 +33,10 @@ pub enum Layout {
     /// Connection `i` on its personal channel `<prefix>-u<i>` and on the group channel
     /// `<prefix>-g<i / size>` (groups of `size`).
     PersonalGroup { size: usize },
+    /// Connection `i` on channel `<prefix>-<i % channels>`: with the connections split in
+    /// contiguous slices over the processes (and each process on its own node), the
+    /// subscribers of one channel sit in different processes (`nodes`).
+    Striped { channels: usize },
 }
 
 /// The channels of a run, numbered 0..count(): what publishers and subscribers agree on.
@@ -50,13 +54,14 @@ impl Channels {
             Layout::Single => 1,
             Layout::PerConn => self.conns,
             Layout::PersonalGroup { size } => self.conns + self.conns.div_ceil(size.max(1)),
+            Layout::Striped { channels } => channels.clamp(1, self.conns.max(1)),
         }
     }
 
     pub fn name(&self, c: usize) -> String {
         match self.layout {
             Layout::Single => self.prefix.clone(),
-            Layout::PerConn => format!("{}-{c}", self.prefix),
+            Layout::PerConn | Layout::Striped { .. } => format!("{}-{c}", self.prefix),
             Layout::PersonalGroup { .. } if c < self.conns => format!("{}-u{c}", self.prefix),
             Layout::PersonalGroup { .. } => format!("{}-g{}", self.prefix, c - self.conns),
         }
@@ -70,6 +75,7 @@ impl Channels {
             Layout::PersonalGroup { size } => {
                 vec![i as u32, (self.conns + i / size.max(1)) as u32]
             }
+            Layout::Striped { .. } => vec![(i % self.count()) as u32],
         }
     }
 
@@ -82,6 +88,10 @@ impl Channels {
             Layout::PersonalGroup { size } => {
                 let g = c - self.conns;
                 (self.conns - g * size).min(size)
+            }
+            Layout::Striped { .. } => {
+                let n = self.count();
+                self.conns / n + usize::from(c < self.conns % n)
             }
         }
     }
@@ -445,6 +455,19 @@ mod tests {
             (s.count(), s.name(0), s.subscribers(0)),
             (1, "one".into(), 9)
         );
+        let st = Channels {
+            layout: Layout::Striped { channels: 4 },
+            prefix: "s".into(),
+            conns: 10,
+        };
+        assert_eq!(st.count(), 4);
+        assert_eq!(
+            (st.of_conn(1), st.of_conn(5), st.name(1)),
+            (vec![1], vec![1], "s-1".into())
+        );
+        assert_eq!((st.subscribers(1), st.subscribers(2)), (3, 2));
+        let total: usize = (0..st.count()).map(|x| st.subscribers(x)).sum();
+        assert_eq!(total, 10);
         assert_eq!(src_ip(0, 0), None);
         assert_eq!(src_ip(5, 3), Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4))));
     }

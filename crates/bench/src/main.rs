@@ -8,6 +8,8 @@
 //! * `api-publish` the `fanout` subscribers, publications sent through the gRPC server API (one
 //!   HTTP/2 channel) or `POST /api/publish` (one keep-alive connection, or a pool) by
 //!   `--publishers` concurrent callers: publications/s and the API call's p50/p99;
+//! * `nodes`    broker throughput: subscribers spread over several nodes (`--ws` list, child
+//!   `i` on node `i % n`), a few per channel on many channels, publications through one node;
 //! * `channels` each connection on a personal channel plus a group channel of 10; publications
 //!   spread round-robin over all channels;
 //! * `delta`    N v2 subscribers (JSON or Protobuf) with or without Fossil delta compression,
@@ -45,6 +47,7 @@ mod delta_doc;
 mod delta_sub;
 mod group;
 mod hist;
+mod nodes;
 mod proto;
 mod proxy;
 mod publish;
@@ -88,6 +91,9 @@ enum Cmd {
     /// Clients publish over the transport (`/emulation` for http_stream and sse) and wait for
     /// their own publication on their stream: round-trip latency.
     EmulationRtt(rtt::RttArgs),
+    /// Subscribers spread over several nodes (`--ws a,b,c`), a few per channel on many
+    /// channels, publications through one node's API: broker publications/s and deliveries/s.
+    Nodes(nodes::NodesArgs),
     /// Personal channel + group channel of `--group-size` per connection; publications spread
     /// over all channels.
     Channels(ChannelsArgs),
@@ -151,6 +157,10 @@ pub struct Common {
     /// Label printed with the results.
     #[arg(long, default_value = "")]
     pub label: String,
+    /// Other processes (`name=PID,...`) whose CPU over the publishing window is reported as
+    /// `cpu_<name>_s` / `cpu_<name>_pct` (publish scenarios).
+    #[arg(long, default_value = "")]
+    pub watch: String,
     /// Channel name (or prefix).
     #[arg(long, default_value = "rb")]
     pub channel: String,
@@ -290,6 +300,7 @@ fn main() -> ExitCode {
         Cmd::Fanout(a) => a.common.clone(),
         Cmd::ApiPublish(a) => a.pubs.common.clone(),
         Cmd::Channels(a) => a.pubs.common.clone(),
+        Cmd::Nodes(a) => a.pubs.common.clone(),
         Cmd::Delta(a) => a.common.clone(),
         Cmd::WsCompression(a) => a.common.clone(),
         Cmd::Idle(a) => a.common.clone(),
@@ -361,6 +372,7 @@ fn main() -> ExitCode {
                 scenario::pubsub(a.pubs, None, Some(path), args).await
             }
             Cmd::Channels(a) => scenario::pubsub(a.pubs, Some(a.group_size), None, args).await,
+            Cmd::Nodes(a) => nodes::nodes(a, args).await,
             Cmd::Delta(a) => delta::delta(a, args).await,
             Cmd::WsCompression(a) => ws_compression::ws_compression(a).await,
             Cmd::Idle(a) => scenario::idle(a, args).await,

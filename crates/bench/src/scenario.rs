@@ -392,11 +392,21 @@ pub async fn pubsub(
     path: Option<ApiPath>,
     args: Vec<String>,
 ) -> Res {
-    let c = &a.common;
     let layout = match group_size {
         None => Layout::Single,
         Some(s) => Layout::PersonalGroup { size: s.max(1) },
     };
+    pubsub_layout(a, layout, path, args).await
+}
+
+/// [`pubsub`] on any channel layout (`nodes` uses [`Layout::Striped`]).
+pub async fn pubsub_layout(
+    a: PubArgs,
+    layout: Layout,
+    path: Option<ApiPath>,
+    args: Vec<String>,
+) -> Res {
+    let c = &a.common;
     let channels = Channels {
         layout,
         prefix: c.channel.clone(),
@@ -407,19 +417,21 @@ pub async fn pubsub(
         publishers,
         channels: channels.count(),
     };
-    if c.child_index.is_some() {
-        let target = Target::resolve(&c.ws).await?;
+    if let Some(idx) = c.child_index {
+        // `--ws` may list several nodes: child i connects to node i % n.
+        let ws = crate::nodes::ws_for(&c.ws, idx);
+        let target = Target::resolve(ws).await?;
         let mut cfg = group_cfg(c, target, channels, a.conns, publishers, false, false);
-        cfg.dialer = Arc::new(crate::conn::Dialer::new(&a.transport, &c.ws, c.proto).await?);
+        cfg.dialer = Arc::new(crate::conn::Dialer::new(&a.transport, ws, c.proto).await?);
         return child_group(cfg, plan, Duration::from_millis(5)).await;
     }
-    let scenario = if path.is_some() {
-        "api-publish"
-    } else if group_size.is_some() {
-        "channels"
-    } else {
-        "fanout"
+    let scenario = match (&path, layout) {
+        (Some(_), _) => "api-publish",
+        (None, Layout::PersonalGroup { .. }) => "channels",
+        (None, Layout::Striped { .. }) => "nodes",
+        (None, _) => "fanout",
     };
+    let watch = crate::nodes::parse_watch(&c.watch)?;
     if path.is_some() && a.batch > 1 {
         return Err("api-publish publishes one publication per call (--batch 1)".into());
     }
@@ -535,6 +547,7 @@ pub async fn pubsub(
     let notify = Arc::new(tokio::sync::Notify::new());
 
     let cpu0 = server_cpu(c);
+    let watch0 = crate::nodes::cpu_snapshot(&watch);
     let bench0 = proc_cpu_s(None).unwrap_or(0.0) + kids.cpu_s();
     let intf = Interference::start(c.server_pid, bench0);
     let pub_start = Instant::now();
@@ -740,6 +753,7 @@ pub async fn pubsub(
     }
     prog.end();
     let cpu1 = server_cpu(c);
+    crate::nodes::cpu_report(&mut out, &watch, &watch0, pub_start.elapsed().as_secs_f64());
     let bench1 = proc_cpu_s(None).unwrap_or(0.0) + kids.cpu_s();
     server_mem(&mut out, c, "end_");
     intf.report(&mut out, bench1);

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Broker throughput (issue 17): publications/s and deliveries/s with 2 and 3 server nodes on
+# one Redis, three client-side-sharded Redis, a 3-master Redis Cluster (classic and sharded
+# PUB/SUB) and NATS; the reference (centrifuge-ref -engine redis) beside on the topologies it
+# has (one Redis, the cluster with classic PUB/SUB).
+#
+# Every broker is started once on free ports (redis-server, a cluster via redis-cli --cluster
+# create, nats-server); every measurement starts fresh server nodes, runs `rotor-bench nodes`
+# (subscribers spread over all nodes, publisher on node 0's API) and stops the nodes by PID.
+# Rounds alternate servers and topologies; one line per run goes to $OUT/results.txt.
+#
+#   bash bench/brokers/run.sh                       # from /work/main; binaries built beforehand
+#   ROUNDS=1 DURATION=3s bash bench/brokers/run.sh  # a quick check of the setup
+#   TOPOS="redis1 shard3" SERVERS=rotor NODES="3" bash bench/brokers/run.sh
+#
+# Binaries (built by the caller; see README.md, "Reproducing"):
+#   ROTOR (default /work/target-bench/release/rotor), RB (rotor-bench, same dir),
+#   REF (target/peers/bin/centrifuge-ref, `bash ../shared/peers/build.sh`).
+set -u
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+ROTOR="${ROTOR:-/work/target-bench/release/rotor}"
+RB="${RB:-/work/target-bench/release/rotor-bench}"
+REF="${REF:-$ROOT/target/peers/bin/centrifuge-ref}"
+OUT="${OUT:-$ROOT/bench/brokers}"
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-8s}"
+CONNS="${CONNS:-1200}"            # subscribers over all nodes
+SUBS="${SUBS:-2}"                 # subscribers per channel (each on another node)
+PUBLISHERS="${PUBLISHERS:-8}"     # concurrent HTTP API publishers on node 0
+BATCH="${BATCH:-20}"              # publish commands per HTTP request
+PAYLOAD="${PAYLOAD:-64}"          # bytes of publication data
+WINDOW="${WINDOW:-20}"            # max mode: publications in flight per subscriber
+NODES="${NODES:-2 3}"
+TOPOS="${TOPOS:-redis1 shard3 cluster cluster-sharded nats}"
+SERVERS="${SERVERS:-ref rotor}"
+# Rotor's sharded PUB/SUB switch on the cluster (JSON members added to the node config).
+SHARDED_KEYS="${SHARDED_KEYS:-\"redis_cluster_sharded_pubsub\":true}"
+
+RUN="$(mktemp -d /tmp/bench-brokers.XXXXXX)"
+mkdir -p "$OUT"
+RESULTS="$OUT/results.txt"
+LOGS="$OUT/logs"
+mkdir -p "$LOGS"
+BROKER_PIDS=()
+NODE_PIDS=()
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() { # port [tries of 50 ms]
+  local i
+  for ((i = 0; i < ${2:-200}; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+stop_pids() {
+  local p
+  for p in "$@"; do kill "$p" 2>/dev/null; done
+  for p in "$@"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+}
+
+cleanup() {
+  stop_pids "${NODE_PIDS[@]}"
+  stop_pids "${BROKER_PIDS[@]}"
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+redis_start() { # port [extra args...] -> pid in $!
+  local port="$1"; shift
+  mkdir -p "$RUN/redis-$port"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN/redis-$port" \
+    --logfile "$RUN/redis-$port/log" "$@" </dev/null >/dev/null 2>&1 &
+  BROKER_PIDS+=("$!")
+  wait_port "$port" || { log "redis-server on $port did not start"; exit 1; }
+}
+
+# ------------------------------------------------------------------ brokers
+R1=$(free_port); redis_start "$R1"; R1_PID=$!
+S1=$(free_port); redis_start "$S1"; S1_PID=$!
+S2=$(free_port); redis_start "$S2"; S2_PID=$!
+S3=$(free_port); redis_start "$S3"; S3_PID=$!
+C1=$(free_port); redis_start "$C1" --cluster-enabled yes --cluster-config-file "nodes.conf"; C1_PID=$!
+C2=$(free_port); redis_start "$C2" --cluster-enabled yes --cluster-config-file "nodes.conf"; C2_PID=$!
+C3=$(free_port); redis_start "$C3" --cluster-enabled yes --cluster-config-file "nodes.conf"; C3_PID=$!
+redis-cli --cluster create "127.0.0.1:$C1" "127.0.0.1:$C2" "127.0.0.1:$C3" --cluster-replicas 0 \
+  --cluster-yes >"$RUN/cluster-create.log" 2>&1 || { cat "$RUN/cluster-create.log"; exit 1; }
+for _ in $(seq 100); do
+  ok=0
+  for p in $C1 $C2 $C3; do
+    redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && ok=$((ok + 1))
+  done
+  [ "$ok" = 3 ] && break
+  sleep 0.1
+done
+[ "$ok" = 3 ] || { log "cluster not ok"; exit 1; }
+NATS_PORT=""
+if command -v nats-server >/dev/null; then
+  NATS_PORT=$(free_port)
+  nats-server -a 127.0.0.1 -p "$NATS_PORT" </dev/null >"$RUN/nats.log" 2>&1 &
+  NATS_PID=$!
+  BROKER_PIDS+=("$NATS_PID")
+  wait_port "$NATS_PORT" || { log "nats-server did not start"; exit 1; }
+fi
+log "brokers: redis $R1; shards $S1 $S2 $S3; cluster $C1 $C2 $C3; nats ${NATS_PORT:-none}"
+
+# Broker processes whose CPU is reported for a topology (rotor-bench --watch).
+broker_watch() {
+  case "$1" in
+    redis1) echo "redis=$R1_PID" ;;
+    shard3) echo "redis1=$S1_PID,redis2=$S2_PID,redis3=$S3_PID" ;;
+    cluster | cluster-sharded) echo "redis1=$C1_PID,redis2=$C2_PID,redis3=$C3_PID" ;;
+    nats) echo "nats=$NATS_PID" ;;
+  esac
+}
+
+# Does the server have this topology? (the reference: one shard, classic PUB/SUB only)
+supported() { # server topo
+  case "$1:$2" in
+    ref:redis1 | ref:cluster) return 0 ;;
+    ref:*) return 1 ;;
+    rotor:nats) [ -n "$NATS_PORT" ] ;;
+    *) return 0 ;;
+  esac
+}
+
+rotor_broker_keys() { # topo
+  case "$1" in
+    redis1) printf '"engine":"redis","redis_address":"127.0.0.1:%s"' "$R1" ;;
+    shard3) printf '"engine":"redis","redis_address":["127.0.0.1:%s","127.0.0.1:%s","127.0.0.1:%s"]' "$S1" "$S2" "$S3" ;;
+    cluster) printf '"engine":"redis","redis_cluster_addrs":["127.0.0.1:%s","127.0.0.1:%s","127.0.0.1:%s"]' "$C1" "$C2" "$C3" ;;
+    cluster-sharded) printf '"engine":"redis","redis_cluster_addrs":["127.0.0.1:%s","127.0.0.1:%s","127.0.0.1:%s"],%s' "$C1" "$C2" "$C3" "$SHARDED_KEYS" ;;
+    nats) printf '"broker":"nats","nats_url":"nats://127.0.0.1:%s"' "$NATS_PORT" ;;
+  esac
+}
+
+start_node() { # server topo index port logfile -> pid in $!
+  local s="$1" t="$2" i="$3" port="$4" lf="$5"
+  if [ "$s" = ref ]; then
+    local redis=(-redis_addr "127.0.0.1:$R1")
+    [ "$t" = cluster ] && redis=(-redis_cluster_addrs "127.0.0.1:$C1,127.0.0.1:$C2,127.0.0.1:$C3")
+    "$REF" -addr "127.0.0.1:$port" -engine redis "${redis[@]}" -history_size 0 -history_lifetime 0 \
+      -recover=false -presence=false -join_leave=false -log_level error </dev/null >"$lf" 2>&1 &
+  else
+    local cfg="$RUN/rotor-$t-$i.json"
+    printf '{"address":"127.0.0.1","port":%s,%s,"token_hmac_secret_key":"secret","api_key":"api","log_level":"error","name":"node-%s"}\n' \
+      "$port" "$(rotor_broker_keys "$t")" "$i" >"$cfg"
+    "$ROTOR" -c "$cfg" </dev/null >"$lf" 2>&1 &
+  fi
+}
+
+# One measurement: fresh nodes, rotor-bench nodes, nodes stopped.
+measure() { # server topo nodes round
+  local s="$1" t="$2" n="$3" r="$4" i port ports=() ws="" watch
+  NODE_PIDS=()
+  for ((i = 0; i < n; i++)); do
+    port=$(free_port)
+    start_node "$s" "$t" "$i" "$port" "$LOGS/$s-$t-${n}n-r$r-node$i.log"
+    NODE_PIDS+=("$!")
+    ports+=("$port")
+  done
+  for port in "${ports[@]}"; do
+    wait_port "$port" || { log "$s node on $port did not start"; }
+  done
+  sleep 1 # subscribe connections to the broker
+  for port in "${ports[@]}"; do ws="${ws:+$ws,}ws://127.0.0.1:$port/connection/websocket"; done
+  watch="$(broker_watch "$t")"
+  for ((i = 1; i < n; i++)); do watch="$watch,node$i=${NODE_PIDS[$i]}"; done
+  local lf="$LOGS/$s-$t-${n}n-r$r.log"
+  "$RB" nodes --ws "$ws" --api "http://127.0.0.1:${ports[0]}/api" --procs "$n" \
+    --server-pid "${NODE_PIDS[0]}" --watch "$watch" --label "$s-$t-${n}n-r$r" \
+    --channel "bk$r$t$n" --conns "$CONNS" --subs-per-channel "$SUBS" --publishers "$PUBLISHERS" \
+    --batch "$BATCH" --payload "$PAYLOAD" --window "$WINDOW" --mode max --duration "$DURATION" \
+    --drain 5s </dev/null >"$lf" 2>&1
+  local res
+  res="$(grep '^RESULT ' "$lf" | tail -1 | sed 's/^RESULT //')"
+  [ -n "$res" ] || res="error=no_result"
+  echo "server=$s round=$r tag=$t-${n}n topo=$t $res" >>"$RESULTS"
+  log "$s $t ${n}n r$r: $(grep -o 'pub_per_s=[^ ]*\|deliv_per_s=[^ ]*\|lost=[^ ]*\|error=[^ ]*' <<<"$res" | tr '\n' ' ')"
+  for ((i = 0; i < n; i++)); do
+    kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || log "$s node $i exited early: $(tail -3 "$LOGS/$s-$t-${n}n-r$r-node$i.log")"
+  done
+  stop_pids "${NODE_PIDS[@]}"
+  NODE_PIDS=()
+}
+
+{
+  echo "# $(date -u +%FT%TZ) commit $(git -C "$ROOT" rev-parse --short HEAD) rotor=$ROTOR"
+  echo "# conns=$CONNS subs_per_channel=$SUBS publishers=$PUBLISHERS batch=$BATCH payload=$PAYLOAD window=$WINDOW duration=$DURATION"
+} >>"$RESULTS"
+
+for ((r = 1; r <= ROUNDS; r++)); do
+  # Alternate the order of the servers, and of the topologies, from round to round.
+  servers=($SERVERS)
+  topos=($TOPOS)
+  if ((r % 2 == 0)); then
+    servers=($(printf '%s\n' "${servers[@]}" | tac))
+    topos=($(printf '%s\n' "${topos[@]}" | tac))
+  fi
+  for n in $NODES; do
+    for t in "${topos[@]}"; do
+      for s in "${servers[@]}"; do
+        supported "$s" "$t" || continue
+        measure "$s" "$t" "$n" "$r"
+      done
+    done
+  done
+done
+log "done: $RESULTS"

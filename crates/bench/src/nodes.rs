@@ -89,7 +89,7 @@ pub fn cpu_report(out: &mut Kv, watch: &[(String, u32)], before: &[Option<f64>],
 pub async fn nodes(a: NodesArgs, args: Vec<String>) -> Result<Option<Kv>, String> {
     let n = node_count(&a.pubs.common.ws);
     let procs = a.pubs.common.procs.max(1);
-    if procs % n != 0 {
+    if !procs.is_multiple_of(n) {
         return Err(format!(
             "--procs {procs} is not a multiple of the {n} nodes in --ws: the nodes would carry unequal shares"
         ));

@@ -29,6 +29,9 @@
 //! * `backend`  the application backend those proxies call (a separate process);
 //! * `token-keys` RS256 / ES256 / EdDSA key pairs and a JWKS document for `churn --alg`;
 //! * `jwks`     serves that JWKS document (a separate process, each fetch logged);
+//! * `slow`     slow-consumer isolation: 1 % of the subscribers stop reading in alternate
+//!   phases; the others' latency with and without them, and when the server closes them;
+//! * `soak-chart` a PNG of the time series a soak run (`bench/soak/run.sh`) sampled;
 //! * `report`   tables and PNG charts from a results file written by `scripts/bench.sh`.
 //!
 //! `fanout`, `channels`, `idle` and `emulation-rtt` take `--transport websocket|http_stream|sse|
@@ -56,6 +59,8 @@ mod rpc;
 mod rtt;
 mod scenario;
 mod sigs;
+mod slow;
+mod soakchart;
 mod sockjs;
 mod stream;
 mod token;
@@ -119,6 +124,11 @@ enum Cmd {
     Backend(backend::BackendArgs),
     /// Tables and PNG charts from results files (lines of `key=value`).
     Report(report::ReportArgs),
+    /// N subscribers, a fixed publication rate; in alternate phases 1 % stop reading: the
+    /// others' p50/p99 with and without them, and the time until the server closes them (3008).
+    Slow(slow::SlowArgs),
+    /// A PNG of time series (one panel per column) from a soak CSV (`bench/soak/run.sh`).
+    SoakChart(soakchart::SoakChartArgs),
     /// Generates the RS256 / ES256 / EdDSA keys (PKCS#8, public PEM, JWKS) for `churn --alg`.
     TokenKeys(sigs::KeysArgs),
     /// Serves the JWKS document written by `token-keys` over HTTP (each request logged).
@@ -328,6 +338,8 @@ fn main() -> ExitCode {
             };
         }
         Cmd::TokenKeys(a) => return exit("token-keys", sigs::generate(a)),
+        Cmd::SoakChart(a) => return exit("soak-chart", soakchart::run(a)),
+        Cmd::Slow(a) => return exit("slow", slow::main(a)),
         Cmd::Jwks(a) => return exit("jwks", sigs::serve_jwks(a)),
     };
     let is_child = common.child_index.is_some();
@@ -381,7 +393,12 @@ fn main() -> ExitCode {
             Cmd::ProxyChurn(a) => proxy::proxy_churn(a, args).await,
             Cmd::Rpc(a) => rpc::rpc(a, args).await,
             Cmd::EmulationRtt(a) => rtt::rtt(a).await,
-            Cmd::Report(_) | Cmd::Backend(_) | Cmd::TokenKeys(_) | Cmd::Jwks(_) => {
+            Cmd::Report(_)
+            | Cmd::Backend(_)
+            | Cmd::TokenKeys(_)
+            | Cmd::Jwks(_)
+            | Cmd::SoakChart(_)
+            | Cmd::Slow(_) => {
                 unreachable!("handled above")
             }
         }

@@ -369,6 +369,15 @@ pub fn render(node: &Node, draining: bool) -> String {
         "1 while the node shuts down (readiness fails).",
     );
     w.sample(name, &[], if draining { 1.0 } else { 0.0 });
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let name = "rotor_runtime_alive_tasks";
+        w.family(
+            name,
+            "gauge",
+            "Tasks alive in the server's async runtime (spawned, not yet finished).",
+        );
+        w.sample(name, &[], rt.metrics().num_alive_tasks() as f64);
+    }
 
     process_metrics(&mut w);
     w.out

@@ -8,13 +8,19 @@
 //! `--api` node) has to cross the broker to reach them. Publishers, max/rate modes, loss and
 //! latency accounting are the `fanout` ones. `--watch name=PID,...` reports the CPU each of
 //! those processes (the other nodes, the brokers) used while publishing, to tell which process
-//! bounds a figure.
+//! bounds a figure. `--chart FILE...` draws the grouped bar chart of such results instead
+//! of measuring (`nodes_chart.rs`).
+
+use std::path::PathBuf;
 
 use clap::Args;
 
 use crate::group::Layout;
 use crate::util::{proc_cpu_s, r3, Kv};
 use crate::PubArgs;
+
+#[path = "nodes_chart.rs"]
+mod chart;
 
 #[derive(Args, Debug, Clone)]
 pub struct NodesArgs {
@@ -23,6 +29,12 @@ pub struct NodesArgs {
     /// Subscribers per channel (each on a different node when it is at most the node count).
     #[arg(long, default_value_t = 2)]
     pub subs_per_channel: usize,
+    /// Instead of measuring: draw a bar chart of these results files (run.sh lines) to
+    /// `--chart-out`.
+    #[arg(long, num_args = 1..)]
+    pub chart: Vec<PathBuf>,
+    #[command(flatten)]
+    pub chart_opts: chart::ChartOpts,
 }
 
 /// The WebSocket endpoint of child process `child`: the list's element `child % len`.
@@ -87,6 +99,10 @@ pub fn cpu_report(out: &mut Kv, watch: &[(String, u32)], before: &[Option<f64>],
 }
 
 pub async fn nodes(a: NodesArgs, args: Vec<String>) -> Result<Option<Kv>, String> {
+    if !a.chart.is_empty() {
+        chart::run(&a.chart, &a.chart_opts)?;
+        return Ok(None);
+    }
     let n = node_count(&a.pubs.common.ws);
     let procs = a.pubs.common.procs.max(1);
     if !procs.is_multiple_of(n) {

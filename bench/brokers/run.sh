@@ -23,12 +23,12 @@ ROTOR="${ROTOR:-/work/target-bench/release/rotor}"
 RB="${RB:-/work/target-bench/release/rotor-bench}"
 REF="${REF:-$ROOT/target/peers/bin/centrifuge-ref}"
 OUT="${OUT:-$ROOT/bench/brokers}"
-ROUNDS="${ROUNDS:-3}"
-DURATION="${DURATION:-8s}"
-CONNS="${CONNS:-1200}"            # subscribers over all nodes
+ROUNDS="${ROUNDS:-5}"
+DURATION="${DURATION:-6s}"
+CONNS="${CONNS:-1000}"            # subscribers over all nodes
 SUBS="${SUBS:-2}"                 # subscribers per channel (each on another node)
-PUBLISHERS="${PUBLISHERS:-8}"     # concurrent HTTP API publishers on node 0
-BATCH="${BATCH:-20}"              # publish commands per HTTP request
+PUBLISHERS="${PUBLISHERS:-64}"     # concurrent HTTP API publishers on node 0
+BATCH="${BATCH:-10}"              # publish commands per HTTP request
 PAYLOAD="${PAYLOAD:-64}"          # bytes of publication data
 WINDOW="${WINDOW:-20}"            # max mode: publications in flight per subscriber
 NODES="${NODES:-2 3}"
@@ -49,6 +49,21 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# A free port P whose cluster bus port P+10000 is free too (and below 65536).
+free_cluster_port() {
+  python3 -c '
+import socket, random
+for _ in range(1000):
+    p = random.randint(20000, 50000)
+    try:
+        for q in (p, p + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", q)); s.close()
+        print(p); break
+    except OSError:
+        pass
+'
 }
 
 wait_port() { # port [tries of 50 ms]
@@ -92,9 +107,9 @@ R1=$(free_port); redis_start "$R1"; R1_PID=$!
 S1=$(free_port); redis_start "$S1"; S1_PID=$!
 S2=$(free_port); redis_start "$S2"; S2_PID=$!
 S3=$(free_port); redis_start "$S3"; S3_PID=$!
-C1=$(free_port); redis_start "$C1" --cluster-enabled yes --cluster-config-file "nodes.conf"; C1_PID=$!
-C2=$(free_port); redis_start "$C2" --cluster-enabled yes --cluster-config-file "nodes.conf"; C2_PID=$!
-C3=$(free_port); redis_start "$C3" --cluster-enabled yes --cluster-config-file "nodes.conf"; C3_PID=$!
+C1=$(free_cluster_port); redis_start "$C1" --cluster-enabled yes --cluster-config-file "nodes.conf"; C1_PID=$!
+C2=$(free_cluster_port); redis_start "$C2" --cluster-enabled yes --cluster-config-file "nodes.conf"; C2_PID=$!
+C3=$(free_cluster_port); redis_start "$C3" --cluster-enabled yes --cluster-config-file "nodes.conf"; C3_PID=$!
 redis-cli --cluster create "127.0.0.1:$C1" "127.0.0.1:$C2" "127.0.0.1:$C3" --cluster-replicas 0 \
   --cluster-yes >"$RUN/cluster-create.log" 2>&1 || { cat "$RUN/cluster-create.log"; exit 1; }
 for _ in $(seq 100); do
@@ -197,7 +212,7 @@ measure() { # server topo nodes round
 }
 
 {
-  echo "# $(date -u +%FT%TZ) commit $(git -C "$ROOT" rev-parse --short HEAD) rotor=$ROTOR"
+  echo "# $(date -u +%FT%TZ) checkout $(git -C "$ROOT" rev-parse --short HEAD) rotor=$ROTOR built from ${ROTOR_COMMIT:-?}"
   echo "# conns=$CONNS subs_per_channel=$SUBS publishers=$PUBLISHERS batch=$BATCH payload=$PAYLOAD window=$WINDOW duration=$DURATION"
 } >>"$RESULTS"
 

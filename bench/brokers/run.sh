@@ -40,7 +40,7 @@ SHARDED_KEYS="${SHARDED_KEYS:-\"redis_cluster_sharded_pubsub\":true}"
 RUN="$(mktemp -d /tmp/bench-brokers.XXXXXX)"
 mkdir -p "$OUT"
 RESULTS="$OUT/results.txt"
-LOGS="$OUT/logs"
+LOGS="${LOGS:-$OUT/logs}"  # per-run rotor-bench and node logs (not committed)
 mkdir -p "$LOGS"
 BROKER_PIDS=()
 NODE_PIDS=()

@@ -48,6 +48,25 @@ def own_cpu(kv):
     return node0, nodes, broker, bench
 
 
+def busiest_broker(kv):
+    """CPU seconds of the busiest broker process (one Redis master, or nats-server)."""
+    v = [
+        float(v)
+        for k, v in kv.items()
+        if k.startswith("cpu_") and k.endswith("_s") and not k.startswith("cpu_node")
+    ]
+    return max(v) if v else None
+
+
+def ceiling(kv):
+    """Publications per CPU-second of the busiest broker process: the rate at which that
+    process would fill one core (a single-threaded Redis saturates there)."""
+    b = busiest_broker(kv)
+    if not b:
+        return None
+    return num(kv, "pub_per_s") * num(kv, "span_s") / b
+
+
 def outside_cpu(kv):
     other = num(kv, "other_cpu_s") or 0.0
     watched = sum(float(v) for k, v in kv.items() if k.startswith("cpu_") and k.endswith("_s"))
@@ -76,8 +95,8 @@ def main(paths):
     for kv in rows:
         groups.setdefault((kv["topo"], kv["server"], kv["nodes"]), []).append(kv)
     keys = sorted(groups, key=lambda k: (k[2], order.index(k[0]) if k[0] in order else 99, k[1]))
-    print("| topology | server | nodes | runs | publications/s | deliveries/s | node 0 CPU % | other nodes CPU % | broker CPU % | rotor-bench CPU % | outside CPU % | pubs per own CPU-s | lost |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| topology | server | nodes | runs | publications/s | deliveries/s | node 0 CPU % | other nodes CPU % | broker CPU % | rotor-bench CPU % | outside CPU % | pubs per own CPU-s | pubs per busiest-broker CPU-s | lost |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k in keys:
         g = groups[k]
         pct = lambda f: spread([100 * f(kv) / num(kv, "span_s") for kv in g])
@@ -88,7 +107,7 @@ def main(paths):
             f"| {fmt(spread([num(kv, 'deliv_per_s') for kv in g]))} "
             f"| {fmt(pct(lambda kv: own_cpu(kv)[0]))} | {fmt(pct(lambda kv: own_cpu(kv)[1]))} "
             f"| {fmt(pct(lambda kv: own_cpu(kv)[2]))} | {fmt(pct(lambda kv: own_cpu(kv)[3]))} "
-            f"| {fmt(pct(outside_cpu))} | {fmt(per_cpu)} | {lost} |"
+            f"| {fmt(pct(outside_cpu))} | {fmt(per_cpu)} | {fmt(spread([ceiling(kv) for kv in g]))} | {lost} |"
         )
     # Paired ratios: same round, same node count.
     by = {(kv["topo"], kv["server"], kv["nodes"], kv["label"].rsplit("-r", 1)[-1]): kv for kv in rows}
@@ -103,12 +122,12 @@ def main(paths):
         ("cluster", "ref", "redis1", "ref", "cluster / 1 Redis (reference)"),
     ]
     print()
-    print("| ratio (paired by round) | nodes | publications/s | pubs per own CPU-s |")
-    print("|---|---|---|---|")
+    print("| ratio (paired by round) | nodes | publications/s | pubs per own CPU-s | pubs per busiest-broker CPU-s |")
+    print("|---|---|---|---|---|")
     nodes = sorted({kv["nodes"] for kv in rows})
     for a_t, a_s, b_t, b_s, name in pairs:
         for n in nodes:
-            r_pub, r_cpu = [], []
+            r_pub, r_cpu, r_ceil = [], [], []
             for (t, s, nn, rnd), kv in by.items():
                 if (t, s, nn) != (a_t, a_s, n):
                     continue
@@ -118,8 +137,10 @@ def main(paths):
                 r_pub.append(num(kv, "pub_per_s") / num(other, "pub_per_s"))
                 eff = lambda x: num(x, "pub_per_s") * num(x, "span_s") / max(sum(own_cpu(x)), 1e-9)
                 r_cpu.append(eff(kv) / eff(other))
+                if ceiling(kv) and ceiling(other):
+                    r_ceil.append(ceiling(kv) / ceiling(other))
             if r_pub:
-                print(f"| {name} | {n} | {fmt(spread(r_pub), '×', 2)} | {fmt(spread(r_cpu), '×', 2)} |")
+                print(f"| {name} | {n} | {fmt(spread(r_pub), '×', 2)} | {fmt(spread(r_cpu), '×', 2)} | {fmt(spread(r_ceil), '×', 2)} |")
 
 
 if __name__ == "__main__":

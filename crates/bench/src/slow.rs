@@ -86,6 +86,7 @@ struct Ctx {
     target: Target,
     read_buf: usize,
     setup_timeout: Duration,
+    resume_timeout: Duration,
     /// Latency of the steady readers, per phase.
     hists: Vec<ShardedHist>,
     /// Deliveries to steady readers, per phase.
@@ -132,7 +133,10 @@ async fn run(a: SlowArgs) -> Result<Kv, String> {
     if a.stalled >= a.conns {
         return Err("--stalled must be below --conns".into());
     }
+    // Two phases per pair, and one more tag (last) for the time between a stalled phase's end
+    // and the next baseline (not measured).
     let phases = a.pairs.max(1) * 2;
+    let between = phases;
     let metrics_url = a
         .metrics
         .clone()
@@ -148,10 +152,11 @@ async fn run(a: SlowArgs) -> Result<Kv, String> {
         target: Target::resolve(&c.ws).await?,
         read_buf: c.read_buf,
         setup_timeout: c.setup_timeout,
-        hists: (0..phases).map(|_| ShardedHist::new()).collect(),
-        delivered: (0..phases).map(|_| ShardedCounter::default()).collect(),
-        published: (0..phases).map(|_| AtomicU64::new(0)).collect(),
-        phase: AtomicUsize::new(0),
+        resume_timeout: a.resume_timeout,
+        hists: (0..=phases).map(|_| ShardedHist::new()).collect(),
+        delivered: (0..=phases).map(|_| ShardedCounter::default()).collect(),
+        published: (0..=phases).map(|_| AtomicU64::new(0)).collect(),
+        phase: AtomicUsize::new(between),
         stop: AtomicBool::new(false),
         steady_up: AtomicU64::new(0),
         steady_dropped: AtomicU64::new(0),
@@ -267,9 +272,12 @@ async fn run(a: SlowArgs) -> Result<Kv, String> {
             n3008 = n3008.max(d);
             clients = clients.min(cl);
         }
+        ctx.phase.store(between, Relaxed);
         let _ = tx.send(Swing::Resume);
         let t = Instant::now();
-        while done.lock().unwrap().len() < a.stalled && t.elapsed() < a.resume_timeout {
+        while done.lock().unwrap().len() < a.stalled
+            && t.elapsed() < a.resume_timeout + Duration::from_secs(1)
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut o = done.lock().unwrap().clone();
@@ -319,7 +327,7 @@ async fn run(a: SlowArgs) -> Result<Kv, String> {
         println!("{l}");
     }
     let mut lost = 0i64;
-    for p in 0..phases {
+    for p in 0..=phases {
         let expect = ctx.published[p].load(Relaxed) * steady as u64;
         lost += expect as i64 - ctx.delivered[p].get() as i64;
     }
@@ -599,18 +607,24 @@ async fn swing_conn(i: usize, ctx: &Ctx, mut rx: watch::Receiver<Swing>, up: &At
             break;
         }
     }
-    // Resumed: read what the kernel kept, up to the close frame or the end.
-    loop {
-        match ws.next_msg() {
-            Ok(Some(Msg::Close(code))) => return format!("close:{code}"),
-            Ok(Some(Msg::Data(_))) => continue,
-            Ok(None) => {}
-            Err(e) => return format!("bad-frame:{e}"),
+    // Resumed: read what the kernel kept, up to the close frame or the end; a connection the
+    // server has not closed by then is dropped here.
+    let end = async {
+        loop {
+            match ws.next_msg() {
+                Ok(Some(Msg::Close(code))) => return format!("close:{code}"),
+                Ok(Some(Msg::Data(_))) => continue,
+                Ok(None) => {}
+                Err(e) => return format!("bad-frame:{e}"),
+            }
+            if let Err(e) = ws.fill().await {
+                return kind(&e).into();
+            }
         }
-        if let Err(e) = ws.fill().await {
-            return kind(&e).into();
-        }
-    }
+    };
+    tokio::time::timeout(ctx.resume_timeout, end)
+        .await
+        .unwrap_or_else(|_| "still-open".into())
 }
 
 fn kind(e: &std::io::Error) -> &'static str {

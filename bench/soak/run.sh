@@ -12,7 +12,8 @@
 # ("memory redis"), DURATION (seconds, 1800; SMOKE=1: 120), INTERVAL (10), WARMUP (seconds,
 # default DURATION/6, at least 30), OUT (bench/soak), TAG (file name suffix; default the
 # engine and the mode), CHURN_RATE (cycles/s, 100), CHURN_WORKERS (16), SUBS (500),
-# PUB_RATE (publications/s, 200), POLL_HZ (presence+history API calls per second, 10).
+# PUB_RATE (publications/s, 200), POLL_HZ (presence+history API calls per second, 10),
+# COMMIT (the build's commit, for the chart title; default HEAD).
 # Not part of CI. Every process it starts is stopped by PID on exit.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +30,7 @@ CHURN_WORKERS=${CHURN_WORKERS:-16}
 SUBS=${SUBS:-500}
 PUB_RATE=${PUB_RATE:-200}
 POLL_HZ=${POLL_HZ:-10}
+COMMIT=${COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD)}
 mkdir -p "$OUT"
 for b in "$ROTOR" "$RB"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
 
@@ -154,7 +156,7 @@ CONF
     "idle_tasks=$after_tasks idle_fds=$after_fds idle_clients=$after_clients $poll" \
     "${fan#RESULT }" "${churn#RESULT }" | tee "$OUT/$tag.summary"
   "$RB" soak-chart "$csv" --out "$OUT/$tag.png" --warmup "$WARMUP" \
-    --title "Rotor soak, $engine engine, $(( DURATION / 60 )) min ($(git -C "$ROOT" rev-parse --short HEAD))" \
+    --title "Rotor soak, $engine engine, $(( DURATION / 60 )) min ($COMMIT)" \
     --columns "rss_kb:1024:RSS MB,fds:1:open fds,tasks:1:async tasks,queue_bytes_max:1024:max queued KB per conn,clients:1:clients" \
     || log "chart failed"
 }

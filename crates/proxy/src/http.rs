@@ -11,6 +11,9 @@
 mod tls;
 mod wire;
 
+#[doc(hidden)]
+pub use wire::fuzz_answer;
+
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -392,6 +392,41 @@ pub(crate) fn rpc_result(
     r.payload(style, ctx, Pick::Standard, "data")
 }
 
+/// Fuzz entry (FUZZING.md, target `proxy_response`): reads `body` as the answer of every call
+/// kind and both key styles, as [`super::HttpProxy`] does; how many of the decoders accepted it.
+#[doc(hidden)]
+pub fn fuzz_answer(body: &[u8], binary: bool) -> usize {
+    let ctx = ConnContext {
+        client: std::sync::Arc::from("c1"),
+        transport: "websocket",
+        encoding: if binary {
+            rotor_protocol::Encoding::Protobuf
+        } else {
+            rotor_protocol::Encoding::Json
+        },
+        generation: rotor_protocol::Generation::V2,
+        user: "u".to_string(),
+        meta: None,
+        headers: std::sync::Arc::from(Vec::new()),
+        emulated_headers: std::sync::Arc::from(Vec::new()),
+    };
+    let mut ok = 0;
+    for refusals in [true, false] {
+        let Ok(Answer::Result(r)) = answer(body, refusals) else {
+            continue;
+        };
+        for style in [BackendStyle::Legacy, BackendStyle::Modern] {
+            ok += usize::from(connect_result(style, &ctx, &r).is_ok());
+            ok += usize::from(refresh_result(style, &ctx, &r).is_ok());
+            ok += usize::from(subscribe_result(style, &ctx, &r).is_ok());
+            ok += usize::from(publish_result(style, &ctx, &r).is_ok());
+            ok += usize::from(sub_refresh_result(style, &ctx, &r).is_ok());
+            ok += usize::from(rpc_result(style, &ctx, &r).is_ok());
+        }
+    }
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

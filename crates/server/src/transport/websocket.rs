@@ -139,6 +139,19 @@ pub(crate) struct Accepted {
     tracked: TaskTrackerToken,
 }
 
+impl Accepted {
+    /// For the fuzz target `websocket_upgrade` (FUZZING.md): the `Sec-WebSocket-Accept` value,
+    /// whether Protobuf was chosen, the sub-protocol and whether deflate was negotiated.
+    pub(crate) fn fuzz_summary(&self) -> (&str, bool, Option<&'static str>, bool) {
+        (
+            &self.accept_key,
+            self.encoding == Encoding::Protobuf,
+            self.protocol,
+            self.deflate.is_some(),
+        )
+    }
+}
+
 /// A refused upgrade request: the status and a short plain-text reason.
 pub(crate) struct Refused {
     pub status: StatusCode,

@@ -55,6 +55,14 @@ fn parse(body: &[u8], protobuf: bool) -> Option<EmulationRequest> {
     })
 }
 
+/// Fuzz entry (FUZZING.md, target `emulation_body`): [`parse`] of `body`, the request's
+/// `(node, session, data)` and the Protobuf encoding of what was parsed.
+pub(crate) fn fuzz_parse(body: &[u8], protobuf: bool) -> Option<(String, String, Bytes, Vec<u8>)> {
+    let r = parse(body, protobuf)?;
+    let encoded = prost::Message::encode_to_vec(&r);
+    Some((r.node, r.session, r.data, encoded))
+}
+
 pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;

@@ -13,7 +13,7 @@
 //! This module holds what the three routes share: the routes themselves, the cache headers of
 //! a stream, the preflight answer, and reading a request body under a size limit.
 
-mod endpoint;
+pub(crate) mod endpoint;
 mod http_stream;
 pub(crate) mod sse;
 

@@ -11,7 +11,7 @@
 //! JSON only. Each SockJS message from the client is one client frame; everything the session
 //! queues between two writes is one SockJS message.
 
-mod frames;
+pub(crate) mod frames;
 mod routes;
 mod session;
 mod websocket;

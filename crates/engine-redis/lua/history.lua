@@ -10,15 +10,38 @@
 -- ARGV[5]  epoch to use if the stream does not exist yet (so the epoch is stable from the
 --          first read on)
 -- ARGV[6]  metadata TTL in seconds for a stream created here, 0 = keep forever
+-- ARGV[7]  optional, "1" = Redis Cluster: a stream last written by another master starts a
+--          new epoch here (see publish.lua, ARGV[12])
 -- Returns {top offset, epoch, offset1, body1, offset2, body2, ...}.
+
+-- Redis Cluster (ARGV[7]): as publish.lua's failed_over().
+local function failed_over()
+  local me = redis.call("cluster", "myid")
+  local w = redis.call("hmget", KEYS[2], "m", "r")
+  if w[1] == me then
+    return false
+  end
+  local info = redis.call("info", "replication")
+  local replid = string.match(info, "master_replid:(%w+)")
+  local replid2 = string.match(info, "master_replid2:(%w+)")
+  redis.call("hset", KEYS[2], "m", me, "r", replid)
+  return w[1] ~= false and w[2] == replid2
+end
 
 local meta = redis.call("hmget", KEYS[2], "s", "e")
 local top = meta[1] or "0"
 local epoch = meta[2]
+if epoch and ARGV[7] == "1" and failed_over() then
+  epoch = ARGV[5]
+  redis.call("hset", KEYS[2], "e", epoch)
+end
 if not epoch then
   epoch = ARGV[5]
   top = "0"
   redis.call("hset", KEYS[2], "e", epoch)
+  if ARGV[7] == "1" then
+    failed_over()
+  end
   local ttl = tonumber(ARGV[6])
   if ttl > 0 then
     redis.call("expire", KEYS[2], ttl)

@@ -21,6 +21,14 @@
 --          previous publication, it is read here, before the append, and broadcast with the
 --          new one as "d<offset>:<epoch>:<previous body length>:<previous body><body>"
 --          instead of "p<offset>:<epoch>:<body>" (absent: the plain message, no extra read)
+-- ARGV[12] optional, "1" = Redis Cluster: the metadata hash keeps "m", the node ID of the
+--          master that last wrote it, and "r", that master's replication ID. A stream whose
+--          "m" names another node and whose "r" is the replication ID this node was promoted
+--          from (master_replid2) is served by a promoted replica, which may lack the last
+--          entries (asynchronous replication): it starts a new epoch, so no client is told it
+--          recovered across the failover. Another "m" without that link is a slot that moved
+--          with its keys intact (MIGRATE): only "m" and "r" are updated. Either way it happens
+--          once per change of master, so it cannot flap.
 -- Returns {offset, epoch, outcome} (strings); outcome "p" = published, "i" = a repeat of an
 -- idempotent publish (the first publish's result), "v" = dropped as outdated (the stream top).
 
@@ -53,11 +61,33 @@ local function above(a, b)
   return #a > #b or (#a == #b and a > b)
 end
 
+-- Redis Cluster (ARGV[12]): records this master as the stream's writer; true when the
+-- previous writer is the master this node was promoted from (see above).
+local function failed_over()
+  local me = redis.call("cluster", "myid")
+  local w = redis.call("hmget", KEYS[2], "m", "r")
+  if w[1] == me then
+    return false
+  end
+  local info = redis.call("info", "replication")
+  local replid = string.match(info, "master_replid:(%w+)")
+  local replid2 = string.match(info, "master_replid2:(%w+)")
+  redis.call("hset", KEYS[2], "m", me, "r", replid)
+  return w[1] ~= false and w[2] == replid2
+end
+
 local version = ARGV[9]
 local epoch = redis.call("hget", KEYS[2], "e")
+if epoch and ARGV[12] == "1" and failed_over() then
+  epoch = ARGV[5]
+  redis.call("hset", KEYS[2], "e", epoch)
+end
 if not epoch then
   epoch = ARGV[5]
   redis.call("hset", KEYS[2], "e", epoch)
+  if ARGV[12] == "1" then
+    failed_over()
+  end
   -- A new stream restarts at offset 1: drop entries a lost stream may have left behind.
   redis.call("del", KEYS[1])
 elseif version ~= "0" then

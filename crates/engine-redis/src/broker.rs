@@ -131,6 +131,9 @@ impl RedisBroker {
                 filter.history_meta_ttl,
                 self.core.meta_ttl_secs,
             ));
+        if conn.cluster {
+            inv.arg("1");
+        }
         inv.invoke_async(&mut data)
             .await
             .map_err(|e| shard.fail(conn, e))
@@ -191,6 +194,12 @@ impl Broker for RedisBroker {
             .arg(&opts.version_epoch);
         if opts.delta && history {
             // Only then does the script read the predecessor (and send a `d` message).
+            inv.arg("1");
+        } else if conn.cluster {
+            inv.arg("0");
+        }
+        if conn.cluster {
+            // The script checks which master wrote the stream (a failover: new epoch).
             inv.arg("1");
         }
         let (offset, epoch, _outcome): (String, String, String) = inv

@@ -3,7 +3,12 @@
 //! `CENTRIFUGO_REDIS_*` environment variables. Every key accepts both.
 //!
 //! Which Redis the engine talks to, first match wins:
-//! 1. `redis_cluster_address` / `redis_cluster_addrs`: one Redis Cluster (seed nodes).
+//! 1. A Redis Cluster: `redis_cluster_address` (3.x–5.x, and v6 `engine.redis.cluster_address`)
+//!    or `redis_cluster_addrs` (2.x), where **each element is one cluster** given as
+//!    comma-separated seeds (a string: clusters separated by spaces, as the 2.x environment
+//!    form); or `redis_address` entries that are `redis+cluster://h:p?addr=h2:p2&addr=h3:p3`
+//!    URLs (v6; `rediss+cluster://` for TLS). Several clusters are shards (client-side, by
+//!    channel), like several `redis_address` entries.
 //! 2. `redis_master_name` (+ `redis_sentinels`): one shard per master name, each found through
 //!    the sentinels.
 //! 3. `redis_address`: one shard per address (`host:port` or a `redis://` URL).
@@ -33,6 +38,8 @@ fn bad(msg: impl Into<String>) -> ConfigError {
 pub enum ShardTarget {
     /// A Redis server at a fixed address.
     Direct(ConnectionInfo),
+    /// One Redis Cluster among several (client-side sharding over clusters).
+    Cluster(ClusterTarget),
     /// The current master of `master_name`, as the sentinels report it.
     Sentinel {
         master_name: String,
@@ -50,6 +57,7 @@ impl ShardTarget {
         match self {
             ShardTarget::Direct(info) => addr_label(info.addr()),
             ShardTarget::Sentinel { master_name, .. } => format!("sentinel master {master_name}"),
+            ShardTarget::Cluster(c) => c.label(),
         }
     }
 }
@@ -66,12 +74,33 @@ fn addr_label(addr: &ConnectionAddr) -> String {
 /// A Redis Cluster: seed nodes and credentials.
 #[derive(Debug, Clone)]
 pub struct ClusterTarget {
+    /// Seed nodes, `host:port`. The engine learns every other master and replica from them.
     pub nodes: Vec<String>,
     pub password: Option<String>,
     pub username: Option<String>,
-    /// `Some(false)` forces plain PUBLISH/SUBSCRIBE; `None` = sharded PUB/SUB when the servers
-    /// have it (Redis 7+).
-    pub sharded_pubsub: Option<bool>,
+    /// TLS to every node (`redis_tls`, or a `rediss+cluster://` address).
+    pub tls: Option<ClusterTls>,
+    /// Sharded PUB/SUB partitions (`redis_sharded_pub_sub_partitions`; `true` for
+    /// `redis_cluster_sharded_pubsub` = [`DEFAULT_PARTITIONS`]); 0 = classic PUBLISH/SUBSCRIBE,
+    /// the default, as in OSS Centrifugo.
+    pub sharded_pub_sub_partitions: usize,
+}
+
+/// TLS settings of a cluster's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterTls {
+    /// Do not check certificates (`redis_tls_skip_verify`).
+    pub skip_verify: bool,
+}
+
+/// Partitions of `redis_cluster_sharded_pubsub: true` (the count Centrifugo PRO recommends).
+pub const DEFAULT_PARTITIONS: usize = 128;
+
+impl ClusterTarget {
+    /// A short name for logs (no credentials).
+    pub fn label(&self) -> String {
+        format!("cluster {}", self.nodes.join(","))
+    }
 }
 
 /// Shards or one cluster.
@@ -173,26 +202,49 @@ impl RedisConfig {
 
 fn topology(keys: &Keys<'_>) -> Result<Topology, ConfigError> {
     let username = keys.string("redis_user")?.filter(|s| !s.is_empty());
-    let mut cluster = keys.list("redis_cluster_address")?;
-    if cluster.is_empty() {
-        cluster = keys.list("redis_cluster_addrs")?;
-    }
-    if !cluster.is_empty() {
+    let clusters = clusters(keys)?;
+    if !clusters.is_empty() {
         let passwords = keys.list("redis_password")?;
         if passwords.len() > 1 {
             return Err(bad("redis_password: a cluster takes one password"));
         }
-        let nodes = cluster
-            .iter()
-            .map(|a| strip_scheme(a).to_string())
+        let password = passwords.into_iter().next().filter(|p| !p.is_empty());
+        let partitions = match keys.count("redis_sharded_pub_sub_partitions")? {
+            Some(n) => n,
+            None if keys.boolean("redis_cluster_sharded_pubsub")? => DEFAULT_PARTITIONS,
+            None => 0,
+        };
+        if partitions > 0 && clusters.len() > 1 {
+            return Err(bad(
+                "redis_sharded_pub_sub_partitions: sharded PUB/SUB over several clusters \
+                 (client-side sharding) is not supported; give one cluster",
+            ));
+        }
+        let mut targets: Vec<ClusterTarget> = clusters
+            .into_iter()
+            .map(|seeds| ClusterTarget {
+                nodes: seeds.nodes,
+                // Credentials in a URL win over the separate keys.
+                password: seeds.password.or_else(|| password.clone()),
+                username: seeds.username.or_else(|| username.clone()),
+                tls: seeds.tls.then_some(ClusterTls { skip_verify: false }),
+                sharded_pub_sub_partitions: partitions,
+            })
             .collect();
-        let sharded = keys.opt_boolean("redis_cluster_sharded_pubsub")?;
-        return Ok(Topology::Cluster(ClusterTarget {
-            nodes,
-            password: passwords.into_iter().next().filter(|p| !p.is_empty()),
-            username,
-            sharded_pubsub: sharded,
-        }));
+        if targets.len() == 1 {
+            return Ok(Topology::Cluster(targets.remove(0)));
+        }
+        return Ok(Topology::Shards(
+            targets.into_iter().map(ShardTarget::Cluster).collect(),
+        ));
+    }
+    if keys.count("redis_sharded_pub_sub_partitions")?.unwrap_or(0) > 0
+        || keys.boolean("redis_cluster_sharded_pubsub")?
+    {
+        return Err(bad(
+            "redis_sharded_pub_sub_partitions: sharded PUB/SUB needs a Redis Cluster \
+             (redis_cluster_address); this configuration names standalone Redis or sentinels",
+        ));
     }
 
     let masters = keys.list("redis_master_name")?;
@@ -303,13 +355,16 @@ fn topology(keys: &Keys<'_>) -> Result<Topology, ConfigError> {
     Ok(Topology::Shards(shards))
 }
 
-/// `redis_tls`: every standalone shard talks TLS (certificates checked against the system's
-/// roots unless `redis_tls_skip_verify`). Sentinel and Cluster over TLS are not built yet.
+/// `redis_tls`: every standalone shard and every cluster node talks TLS (certificates checked
+/// against the system's roots unless `redis_tls_skip_verify`). Sentinel over TLS is not built.
 fn with_tls(topology: Topology, skip_verify: bool) -> Result<Topology, ConfigError> {
-    let Topology::Shards(shards) = topology else {
-        return Err(bad(
-            "redis_tls: TLS to a Redis Cluster is not supported yet (use rediss:// shards)",
-        ));
+    let tls = ClusterTls { skip_verify };
+    let shards = match topology {
+        Topology::Cluster(mut c) => {
+            c.tls = Some(tls);
+            return Ok(Topology::Cluster(c));
+        }
+        Topology::Shards(shards) => shards,
     };
     shards
         .into_iter()
@@ -326,12 +381,134 @@ fn with_tls(topology: Topology, skip_verify: bool) -> Result<Topology, ConfigErr
                 };
                 Ok(ShardTarget::Direct(info.set_addr(addr)))
             }
-            _ => Err(bad(
+            ShardTarget::Cluster(mut c) => {
+                c.tls = Some(tls);
+                Ok(ShardTarget::Cluster(c))
+            }
+            ShardTarget::Sentinel { .. } => Err(bad(
                 "redis_tls: TLS through sentinels is not supported yet (use rediss:// shards)",
             )),
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Topology::Shards)
+}
+
+/// One cluster's seeds as the configuration gives them.
+#[derive(Debug, Default)]
+struct Seeds {
+    nodes: Vec<String>,
+    username: Option<String>,
+    password: Option<String>,
+    tls: bool,
+}
+
+/// The clusters a configuration names (see the module docs); empty when it names none.
+fn clusters(keys: &Keys<'_>) -> Result<Vec<Seeds>, ConfigError> {
+    for key in ["redis_cluster_address", "redis_cluster_addrs"] {
+        let groups = keys.groups(key)?;
+        if groups.is_empty() {
+            continue;
+        }
+        return groups
+            .iter()
+            .map(|group| {
+                let nodes = group
+                    .split(',')
+                    .map(|a| strip_scheme(a.trim()).to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect::<Vec<_>>();
+                for n in &nodes {
+                    tcp_addr(n, key)?;
+                }
+                Ok(Seeds {
+                    nodes,
+                    ..Seeds::default()
+                })
+            })
+            .filter(|s: &Result<Seeds, ConfigError>| {
+                s.as_ref().map_or(true, |s| !s.nodes.is_empty())
+            })
+            .collect();
+    }
+    for key in ["redis_address", "redis_url"] {
+        let list = keys.list(key)?;
+        let urls = list.iter().filter(|a| is_cluster_url(a)).count();
+        if urls == 0 {
+            continue;
+        }
+        if urls != list.len() {
+            return Err(bad(format!(
+                "{key}: redis+cluster:// addresses cannot be mixed with plain Redis addresses"
+            )));
+        }
+        return list.iter().map(|a| cluster_url(a, key)).collect();
+    }
+    Ok(Vec::new())
+}
+
+fn is_cluster_url(a: &str) -> bool {
+    let a = a.trim().to_ascii_lowercase();
+    a.starts_with("redis+cluster://") || a.starts_with("rediss+cluster://")
+}
+
+/// `redis+cluster://[user:password@]host:port[/db][?addr=host:port&addr=...]` (Centrifugo 6).
+fn cluster_url(a: &str, key: &str) -> Result<Seeds, ConfigError> {
+    let a = a.trim();
+    let (scheme, rest) = a
+        .split_once("://")
+        .ok_or_else(|| bad(format!("{key}: invalid address {a:?}")))?;
+    let tls = scheme.eq_ignore_ascii_case("rediss+cluster");
+    let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = authority.split('/').next().unwrap_or_default();
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let mut seeds = Seeds {
+        tls,
+        ..Seeds::default()
+    };
+    if let Some(u) = userinfo {
+        let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+        seeds.username = Some(percent_decode(user)).filter(|s| !s.is_empty());
+        seeds.password = Some(percent_decode(pass)).filter(|s| !s.is_empty());
+    }
+    if !host.is_empty() {
+        seeds.nodes.push(host.to_string());
+    }
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == "addr" {
+            seeds.nodes.push(percent_decode(v));
+        }
+    }
+    if seeds.nodes.is_empty() {
+        return Err(bad(format!("{key}: {a:?} names no cluster node")));
+    }
+    for n in &seeds.nodes {
+        tcp_addr(n, key)?;
+    }
+    Ok(seeds)
+}
+
+/// Decodes `%XX` escapes (anything malformed stays as it is).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn parse_db(s: Option<&str>) -> Result<i64, ConfigError> {
@@ -363,6 +540,7 @@ fn per_shard(
 
 fn strip_scheme(a: &str) -> &str {
     a.strip_prefix("redis://")
+        .or_else(|| a.strip_prefix("rediss://"))
         .unwrap_or(a)
         .trim_end_matches('/')
 }
@@ -419,6 +597,43 @@ impl Keys<'_> {
         Ok(items.into_iter().filter(|s| !s.is_empty()).collect())
     }
 
+    /// Cluster groups: a JSON array (one element per cluster), or a string with clusters
+    /// separated by whitespace (the 2.x environment form); a group is comma-separated seeds.
+    fn groups(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let items: Vec<String> = match self.get(key) {
+            None => return Ok(Vec::new()),
+            Some(Value::String(s)) if s.trim_start().starts_with('[') => {
+                let v: Value = serde_json::from_str(s)
+                    .map_err(|e| bad(format!("{key}: not a JSON array: {e}")))?;
+                let map = Map::from_iter([(key.to_string(), v)]);
+                return Keys(&map).groups(key);
+            }
+            Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+            Some(Value::Array(_)) => self.list_items(key)?,
+            Some(other) => return Err(bad(format!("{key}: expected a list, got {other}"))),
+        };
+        Ok(items
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect())
+    }
+
+    /// The elements of a JSON array of strings/numbers.
+    fn list_items(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        match self.get(key) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    other => Err(bad(format!("{key}: expected strings, got {other}"))),
+                })
+                .collect(),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     fn opt_boolean(&self, key: &str) -> Result<Option<bool>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
@@ -430,6 +645,24 @@ impl Keys<'_> {
             },
             Some(other) => Err(bad(format!("{key}: expected a boolean, got {other}"))),
         }
+    }
+
+    /// A non-negative integer (number or numeric string), at most 16384.
+    fn count(&self, key: &str) -> Result<Option<usize>, ConfigError> {
+        let err = |v: &dyn std::fmt::Display| {
+            bad(format!("{key}: expected a whole number 0..=16384, got {v}"))
+        };
+        let n = match self.get(key) {
+            None => return Ok(None),
+            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| err(n))?,
+            Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+            Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| err(s))?,
+            Some(other) => return Err(err(other)),
+        };
+        if n > 16384 {
+            return Err(err(&n));
+        }
+        Ok(Some(n as usize))
     }
 
     fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
@@ -577,6 +810,131 @@ mod tests {
         assert_eq!(c.num_shards(), 1);
         let c = cfg(json!({"redis_cluster_address": ["redis://127.0.0.1:7000"]})).unwrap();
         assert_eq!(addrs(&c), ["127.0.0.1:7000"]);
+    }
+
+    fn cluster(v: Value) -> ClusterTarget {
+        match cfg(v).unwrap().topology {
+            Topology::Cluster(c) => c,
+            Topology::Shards(s) => panic!("one cluster expected, got {s:?}"),
+        }
+    }
+
+    fn clusters(v: Value) -> Vec<ClusterTarget> {
+        match cfg(v).unwrap().topology {
+            Topology::Shards(s) => s
+                .into_iter()
+                .map(|t| match t {
+                    ShardTarget::Cluster(c) => c,
+                    other => panic!("cluster shards expected, got {other:?}"),
+                })
+                .collect(),
+            Topology::Cluster(c) => panic!("several clusters expected, got {c:?}"),
+        }
+    }
+
+    #[test]
+    fn cluster_address_forms_of_every_generation() {
+        let three = ["a:1", "b:2", "c:3"];
+        // 2.x: one element holding comma-separated seeds = one cluster.
+        for key in ["redis_cluster_addrs", "redis_cluster_address"] {
+            assert_eq!(cluster(json!({key: ["a:1,b:2,c:3"]})).nodes, three);
+            assert_eq!(cluster(json!({key: ["a:1, b:2 ,c:3"]})).nodes, three);
+            // A string (environment): clusters separated by spaces.
+            assert_eq!(cluster(json!({key: "a:1,b:2,c:3"})).nodes, three);
+            assert_eq!(
+                cluster(json!({key: "[\"redis://a:1,b:2\"]"})).nodes,
+                ["a:1", "b:2"]
+            );
+            // Several elements = several clusters, sharded by channel.
+            let cs = clusters(json!({key: ["a:1,b:2", "c:3"]}));
+            assert_eq!(cs.len(), 2);
+            assert_eq!(cs[0].nodes, ["a:1", "b:2"]);
+            assert_eq!(cs[1].nodes, ["c:3"]);
+            let cs = clusters(json!({key: "a:1,b:2 c:3,d:4"}));
+            assert_eq!(cs[1].nodes, ["c:3", "d:4"]);
+            assert!(cfg(json!({key: ["a:1,nope"]})).is_err());
+        }
+        // v6: redis+cluster:// in engine.redis.address (= redis_address).
+        let c = cluster(json!({"redis_address": "redis+cluster://a:1?addr=b:2&addr=c:3"}));
+        assert_eq!(c.nodes, three);
+        assert_eq!(c.tls, None);
+        assert_eq!(c.password, None);
+        let c = cluster(json!({
+            "redis_address": ["rediss+cluster://us%40r:p%3Ass@a:1/0?addr=b:2&foo=1"],
+            "redis_password": "other"}));
+        assert_eq!(c.nodes, ["a:1", "b:2"]);
+        assert_eq!(c.username.as_deref(), Some("us@r"));
+        assert_eq!(c.password.as_deref(), Some("p:ss"));
+        assert_eq!(c.tls, Some(ClusterTls { skip_verify: false }));
+        let cs = clusters(json!({"redis_address": [
+            "redis+cluster://a:1?addr=b:2", "redis+cluster://c:3"]}));
+        assert_eq!(cs.len(), 2);
+        assert!(cfg(json!({"redis_address": ["redis+cluster://a:1", "b:2"]})).is_err());
+        assert!(cfg(json!({"redis_address": "redis+cluster://"})).is_err());
+        // v6 cluster_address (= redis_cluster_address): comma-separated seeds per shard.
+        assert_eq!(
+            cluster(json!({"redis_cluster_address": ["a:1,b:2,c:3"]})).nodes,
+            three
+        );
+        // Credentials and TLS for a cluster.
+        let c = cluster(
+            json!({"redis_cluster_address": "a:1", "redis_password": "pw",
+            "redis_user": "u", "redis_tls": true, "redis_tls_skip_verify": true}),
+        );
+        assert_eq!(c.password.as_deref(), Some("pw"));
+        assert_eq!(c.username.as_deref(), Some("u"));
+        assert_eq!(c.tls, Some(ClusterTls { skip_verify: true }));
+        for c in clusters(json!({"redis_cluster_address": ["a:1", "b:2"], "redis_tls": true})) {
+            assert_eq!(c.tls, Some(ClusterTls { skip_verify: false }));
+        }
+        // Sharded PUB/SUB needs one cluster.
+        assert!(cfg(json!({"redis_cluster_address": ["a:1", "b:2"],
+            "redis_sharded_pub_sub_partitions": 8}))
+        .is_err());
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz%41é"), "%zzAé");
+    }
+
+    #[test]
+    fn sharded_pub_sub_partitions() {
+        let parts = |v: Value| match cfg(v).unwrap().topology {
+            Topology::Cluster(c) => c.sharded_pub_sub_partitions,
+            Topology::Shards(_) => panic!("cluster expected"),
+        };
+        let seeds = "127.0.0.1:7000";
+        assert_eq!(
+            parts(json!({"redis_cluster_address": seeds})),
+            0,
+            "classic default"
+        );
+        assert_eq!(
+            parts(json!({"redis_cluster_address": seeds, "redis_sharded_pub_sub_partitions": 64})),
+            64
+        );
+        assert_eq!(
+            parts(json!({"redis_cluster_address": seeds, "redis_sharded_pub_sub_partitions": "8"})),
+            8
+        );
+        assert_eq!(
+            parts(json!({"redis_cluster_address": seeds, "redis_cluster_sharded_pubsub": true})),
+            DEFAULT_PARTITIONS
+        );
+        assert_eq!(
+            parts(json!({"redis_cluster_address": seeds, "redis_cluster_sharded_pubsub": false})),
+            0
+        );
+        for bad_value in [json!(-1), json!("x"), json!(1.5), json!(20000)] {
+            let e = cfg(json!({"redis_cluster_address": seeds,
+                "redis_sharded_pub_sub_partitions": bad_value}))
+            .unwrap_err();
+            assert!(e.0.contains("redis_sharded_pub_sub_partitions"), "{e}");
+        }
+        let e = cfg(json!({"redis_address": "a:1", "redis_sharded_pub_sub_partitions": 16}))
+            .unwrap_err();
+        assert!(e.0.contains("needs a Redis Cluster"), "{e}");
+        assert!(
+            cfg(json!({"redis_address": "a:1", "redis_sharded_pub_sub_partitions": 0})).is_ok()
+        );
     }
 
     #[test]

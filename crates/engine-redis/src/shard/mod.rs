@@ -54,6 +54,9 @@ pub(crate) trait Sink: Send + Sync + 'static {
     fn message(&self, channel: Vec<u8>, payload: Bytes);
     /// The shard was cut off and is connected and subscribed again.
     fn reconnected(&self);
+    /// PUB/SUB channel `channel` was dropped by the server (its cluster slot moved) and is
+    /// subscribed again: what was published meanwhile may be missing.
+    fn gap(&self, channel: &[u8]);
 }
 
 /// Where a PUB/SUB connection's pushes go. Messages are handed to the sink right away by the
@@ -154,6 +157,8 @@ struct Session {
     data: DataConn,
     link: Link,
     sharded: bool,
+    /// A Redis Cluster's masters and state, checked on every ping (cluster.rs).
+    cluster: Option<cluster::ClusterWatch>,
 }
 
 /// A ready shard's data connection, for one operation.
@@ -162,6 +167,9 @@ pub(crate) struct Conn {
     pub data: DataConn,
     /// Broadcast with SPUBLISH (sharded PUB/SUB) instead of PUBLISH.
     pub sharded: bool,
+    /// A Redis Cluster: the scripts check which master serves a stream (a failover to a
+    /// replica that may have lost entries starts a new epoch, see `lua/publish.lua`).
+    pub cluster: bool,
     session: u64,
 }
 
@@ -197,6 +205,8 @@ pub(crate) struct Shard {
     wanted: Mutex<HashMap<String, usize>>,
     requests: mpsc::UnboundedSender<Request>,
     lost: Notify,
+    /// A cluster's nodes as learned so far (`host:port`), the last one that answered first.
+    known: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -236,9 +246,14 @@ impl Shard {
         sink: Arc<dyn Sink>,
         cancel: CancellationToken,
     ) -> Arc<Shard> {
+        // One of several clusters (client-side sharding) is served like a single cluster.
+        let target = match target {
+            Target::Single(ShardTarget::Cluster(c)) => Target::Cluster(c),
+            t => t,
+        };
         let label = match &target {
             Target::Single(t) => t.label(),
-            Target::Cluster(c) => format!("cluster {}", c.nodes.join(",")),
+            Target::Cluster(c) => c.label(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let shard = Arc::new(Shard {
@@ -252,6 +267,7 @@ impl Shard {
             wanted: Mutex::new(permanent.iter().map(|c| (c.clone(), 1)).collect()),
             requests: tx,
             lost: Notify::new(),
+            known: Mutex::new(Vec::new()),
         });
         tokio::spawn(Arc::clone(&shard).supervise(rx, sink, cancel));
         shard
@@ -390,6 +406,7 @@ impl Shard {
             *self.data.write() = Some(Conn {
                 data: session.data.clone(),
                 sharded: session.sharded,
+                cluster: session.cluster.is_some(),
                 session: id,
             });
             self.ready.store(true, Ordering::Release);
@@ -409,6 +426,7 @@ impl Shard {
                     &mut requests,
                     &mut pushes,
                     &cancel,
+                    &*sink,
                 )
                 .await;
             self.set_unready();
@@ -429,6 +447,7 @@ impl Shard {
         requests: &mut mpsc::UnboundedReceiver<Request>,
         pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
         cancel: &CancellationToken,
+        sink: &dyn Sink,
     ) -> Option<String> {
         let mut ping = tokio::time::interval(self.timing.ping);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -444,8 +463,23 @@ impl Shard {
                         return Some("connection closed".into());
                     }
                     Some(p) => {
-                        if let Some(reason) = self.dispatch(p, active) {
-                            return Some(reason);
+                        if let Some(channel) = self.dispatch(p, active) {
+                            // A cluster slot moved (link.rs): put back every subscription
+                            // the server dropped so far, then report their gaps.
+                            let mut moved = vec![channel];
+                            while let Ok(p) = pushes.try_recv() {
+                                if p.kind == PushKind::Disconnection {
+                                    return Some("connection closed".into());
+                                }
+                                moved.extend(self.dispatch(p, active));
+                            }
+                            tracing::warn!(shard = %self.label, channels = moved.len(), "redis dropped subscriptions (slot moved); resubscribing");
+                            if let Err(e) = session.link.resubscribe_moved(&moved).await {
+                                return Some(format!("resubscribe after a slot move failed: {e}"));
+                            }
+                            for ch in &moved {
+                                sink.gap(ch.as_bytes());
+                            }
                         }
                     }
                 },
@@ -468,6 +502,13 @@ impl Shard {
                 _ = ping.tick() => {
                     if let Err(e) = session.link.ping().await {
                         return Some(format!("ping failed: {e}"));
+                    }
+                    if let Some(watch) = session.cluster.as_mut() {
+                        match tokio::time::timeout(self.timing.read, watch.check()).await {
+                            Ok(Ok(nodes)) => self.learn(None, &nodes),
+                            Ok(Err(reason)) => return Some(reason),
+                            Err(_) => return Some("cluster check timed out".into()),
+                        }
                     }
                 }
             }
@@ -513,9 +554,8 @@ impl Shard {
         Ok(())
     }
 
-    /// Looks at a control push (messages went to the sink through [`PushRouter`]); `Some(reason)`
-    /// when it shows the subscriptions are no longer what this node asked for (a cluster slot
-    /// moved away).
+    /// Looks at a control push (messages went to the sink through [`PushRouter`]); `Some(channel)`
+    /// when the server dropped a subscription this node still wants (a cluster slot moved away).
     fn dispatch(&self, push: PushInfo, active: &HashSet<String>) -> Option<String> {
         match push.kind {
             PushKind::SUnsubscribe => {
@@ -525,8 +565,7 @@ impl Shard {
                     Some(Value::BulkString(c)) => String::from_utf8_lossy(c).into_owned(),
                     _ => return None,
                 };
-                (active.contains(&channel) && self.is_wanted(&channel))
-                    .then(|| format!("server dropped the subscription to {channel}"))
+                (active.contains(&channel) && self.is_wanted(&channel)).then_some(channel)
             }
             _ => None,
         }
@@ -604,6 +643,7 @@ impl Shard {
                         }
                         b.build()?.async_get_client().await?
                     }
+                    ShardTarget::Cluster(c) => return self.connect_cluster(c, pushes).await,
                 };
                 let mut data = client
                     .get_multiplexed_async_connection_with_config(&self.conn_config())
@@ -619,6 +659,7 @@ impl Shard {
                     data: DataConn::Single(data),
                     link: Link::Plain(sub),
                     sharded: false,
+                    cluster: None,
                 })
             }
             Target::Cluster(c) => self.connect_cluster(c, pushes).await,

@@ -73,6 +73,8 @@ fn free_cluster_port() -> u16 {
 /// One `redis-server` (or sentinel) process.
 pub struct RedisProcess {
     pub port: u16,
+    /// `requirepass` of the server, used by [`RedisProcess::cli`].
+    pub password: Option<String>,
     args: Vec<String>,
     dir: PathBuf,
     child: Option<Child>,
@@ -106,8 +108,13 @@ impl RedisProcess {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
+        let password = extra
+            .windows(2)
+            .find(|w| w[0] == "--requirepass")
+            .map(|w| w[1].to_string());
         let mut p = RedisProcess {
             port,
+            password,
             args,
             dir,
             child: None,
@@ -137,6 +144,7 @@ impl RedisProcess {
         .unwrap();
         let mut p = RedisProcess {
             port,
+            password: None,
             args: vec![conf.to_str().unwrap().to_string(), "--sentinel".into()],
             dir,
             child: None,
@@ -169,7 +177,7 @@ impl RedisProcess {
                 self.port,
                 self.log()
             );
-            if cli(self.port, &["PING"]) == "PONG" {
+            if self.cli(&["PING"]) == "PONG" {
                 return;
             }
             assert!(
@@ -207,7 +215,19 @@ impl RedisProcess {
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.port, args)
+        match &self.password {
+            Some(pw) => {
+                let mut all = vec!["-a", pw, "--no-auth-warning"];
+                all.extend(args);
+                cli(self.port, &all)
+            }
+            None => cli(self.port, args),
+        }
+    }
+
+    /// Whether the process is still running (not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn addr(&self) -> String {
@@ -241,28 +261,52 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisProcess> = (0..3)
-            .map(|_| {
-                RedisProcess::start_with(
-                    free_cluster_port(),
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "2000",
-                    ],
-                )
-            })
+        Self::start_custom(0, &[])
+    }
+
+    /// Three masters with one replica each (`--cluster-replicas 1`), a 1 s node timeout (a
+    /// dead master is replaced within a few seconds), every replica in sync.
+    pub fn start_with_replicas() -> RedisCluster {
+        Self::start_custom(1, &[])
+    }
+
+    /// Three masters, `replicas` replicas each, `extra` arguments on every node (a
+    /// `--requirepass pw` also sets `--masterauth` and is used by `redis-cli`).
+    pub fn start_custom(replicas: usize, extra: &[&str]) -> RedisCluster {
+        let timeout = if replicas > 0 { "1000" } else { "2000" };
+        let mut args_all: Vec<&str> = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            timeout,
+            "--cluster-replica-validity-factor",
+            "0",
+            "--repl-diskless-sync-delay",
+            "0",
+        ];
+        args_all.extend(extra);
+        let password = extra
+            .windows(2)
+            .find(|w| w[0] == "--requirepass")
+            .map(|w| w[1].to_string());
+        if let Some(pw) = &password {
+            args_all.extend(["--masterauth", pw.as_str()]);
+        }
+        let nodes: Vec<RedisProcess> = (0..3 * (1 + replicas))
+            .map(|_| RedisProcess::start_with(free_cluster_port(), &args_all))
             .collect();
         let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
         args.extend(nodes.iter().map(RedisProcess::addr));
         args.extend([
             "--cluster-replicas".into(),
-            "0".into(),
+            replicas.to_string(),
             "--cluster-yes".into(),
         ]);
+        if let Some(pw) = &password {
+            args.extend(["-a".into(), pw.clone(), "--no-auth-warning".into()]);
+        }
         let out = Command::new("redis-cli")
             .args(&args)
             .stdin(Stdio::null())
@@ -281,7 +325,95 @@ impl RedisCluster {
             assert!(Instant::now() < deadline, "cluster did not become ok");
             std::thread::sleep(Duration::from_millis(50));
         }
-        RedisCluster { nodes }
+        let cluster = RedisCluster { nodes };
+        while cluster.pairs().len() < 3 * replicas {
+            assert!(Instant::now() < deadline, "replicas not attached");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for (_, r) in cluster.pairs() {
+            let replica = &cluster.nodes[r];
+            while !replica
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up")
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "replica {} not in sync",
+                    replica.port
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    }
+
+    /// A node that is still running (for questions to the cluster).
+    pub fn live(&self) -> &RedisProcess {
+        self.nodes
+            .iter()
+            .find(|n| n.is_running())
+            .expect("a live node")
+    }
+
+    /// (master, replica) index pairs into `nodes`, from `CLUSTER NODES` of a live node.
+    pub fn pairs(&self) -> Vec<(usize, usize)> {
+        let listing = self.live().cli(&["CLUSTER", "NODES"]);
+        let index = |addr: &str| {
+            let port: u16 = addr.split(['@', ':']).nth(1)?.parse().ok()?;
+            self.nodes.iter().position(|n| n.port == port)
+        };
+        let mut by_id = std::collections::HashMap::new();
+        for l in listing.lines() {
+            let f: Vec<&str> = l.split(' ').collect();
+            if f.len() > 3 {
+                by_id.insert(f[0].to_string(), f[1].to_string());
+            }
+        }
+        let mut out = Vec::new();
+        for l in listing.lines() {
+            let f: Vec<&str> = l.split(' ').collect();
+            if f.len() > 3 && f[2].contains("slave") && !f[2].contains("fail") {
+                let (Some(m), Some(r)) = (by_id.get(f[3]).and_then(|a| index(a)), index(f[1]))
+                else {
+                    continue;
+                };
+                out.push((m, r));
+            }
+        }
+        out
+    }
+
+    /// The replica of master `m` (index into `nodes`).
+    pub fn replica_of(&self, m: usize) -> usize {
+        self.pairs()
+            .into_iter()
+            .find(|(mm, _)| *mm == m)
+            .map(|(_, r)| r)
+            .unwrap_or_else(|| panic!("master {m} has no replica"))
+    }
+
+    /// Index into `nodes` of the node owning `key`'s slot.
+    pub fn index_for(&self, key: &str) -> usize {
+        let port = self.node_for(key).port;
+        self.nodes.iter().position(|n| n.port == port).unwrap()
+    }
+
+    /// Waits until node `r` is a master and every live node says `cluster_state:ok`.
+    pub fn wait_promoted(&self, r: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let promoted = self.nodes[r].cli(&["ROLE"]).starts_with("master");
+            let ok = self
+                .nodes
+                .iter()
+                .filter(|n| n.is_running())
+                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            if promoted && ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "replica {r} was not promoted");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn addrs(&self) -> Vec<String> {
@@ -290,16 +422,80 @@ impl RedisCluster {
 
     /// The node owning `key`'s slot (asks node 0; a MOVED answer names the owner).
     pub fn node_for(&self, key: &str) -> &RedisProcess {
-        let out = self.nodes[0].cli(&["EXISTS", key]);
+        let asked = self.live();
+        let out = asked.cli(&["EXISTS", key]);
         let port = match out.strip_prefix("MOVED ") {
             Some(rest) => rest
                 .rsplit(':')
                 .next()
                 .and_then(|p| p.trim().parse::<u16>().ok())
                 .unwrap_or_else(|| panic!("cannot parse {out:?}")),
-            None => self.nodes[0].port,
+            None => asked.port,
         };
         self.nodes.iter().find(|n| n.port == port).unwrap()
+    }
+}
+
+impl RedisCluster {
+    /// The master owning `slot`: the node whose own `CLUSTER NODES` line lists it.
+    pub fn owner_of_slot(&self, slot: u16) -> &RedisProcess {
+        for n in &self.nodes {
+            let nodes = n.cli(&["CLUSTER", "NODES"]);
+            let Some(me) = nodes.lines().find(|l| l.contains("myself")) else {
+                continue;
+            };
+            let owns = me.split(' ').skip(8).any(|r| match r.split_once('-') {
+                Some((lo, hi)) => {
+                    lo.parse::<u16>().is_ok_and(|lo| lo <= slot)
+                        && hi.parse::<u16>().is_ok_and(|hi| slot <= hi)
+                }
+                None => r.parse::<u16>() == Ok(slot),
+            });
+            if owns {
+                return n;
+            }
+        }
+        panic!("no master owns slot {slot}");
+    }
+
+    /// Moves `slot` with its keys to node `to` (index into `nodes`), the way `redis-cli
+    /// --cluster reshard` does: IMPORTING on the target, MIGRATING on the source, MIGRATE of
+    /// every key, then SETSLOT NODE on the target, the source and every other master.
+    pub fn migrate_slot(&self, slot: u16, to: usize) {
+        let src = self.owner_of_slot(slot);
+        let dst = &self.nodes[to];
+        assert_ne!(src.port, dst.port, "slot {slot} is already on node {to}");
+        let src_id = src.cli(&["CLUSTER", "MYID"]);
+        let dst_id = dst.cli(&["CLUSTER", "MYID"]);
+        let s = slot.to_string();
+        assert_eq!(
+            dst.cli(&["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id]),
+            "OK"
+        );
+        assert_eq!(
+            src.cli(&["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id]),
+            "OK"
+        );
+        loop {
+            let keys = src.cli(&["CLUSTER", "GETKEYSINSLOT", &s, "100"]);
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = dst.port.to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            let out = src.cli(&args);
+            assert!(out == "OK" || out == "NOKEY", "MIGRATE: {out}");
+        }
+        for n in std::iter::once(dst).chain(std::iter::once(src)) {
+            assert_eq!(n.cli(&["CLUSTER", "SETSLOT", &s, "NODE", &dst_id]), "OK");
+        }
+        for n in &self.nodes {
+            if n.port != src.port && n.port != dst.port {
+                n.cli(&["CLUSTER", "SETSLOT", &s, "NODE", &dst_id]);
+            }
+        }
     }
 }
 

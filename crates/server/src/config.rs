@@ -73,7 +73,8 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     /// `memory` or `redis`.
     pub engine: String,
-    /// `None` when not configured: Centrifugo 2.x then accepts every Origin.
+    /// `None` when not configured: Centrifugo 2.x then accepts every Origin. A configuration
+    /// with nested (Centrifugo 4+) keys gets `Some([])` instead: only Origin-less requests.
     pub allowed_origins: Option<Vec<String>>,
     /// Every `redis_*` key as given (file values as JSON, env values as strings); read by the
     /// Redis engine (`crates/server/src/engine.rs`).
@@ -433,6 +434,12 @@ pub fn load(
     // written with v6 (nested) keys gets the v6 default.
     if !givens.contains_key("client_queue_max_size") && givens.values().any(|g| g.contains('.')) {
         t.node.client_queue_max_size = V6_QUEUE_MAX_SIZE;
+    }
+    // Centrifugo 4+ refuses browser (Origin-carrying) connections while `client.allowed_origins`
+    // is empty, 2.x accepts them while it is unset: a configuration written with nested keys
+    // gets the modern default (TRANSPORTS.md §2.1).
+    if t.server.allowed_origins.is_none() && givens.values().any(|g| g.contains('.')) {
+        t.server.allowed_origins = Some(Vec::new());
     }
     warnings.append(&mut t.server.rate_limit.warnings);
 

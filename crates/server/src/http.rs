@@ -35,12 +35,16 @@ const HEAD_BUFFER: usize = 1024;
 const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed on the fast path; a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
-/// A connection that has not sent its first request head by then is closed.
+/// A connection that has not sent its first request head by then is closed; hyper applies the
+/// same bound to every later request head of a keep-alive connection (slow-loris).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request head hyper reads (431 beyond), and its header count (431 beyond).
+const MAX_HTTP_HEAD: usize = 64 * 1024;
+const MAX_HTTP_HEADERS: usize = 100;
 
 /// Serves `app` on `listener` until `stop` is cancelled, then lets the HTTP connections finish
 /// their requests. With `ws`, upgrades to its `websocket_handler_prefix` take the fast path.
-pub fn spawn<L: Listener>(
+pub fn spawn<L: Listener<Addr = std::net::SocketAddr>>(
     mut listener: L,
     app: Router,
     ws: Option<SharedState>,
@@ -49,12 +53,13 @@ pub fn spawn<L: Listener>(
     tokio::spawn(async move {
         let connections = TaskTracker::new();
         loop {
-            let (io, _) = tokio::select! {
+            let (io, peer) = tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
                 accepted = listener.accept() => accepted,
             };
-            connections.spawn(connection(io, app.clone(), ws.clone(), stop.clone()));
+            let conn = connection(io, peer, app.clone(), ws.clone(), stop.clone());
+            connections.spawn(conn);
         }
         drop(listener);
         connections.close();
@@ -75,8 +80,13 @@ enum First {
     Http,
 }
 
-async fn connection<S>(mut io: S, app: Router, ws: Option<SharedState>, stop: CancellationToken)
-where
+async fn connection<S>(
+    mut io: S,
+    peer: std::net::SocketAddr,
+    app: Router,
+    ws: Option<SharedState>,
+    stop: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut head = BytesMut::new();
@@ -135,6 +145,7 @@ where
             prefix: head.freeze(),
             inner: io,
         },
+        peer,
         app,
         stop,
     ))
@@ -223,13 +234,24 @@ fn refusal(r: &Refused) -> Vec<u8> {
 }
 
 /// Runs hyper's HTTP/1.1 connection (with upgrades) until it ends; on `stop`, in-flight
-/// requests finish and idle keep-alive connections close.
-async fn serve_http<S>(io: S, app: Router, stop: CancellationToken)
+/// requests finish and idle keep-alive connections close. Handlers find the peer's address as
+/// `ConnectInfo<SocketAddr>` (the admin login's rate limit keys on it).
+async fn serve_http<S>(io: S, peer: std::net::SocketAddr, app: Router, stop: CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    use tower::ServiceExt as _;
+    let app = app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        req
+    });
     let service = TowerToHyperService::new(app);
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_header_size(MAX_HTTP_HEAD)
+        .max_headers(MAX_HTTP_HEADERS)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);

@@ -1,6 +1,12 @@
 //! TLS (`tls`, `tls_cert`, `tls_key`): rustls with a PEM certificate chain and private key,
 //! as a listener `axum::serve` accepts. Handshakes run in their own tasks, so a slow or silent
 //! client never holds up the accept loop.
+//!
+//! Protocol versions are explicit ([`PROTOCOL_VERSIONS`]): TLS 1.3 and TLS 1.2, nothing older
+//! (rustls implements neither SSL 3, TLS 1.0 nor 1.1, and this list keeps it so whatever its
+//! defaults become). A client offering both negotiates 1.3; a TLS 1.0/1.1-only client gets a
+//! `protocol_version` alert. Cipher suites are the crypto provider's (ring) defaults: AEAD
+//! only, forward-secret key exchange only.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +25,11 @@ use tokio_rustls::TlsAcceptor;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Finished handshakes waiting for the server to take them.
 const READY_QUEUE: usize = 256;
+
+/// The TLS versions every Rotor listener (client, internal, gRPC API) speaks, in order of
+/// preference: 1.3 first, 1.2 as the minimum.
+pub(crate) static PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// The PEM text a TLS key names: as Centrifugo 6 reads its `*_pem` keys, the value is the PEM
 /// itself, a path to a PEM file, or base64 of the PEM.
@@ -43,7 +54,7 @@ pub(crate) fn pem_source(key: &str, value: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Reads the certificate chain and key (PEM, a PEM file, or base64 PEM) and builds the
-/// acceptor (HTTP/1.1 over TLS 1.2 and 1.3).
+/// acceptor (HTTP/1.1 over TLS 1.3 or 1.2, see [`PROTOCOL_VERSIONS`]).
 pub fn acceptor(cert_path: &str, key_path: &str) -> anyhow::Result<TlsAcceptor> {
     let cert_pem = pem_source("tls_cert", cert_path)?;
     let certs = CertificateDer::pem_slice_iter(&cert_pem)
@@ -58,7 +69,7 @@ pub fn acceptor(cert_path: &str, key_path: &str) -> anyhow::Result<TlsAcceptor> 
         .with_context(|| format!("tls_key: cannot read a PEM private key from {key_path:?}"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(PROTOCOL_VERSIONS)
         .context("tls: no usable protocol versions")?
         .with_no_client_auth()
         .with_single_cert(certs, key)

@@ -5,7 +5,11 @@
 //! endpoint under `/admin/api/` does. Logging in with `admin_password` returns a token (an
 //! HS256 JWT signed with `admin_secret`, valid for a day) as an `HttpOnly; SameSite=Strict`
 //! cookie and in the body, for scripts (`Authorization: token <t>`). A wrong password is
-//! answered after a delay. `admin_insecure` turns all checks off.
+//! answered after a delay, and failed logins are rate-limited per client address
+//! ([`login_limit`]: 429 with `Retry-After`); the login body is at most [`LOGIN_BODY_MAX`]
+//! bytes (413). `admin_insecure` turns all checks off.
+
+mod login_limit;
 
 use crate::api::http::key_matches;
 use std::collections::HashMap;
@@ -35,6 +39,12 @@ const WRONG_PASSWORD_DELAY: Duration = Duration::from_secs(1);
 const COOKIE: &str = "rotor_admin";
 /// History entries the UI shows.
 const HISTORY_LIMIT: usize = 100;
+/// The largest login body read (`{"password":"..."}`); 413 beyond.
+pub(crate) const LOGIN_BODY_MAX: usize = 4096;
+
+/// The per-address login buckets of this process.
+static LOGIN_LIMIT: std::sync::LazyLock<login_limit::LoginLimit> =
+    std::sync::LazyLock::new(Default::default);
 
 /// The UI's routes; mount them only when `admin` is on.
 pub fn routes() -> Router<SharedState> {
@@ -42,7 +52,10 @@ pub fn routes() -> Router<SharedState> {
         .route("/", get(index))
         .route("/admin/app.js", get(app_js))
         .route("/admin/style.css", get(style_css))
-        .route("/admin/auth", post(login))
+        .route(
+            "/admin/auth",
+            post(login).layer(axum::extract::DefaultBodyLimit::max(LOGIN_BODY_MAX)),
+        )
         .route("/admin/logout", post(logout))
         .route("/admin/api/info", get(info))
         .route("/admin/api/connections", get(connections))
@@ -135,7 +148,28 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-async fn login(State(state): State<SharedState>, body: Bytes) -> Response {
+async fn login(
+    State(state): State<SharedState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    body: Bytes,
+) -> Response {
+    let attempt = if state.settings.admin_insecure {
+        None
+    } else {
+        match LOGIN_LIMIT.try_attempt(peer.map(|p| p.0 .0)) {
+            Ok(a) => Some(a),
+            Err(wait) => {
+                let secs = login_limit::retry_after_secs(wait);
+                tracing::warn!(retry_after = secs, "admin login rate limit reached");
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, secs.to_string())],
+                    Json(json!({ "error": "too many login attempts" })),
+                )
+                    .into_response();
+            }
+        }
+    };
     let password = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("password").and_then(Value::as_str).map(String::from))
@@ -151,6 +185,9 @@ async fn login(State(state): State<SharedState>, body: Bytes) -> Response {
             Json(json!({ "error": "wrong password" })),
         )
             .into_response();
+    }
+    if let Some(a) = attempt {
+        LOGIN_LIMIT.refund(a);
     }
     let token = issue_token(&state);
     let cookie = format!(

@@ -2,9 +2,17 @@
 //! transports (TRANSPORTS.md §1.4 "Headers", §2.1).
 //!
 //! * No `allowed_origins` configured (Centrifugo 2.x leaves it unset): every Origin passes.
+//!   A configuration written with nested (Centrifugo 4+) keys gets an empty list instead, as
+//!   Centrifugo 4+ does (`crate::config`): browsers are refused until origins are listed.
 //! * A list: the request's Origin must match one pattern (`*` matches any run of characters,
 //!   case-insensitive); an empty list admits only requests without an Origin.
 //! * A request without an Origin (not a browser) always passes.
+//!
+//! What a refusal means differs by transport, as in Centrifugo: the WebSocket upgrades (client
+//! WebSocket, SockJS's WebSocket, `uni_websocket`) are answered 403; the HTTP transports
+//! (SockJS XHR/streaming routes, HTTP-streaming, SSE, `/emulation`, `uni_sse`,
+//! `uni_http_stream`) are served without CORS headers, so the browser withholds the answer from
+//! the page (a same-origin page, whose requests carry an Origin but need no CORS, still works).
 //!
 //! An admitted cross-origin request gets the exact Origin echoed with credentials allowed (the
 //! browsers' credentialed XHRs and fetches refuse `*`), and the requested headers echoed.

@@ -1,7 +1,8 @@
 //! TLS of the gRPC API listener: the certificate pair (each value a path, PEM text or base64
 //! PEM, as Centrifugo 6 reads its `*_pem` keys), ALPN `h2` (gRPC clients require it), and with
 //! a client CA mutual TLS (clients must present a certificate that CA signed). The accepted
-//! connections carry their peer address, which the empty-key rule of `auth` needs.
+//! connections carry their peer address, which the empty-key rule of `auth` needs. TLS 1.3 or
+//! 1.2 only, as on every listener (`crate::tls::PROTOCOL_VERSIONS`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -40,7 +41,7 @@ pub(crate) fn acceptor(cert: &str, key: &str, client_ca: &str) -> anyhow::Result
         .context("grpc_api tls key: cannot read a PEM private key")?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(crate::tls::PROTOCOL_VERSIONS)
         .context("grpc_api tls: no usable protocol versions")?;
     let builder = if client_ca.is_empty() {
         builder.with_no_client_auth()

@@ -14,7 +14,9 @@
 //!   in history), and recovery from the last position answers `recovered: false` with a new
 //!   epoch, not `true`; a live subscriber is told (v2 unsubscribe 2500).
 //! * `cluster_config_forms_and_password`: the 2.x form (one element of comma-separated seeds)
-//!   and the v6 `redis+cluster://` address, on a password-protected cluster.
+//!   and the v6 `redis+cluster://` address and `cluster_address`, on a password-protected
+//!   cluster.
+//! * `cluster_over_tls`: three TLS-only masters (clients, bus, replication), `redis_tls`.
 
 mod common;
 mod redis_support;
@@ -563,4 +565,175 @@ async fn cluster_config_forms_and_password() {
     // Each node holds one data, one PUB/SUB and probe connections: all authenticated.
     let clients = cluster.nodes[0].cli(&["CLIENT", "LIST"]);
     assert!(clients.contains("name=rotor-node-b"), "{clients}");
+}
+
+/// A redis-server cluster node that only speaks TLS (clients, cluster bus, replication).
+struct TlsNode {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for TlsNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_cli(dir: &std::path::Path, port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["--tls", "--cacert"])
+        .arg(dir.join("cert.pem"))
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Two Rotor nodes on three TLS-only masters (`redis_tls`, `redis_tls_skip_verify`): delivery
+/// between them and offsets from the cluster. Skipped without openssl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_over_tls() {
+    use std::process::{Command, Stdio};
+    if !redis_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "rotor-cluster-tls-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipping: openssl is not available");
+        return;
+    }
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let port = loop {
+            let p = free_port();
+            if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+                break p;
+            }
+        };
+        let d = dir.join(i.to_string());
+        std::fs::create_dir_all(&d).unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--tls-cert-file")
+            .arg(dir.join("cert.pem"))
+            .arg("--tls-key-file")
+            .arg(dir.join("key.pem"))
+            .arg("--tls-ca-cert-file")
+            .arg(dir.join("cert.pem"))
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--tls-cluster",
+                "yes",
+                "--tls-replication",
+                "yes",
+            ])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&d)
+            .current_dir(&d)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        nodes.push(TlsNode { child, port });
+    }
+    wait_until(Duration::from_secs(10), "TLS nodes answer", || async {
+        nodes
+            .iter()
+            .all(|n| tls_cli(&dir, n.port, &["PING"]) == "PONG")
+    })
+    .await;
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = Command::new("redis-cli")
+        .args(["--tls", "--cacert"])
+        .arg(dir.join("cert.pem"))
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_until(Duration::from_secs(15), "TLS cluster ok", || async {
+        nodes
+            .iter()
+            .all(|n| tls_cli(&dir, n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+    })
+    .await;
+    let cfg = json!({"redis_cluster_address": [addrs.join(",")], "redis_tls": true,
+        "redis_tls_skip_verify": true});
+    let a = node(cfg.clone(), "node-a").await;
+    let b = node(cfg, "node-b").await;
+    for n in [&a, &b] {
+        wait_until(Duration::from_secs(10), "node healthy", || async {
+            health(n).await == 200
+        })
+        .await;
+    }
+    let (mut y, _) = b.v1_client("y").await;
+    for i in 0..6 {
+        let ch = format!("tls{i}");
+        assert!(y.subscribe_v1(&ch).await.get("error").is_none());
+        assert_eq!(api_publish(&a, &ch, json!({"i": i})).await, vec![json!({})]);
+        let p = loop {
+            let p = y.push().await;
+            if p["result"].get("type").is_none() {
+                break p; // not a join/leave
+            }
+        };
+        assert_eq!(p["result"]["data"]["data"], json!({"i": i}), "{p}");
+        assert_eq!(p["result"]["data"]["offset"], json!(1), "{p}");
+    }
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
 }

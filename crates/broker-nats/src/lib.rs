@@ -71,7 +71,8 @@ struct Inner {
     healthy: AtomicBool,
     syncer: Arc<Syncer>,
     write_timeout: Duration,
-    subs: Vec<Mutex<HashMap<String, AbortHandle>>>,
+    /// Channel → (reader task, subscribe calls not yet matched by an unsubscribe).
+    subs: Vec<Mutex<HashMap<String, (AbortHandle, usize)>>>,
     cancel: CancellationToken,
 }
 
@@ -211,7 +212,7 @@ impl Inner {
         }
     }
 
-    fn stripe(&self, channel: &str) -> &Mutex<HashMap<String, AbortHandle>> {
+    fn stripe(&self, channel: &str) -> &Mutex<HashMap<String, (AbortHandle, usize)>> {
         // FNV-1a: cheap and stable.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in channel.as_bytes() {
@@ -390,12 +391,18 @@ impl Broker for NatsBroker {
     }
 
     /// Returns once the server confirmed the SUB, so nothing published after it is missed.
+    ///
+    /// Subscribe and unsubscribe calls are counted per channel, and the NATS subscription
+    /// ends only when every successful subscribe was matched by an unsubscribe: the core
+    /// calls them for its first and last subscriber, and a new first subscriber's `subscribe`
+    /// may overtake the previous last one's `unsubscribe`, which must not drop the channel.
     async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
         check_channel(channel)?;
         let inner = &self.inner;
         inner.ready()?;
         let mut subs = inner.stripe(channel).lock().await;
-        if subs.contains_key(channel) {
+        if let Some((_, count)) = subs.get_mut(channel) {
+            *count += 1;
             return Ok(());
         }
         let sub = tokio::time::timeout(
@@ -411,14 +418,19 @@ impl Broker for NatsBroker {
             channel.to_string(),
             sub,
         ));
-        subs.insert(channel.to_string(), task.abort_handle());
+        subs.insert(channel.to_string(), (task.abort_handle(), 1));
         Ok(())
     }
 
     async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
-        if let Some(task) = self.inner.stripe(channel).lock().await.remove(channel) {
-            // Dropping the subscriber with the task sends the UNSUB.
-            task.abort();
+        let mut subs = self.inner.stripe(channel).lock().await;
+        if let Some((task, count)) = subs.get_mut(channel) {
+            *count -= 1;
+            if *count == 0 {
+                // Dropping the subscriber with the task sends the UNSUB.
+                task.abort();
+                subs.remove(channel);
+            }
         }
         Ok(())
     }

@@ -79,6 +79,10 @@ pub struct ServerSettings {
     /// Every `redis_*` key as given (file values as JSON, env values as strings); read by the
     /// Redis engine (`crates/server/src/engine.rs`).
     pub redis: Map<String, Value>,
+    /// The broker and presence manager keys as given: 2.x `broker` and `nats_*`, v6
+    /// `broker.*` and `presence_manager.*` under their flat names (`broker_type`,
+    /// `nats_url`, `presence_manager_redis_address`, ...); read by `crates/server/src/engine.rs`.
+    pub brokers: Map<String, Value>,
     /// Admin web UI login password and token-signing secret (`admin_password`, `admin_secret`);
     /// `admin_insecure` serves the UI and its API without login.
     pub admin_password: String,
@@ -132,6 +136,7 @@ impl Default for ServerSettings {
             engine: "memory".to_string(),
             allowed_origins: None,
             redis: Map::new(),
+            brokers: Map::new(),
             admin_password: String::new(),
             admin_secret: String::new(),
             admin_insecure: false,
@@ -355,6 +360,11 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
         "user_personal_channel_namespace" => n.user_personal_channel_namespace = string(i)?,
         "user_personal_single_connection" => n.user_personal_single_connection = boolean(i)?,
         "memory_history_meta_ttl" => n.memory_history_meta_ttl = duration(i)?,
+        // Broker and presence manager keys: kept raw (see `ServerSettings::brokers`).
+        b if b.starts_with("broker") || b.starts_with("nats_") || b.starts_with("presence_manager_") =>
+        {
+            s.brokers.insert(b.to_string(), i.to_json());
+        }
         // Redis engine keys: kept raw, the engine reads them (see `ServerSettings::redis`).
         redis if redis.starts_with("redis_") => {
             s.redis.insert(redis.to_string(), i.to_json());

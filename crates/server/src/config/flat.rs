@@ -132,7 +132,7 @@ pub(crate) fn is_modern_channel_option(key: &str) -> bool {
 }
 
 /// Flat keys (Centrifugo 2.x and 4/5) Rotor accepts but does not implement yet: exact names.
-const UNSUPPORTED: &str = "broker client_concurrency debug gomaxprocs log_file pid_file \
+const UNSUPPORTED: &str = "client_concurrency debug gomaxprocs log_file pid_file \
     node_info_metrics_aggregate_interval shutdown_termination_delay health_handler_prefix \
     prometheus_handler_prefix websocket_read_buffer_size websocket_write_buffer_size \
     websocket_use_write_buffer_pool tls_external tls_cert_pem tls_key_pem tls_root_ca \
@@ -151,7 +151,7 @@ const UNSUPPORTED: &str = "broker client_concurrency debug gomaxprocs log_file p
 /// Flat key prefixes Rotor accepts but does not implement yet. (`proxy_*` and `rpc_*` keys are
 /// the proxy module's: applied, refused, or unknown.)
 const UNSUPPORTED_PREFIXES: &str = "token_ subscription_token_ grpc_api graphite \
-    nats_ tarantool_ opentelemetry tls_autocert \
+    tarantool_ opentelemetry tls_autocert \
     webtransport swagger client_connect_code_ uni_grpc_tls_root_ca \
     uni_grpc_tls_client_ca";
 

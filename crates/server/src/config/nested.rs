@@ -382,8 +382,7 @@ const SUBTREES: &[&str] = &[
     "prometheus.instrument_http_handlers",
     "prometheus.recovered_publications_histogram",
     "prometheus.native_histograms",
-    "broker",
-    "presence_manager",
+    "broker.redis",
     "map_broker",
     "controller",
     "shared_poll",
@@ -533,11 +532,42 @@ pub(crate) fn resolve(path: &str) -> Nested {
             return Nested::Key(format!("redis_{k}"));
         }
     }
+    if let Some(key) = broker_key(path) {
+        return Nested::Key(key);
+    }
     let under = |root: &str| path == root || path.starts_with(&format!("{root}."));
     if SUBTREES.iter().any(|root| under(root)) {
         return Nested::Unsupported;
     }
     Nested::Unknown
+}
+
+/// The NATS broker's and the presence manager's v6 keys, onto Rotor's flat names:
+/// `broker.enabled`/`broker.type` → `broker_enabled`/`broker_type`, `broker.nats.<a.b>` →
+/// `nats_<a_b>` (the 2.x names where 2.x has them), `presence_manager.{enabled,type}` →
+/// `presence_manager_{enabled,type}`, `presence_manager.redis.<k>` →
+/// `presence_manager_redis_<k>` (read by `crates/server/src/engine.rs`).
+fn broker_key(path: &str) -> Option<String> {
+    if let Some(k) = path.strip_prefix("broker.") {
+        return match k {
+            "enabled" | "type" => Some(format!("broker_{k}")),
+            _ => k
+                .strip_prefix("nats.")
+                .filter(|n| !n.is_empty())
+                .map(|n| format!("nats_{}", n.replace('.', "_"))),
+        };
+    }
+    let k = path.strip_prefix("presence_manager.")?;
+    match k {
+        "enabled" | "type" => Some(format!("presence_manager_{k}")),
+        _ => {
+            let r = k.strip_prefix("redis.").filter(|r| !r.is_empty() && !r.contains('.'))?;
+            Some(match REDIS_RENAMES.iter().find(|(from, _)| *from == r) {
+                Some((_, renamed)) => format!("presence_manager_{renamed}"),
+                None => format!("presence_manager_redis_{r}"),
+            })
+        }
+    }
 }
 
 /// The environment name of a nested path (after the `CENTRIFUGO_`/`ROTOR_` prefix).
@@ -560,6 +590,21 @@ pub(crate) fn env_path(rest: &str) -> Option<String> {
     }
     if let Some(k) = rest.strip_prefix("ENGINE_REDIS_") {
         return Some(format!("engine.redis.{}", k.to_ascii_lowercase()));
+    }
+    match rest {
+        "BROKER_ENABLED" | "BROKER_TYPE" | "PRESENCE_MANAGER_ENABLED" | "PRESENCE_MANAGER_TYPE" => {
+            let (root, k) = rest.rsplit_once('_').unwrap_or((rest, ""));
+            return Some(format!("{}.{}", root.to_ascii_lowercase(), k.to_ascii_lowercase()));
+        }
+        _ => {}
+    }
+    for (var, root) in [
+        ("BROKER_NATS_", "broker.nats."),
+        ("PRESENCE_MANAGER_REDIS_", "presence_manager.redis."),
+    ] {
+        if let Some(k) = rest.strip_prefix(var).filter(|k| !k.is_empty()) {
+            return Some(format!("{root}{}", k.to_ascii_lowercase()));
+        }
     }
     let roots = SUBTREES.iter();
     roots

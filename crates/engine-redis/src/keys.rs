@@ -9,6 +9,14 @@
 //!
 //! Shards (a `redis_address` list) are chosen by jump consistent hashing of the channel name,
 //! so adding a shard moves only about 1/n of the channels.
+//!
+//! With sharded PUB/SUB partitions (a Redis Cluster, `redis_sharded_pub_sub_partitions` = N),
+//! the tag is the channel's partition instead: `p = jump_hash(fnv1a(ch), N)` and the names are
+//! `P.stream.{p}.ch`, `P.stream.meta.{p}.ch`, `P.client.{p}.ch` (BROKERS.md §3.2), so every
+//! channel of a partition lives in one slot and one SSUBSCRIBE carries many channels. Presence
+//! keys keep their `{ch}` tag (their scripts touch only them). The idempotency result is
+//! `P.result.{p}.<len>:ch:<key>`: the channel's byte length keeps (channel, key) pairs apart
+//! (`a.b` + `c` and `a` + `b.c` would otherwise share `P.result.{p}.a.b.c`).
 
 /// FNV-1a, 64 bits.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
@@ -72,6 +80,8 @@ pub struct Names {
     prefix: String,
     client_prefix: String,
     control: String,
+    /// Sharded PUB/SUB partitions; 0 = none (names tagged `{ch}`).
+    partitions: usize,
 }
 
 impl Names {
@@ -80,7 +90,25 @@ impl Names {
             prefix: prefix.to_string(),
             client_prefix: format!("{prefix}.client."),
             control: format!("{prefix}.control"),
+            partitions: 0,
         }
+    }
+
+    /// The names of a cluster with `partitions` sharded PUB/SUB partitions (0 = none).
+    pub fn with_partitions(mut self, partitions: usize) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    /// The partition of `channel`, when names are partitioned.
+    pub fn partition(&self, channel: &str) -> Option<usize> {
+        (self.partitions > 0).then(|| jump_hash(fnv1a(channel.as_bytes()), self.partitions))
+    }
+
+    /// `<prefix>.<kind>.{p}.ch` with partitions; `None` without.
+    fn partitioned(&self, kind: &str, channel: &str) -> Option<String> {
+        let p = self.partition(channel)?;
+        Some(format!("{}.{kind}.{{{p}}}.{channel}", self.prefix))
     }
 
     /// `<prefix>.<kind>.{ch}` or `<prefix>.<kind>.{#hash}.ch`.
@@ -95,7 +123,8 @@ impl Names {
 
     /// The PUB/SUB channel of a channel's publications, joins and leaves.
     pub fn client_channel(&self, channel: &str) -> String {
-        self.name("client", channel)
+        self.partitioned("client", channel)
+            .unwrap_or_else(|| self.name("client", channel))
     }
 
     /// The PUB/SUB channel of control messages.
@@ -105,12 +134,14 @@ impl Names {
 
     /// The history stream (a Redis stream; entry IDs are `<offset>-0`).
     pub fn stream(&self, channel: &str) -> String {
-        self.name("stream", channel)
+        self.partitioned("stream", channel)
+            .unwrap_or_else(|| self.name("stream", channel))
     }
 
     /// The stream metadata hash (`s` = top offset, `e` = epoch).
     pub fn meta(&self, channel: &str) -> String {
-        self.name("meta", channel)
+        self.partitioned("stream.meta", channel)
+            .unwrap_or_else(|| self.name("meta", channel))
     }
 
     /// Presence: client ID → encoded info.
@@ -128,7 +159,13 @@ impl Names {
     /// unique per (channel, key): after the `{ch}` tag comes `:` and the key; after a `{#hash}`
     /// tag comes `.`, the channel's length, `:`, the channel, `:` and the key.
     pub fn idempotency(&self, channel: &str, key: &str) -> String {
-        if channel.contains('}') {
+        if let Some(p) = self.partition(channel) {
+            format!(
+                "{}.result.{{{p}}}.{}:{channel}:{key}",
+                self.prefix,
+                channel.len()
+            )
+        } else if channel.contains('}') {
             let h = fnv1a(channel.as_bytes());
             format!(
                 "{}.result.{{#{h:016x}}}.{}:{channel}:{key}",
@@ -146,6 +183,13 @@ impl Names {
         let s = std::str::from_utf8(pubsub).ok()?;
         let rest = s.strip_prefix(&self.client_prefix)?.strip_prefix('{')?;
         let close = rest.find('}')?;
+        if self.partitions > 0 {
+            let p = &rest[..close];
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            return rest[close + 1..].strip_prefix('.').map(str::to_string);
+        }
         if close + 1 == rest.len() {
             Some(rest[..close].to_string())
         } else {
@@ -194,6 +238,89 @@ mod tests {
         assert_eq!(n.idempotency("news", "k1"), "centrifugo.result.{news}:k1");
         assert_ne!(n.idempotency("a}b", "c"), n.idempotency("a}b:c", ""));
         assert_ne!(n.idempotency("a", "b:c"), n.idempotency("a:b", "c"));
+    }
+
+    #[test]
+    fn partitioned_names_share_the_partition_slot() {
+        let n = Names::new("P").with_partitions(128);
+        let classic = Names::new("P");
+        let mut partitions = std::collections::HashSet::new();
+        for ch in [
+            "news",
+            "chat:1",
+            "a}b",
+            "{x}",
+            "a.b",
+            "a",
+            "$private#42,43",
+            "",
+        ] {
+            let p = n.partition(ch).unwrap();
+            assert!(p < 128);
+            assert_eq!(
+                p,
+                shard_of(ch, 128),
+                "partition = jump hash of the FNV-1a of ch"
+            );
+            partitions.insert(p);
+            assert_eq!(n.client_channel(ch), format!("P.client.{{{p}}}.{ch}"));
+            assert_eq!(n.stream(ch), format!("P.stream.{{{p}}}.{ch}"));
+            assert_eq!(n.meta(ch), format!("P.stream.meta.{{{p}}}.{ch}"));
+            let tag = format!("{{{p}}}");
+            let s = slot(tag.as_bytes());
+            for k in [
+                n.client_channel(ch),
+                n.stream(ch),
+                n.meta(ch),
+                n.idempotency(ch, "k"),
+                n.idempotency(ch, "{odd}.key"),
+            ] {
+                assert_eq!(slot(k.as_bytes()), s, "{k}");
+            }
+            // Presence keeps the channel's own tag.
+            assert_eq!(n.presence_data(ch), classic.presence_data(ch));
+            assert_eq!(n.presence_expire(ch), classic.presence_expire(ch));
+            assert_eq!(
+                n.channel_of(n.client_channel(ch).as_bytes()).as_deref(),
+                Some(ch)
+            );
+        }
+        assert!(partitions.len() > 1, "channels spread over partitions");
+        assert_eq!(n.channel_of(b"P.control"), None);
+        assert_eq!(
+            n.channel_of(b"P.client.{news}"),
+            None,
+            "not a partition tag"
+        );
+        assert_eq!(n.channel_of(b"P.client.{7}x"), None);
+        assert_eq!(classic.partition("news"), None);
+        assert_eq!(classic.client_channel("news"), "P.client.{news}");
+        // (channel, key) pairs stay apart although channels may hold dots.
+        let a = Names::new("P").with_partitions(1);
+        assert_eq!(a.idempotency("news", "k1"), "P.result.{0}.4:news:k1");
+        assert_ne!(a.idempotency("a.b", "c"), a.idempotency("a", "b.c"));
+        assert_ne!(a.idempotency("a:b", "c"), a.idempotency("a", "b:c"));
+    }
+
+    #[test]
+    fn partitions_spread_and_stay_stable() {
+        let n = Names::new("P").with_partitions(16);
+        let mut counts = [0usize; 16];
+        for i in 0..16_000 {
+            let ch = format!("chat:{i}");
+            let p = n.partition(&ch).unwrap();
+            assert_eq!(Some(p), n.partition(&ch));
+            counts[p] += 1;
+        }
+        assert!(counts.iter().all(|c| *c > 600 && *c < 1400), "{counts:?}");
+        // 16 partition tags land on 16 distinct slots (so on every master of a 3-master
+        // cluster with the usual even split).
+        let slots: std::collections::HashSet<u16> = (0..16)
+            .map(|p| slot(format!("{{{p}}}").as_bytes()))
+            .collect();
+        assert_eq!(slots.len(), 16);
+        let masters: std::collections::HashSet<u16> = slots.iter().map(|s| s / 5462).collect();
+        assert_eq!(masters.len(), 3, "{slots:?}");
     }
 
     #[test]

@@ -175,6 +175,15 @@ impl Sink for Dispatcher {
             handler.handle_reconnect();
         }
     }
+
+    fn gap(&self, pubsub: &[u8]) {
+        if let Some(handler) = self.handler.read().clone() {
+            match self.names.channel_of(pubsub) {
+                Some(channel) => handler.handle_gap(&channel),
+                None => handler.handle_reconnect(),
+            }
+        }
+    }
 }
 
 /// What the broker and the presence manager share: names, shards, the dispatcher.
@@ -227,7 +236,11 @@ impl RedisEngine {
     /// The engine is usable once [`RedisEngine::is_ready`]; before that every operation fails
     /// with `EngineError::Unavailable`.
     pub fn start(cfg: RedisConfig) -> Self {
-        let names = Names::new(&cfg.prefix);
+        let partitions = match &cfg.topology {
+            Topology::Cluster(c) => c.sharded_pub_sub_partitions,
+            Topology::Shards(_) => 0,
+        };
+        let names = Names::new(&cfg.prefix).with_partitions(partitions);
         let cancel = CancellationToken::new();
         let dispatcher = Dispatcher::start(names.clone(), &cancel);
         let timing = Timing {

@@ -1,6 +1,6 @@
-//! The Redis engine on a local Redis Cluster (three masters, sharded PUB/SUB) and behind a
-//! sentinel that fails the master over (issue 5): delivery between nodes, history and presence
-//! keep working.
+//! The Redis engine on a local Redis Cluster (three masters, classic PUB/SUB: the default) and
+//! behind a sentinel that fails the master over (issue 5): delivery between nodes, history and
+//! presence keep working.
 
 mod common;
 mod redis_support;
@@ -35,7 +35,8 @@ async fn redis_cluster_of_three_masters() {
         return;
     }
     let cluster = RedisCluster::start();
-    let cfg = json!({"redis_cluster_address": cluster.addrs()});
+    // One element = one cluster given by comma-separated seeds (the 2.x/3.x form).
+    let cfg = json!({"redis_cluster_address": [cluster.addrs().join(",")]});
     let a = node(cfg.clone(), "node-a").await;
     let b = node(cfg, "node-b").await;
     assert_eq!(health(&a).await, 200);
@@ -61,14 +62,22 @@ async fn redis_cluster_of_three_masters() {
         deliver(&a, ch, json!({"i": i}), 1, &mut [&mut x, &mut y]).await;
         deliver(&b, ch, json!({"j": i}), 2, &mut [&mut x, &mut y]).await;
     }
-    // Sharded PUB/SUB: the node owning a channel's slot has the subscription.
-    let ch = &channels[0];
-    let owner = cluster.node_for(&format!("centrifugo.stream.{{{ch}}}"));
-    let shard_channels = owner.cli(&["PUBSUB", "SHARDCHANNELS"]);
-    assert!(
-        shard_channels.contains(&format!("centrifugo.client.{{{ch}}}")),
-        "{shard_channels}"
-    );
+    // Classic PUB/SUB by default (as OSS Centrifugo): hash-tagged SUBSCRIBE channels on the
+    // node each Rotor node's PUB/SUB connection landed on, no shard channels anywhere.
+    for ch in &channels {
+        let name = format!("centrifugo.client.{{{ch}}}");
+        let on: Vec<u16> = cluster
+            .nodes
+            .iter()
+            .filter(|n| n.cli(&["PUBSUB", "CHANNELS"]).lines().any(|l| l == name))
+            .map(|n| n.port)
+            .collect();
+        assert!(!on.is_empty() && on.len() <= 2, "{name} on {on:?}");
+    }
+    for n in &cluster.nodes {
+        let shard = n.cli(&["PUBSUB", "SHARDCHANNELS"]);
+        assert!(shard.is_empty(), "{}: {shard}", n.port);
+    }
     // History and presence agree on both nodes.
     for ch in &channels {
         for n in [&a, &b] {

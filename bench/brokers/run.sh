@@ -35,7 +35,7 @@ NODES="${NODES:-2 3}"
 TOPOS="${TOPOS:-redis1 shard3 cluster cluster-sharded nats}"
 SERVERS="${SERVERS:-ref rotor}"
 # Rotor's sharded PUB/SUB switch on the cluster (JSON members added to the node config).
-SHARDED_KEYS="${SHARDED_KEYS:-\"redis_cluster_sharded_pubsub\":true}"
+SHARDED_KEYS="${SHARDED_KEYS:-\"redis_sharded_pub_sub_partitions\":128}"
 
 RUN="$(mktemp -d /tmp/bench-brokers.XXXXXX)"
 mkdir -p "$OUT"

@@ -34,6 +34,10 @@ WINDOW="${WINDOW:-20}"            # max mode: publications in flight per subscri
 NODES="${NODES:-2 3}"
 TOPOS="${TOPOS:-redis1 shard3 cluster cluster-sharded nats}"
 SERVERS="${SERVERS:-ref rotor}"
+# How Rotor is given the cluster's three seeds: "one" = one element "a,b,c" (the 2.x form: one
+# element is one cluster; builds since e07ec95 read several elements as several clusters, i.e.
+# client-side shards), "list" = ["a","b","c"] (what builds before e07ec95 read as one cluster).
+CLUSTER_FORM="${CLUSTER_FORM:-one}"
 # Rotor's sharded PUB/SUB switch on the cluster (JSON members added to the node config).
 SHARDED_KEYS="${SHARDED_KEYS:-\"redis_sharded_pub_sub_partitions\":128}"
 
@@ -151,12 +155,20 @@ supported() { # server topo
   esac
 }
 
+cluster_addrs() {
+  if [ "$CLUSTER_FORM" = list ]; then
+    printf '["127.0.0.1:%s","127.0.0.1:%s","127.0.0.1:%s"]' "$C1" "$C2" "$C3"
+  else
+    printf '["127.0.0.1:%s,127.0.0.1:%s,127.0.0.1:%s"]' "$C1" "$C2" "$C3"
+  fi
+}
+
 rotor_broker_keys() { # topo
   case "$1" in
     redis1) printf '"engine":"redis","redis_address":"127.0.0.1:%s"' "$R1" ;;
     shard3) printf '"engine":"redis","redis_address":["127.0.0.1:%s","127.0.0.1:%s","127.0.0.1:%s"]' "$S1" "$S2" "$S3" ;;
-    cluster) printf '"engine":"redis","redis_cluster_addrs":["127.0.0.1:%s","127.0.0.1:%s","127.0.0.1:%s"]' "$C1" "$C2" "$C3" ;;
-    cluster-sharded) printf '"engine":"redis","redis_cluster_addrs":["127.0.0.1:%s","127.0.0.1:%s","127.0.0.1:%s"],%s' "$C1" "$C2" "$C3" "$SHARDED_KEYS" ;;
+    cluster) printf '"engine":"redis","redis_cluster_addrs":%s' "$(cluster_addrs)" ;;
+    cluster-sharded) printf '"engine":"redis","redis_cluster_addrs":%s,%s' "$(cluster_addrs)" "$SHARDED_KEYS" ;;
     nats) printf '"broker":"nats","nats_url":"nats://127.0.0.1:%s"' "$NATS_PORT" ;;
   esac
 }
@@ -194,6 +206,14 @@ measure() { # server topo nodes round
   watch="$(broker_watch "$t")"
   for ((i = 1; i < n; i++)); do watch="$watch,node$i=${NODE_PIDS[$i]}"; done
   local lf="$LOGS/$s-$t-${n}n-r$r.log"
+  if [ "$t" = cluster-sharded ] || [ "$t" = cluster ]; then
+    # 4 s in: the subscribers are on and publishing runs.
+    (
+      sleep 4
+      # Where the nodes' subscriptions live: shard channels (SSUBSCRIBE) or classic ones, per master.
+      log "$s $t ${n}n: shard channels per master $(for p in $C1 $C2 $C3; do printf '%s ' "$(redis-cli -p "$p" pubsub shardchannels | grep -c .)"; done)classic channels per master $(for p in $C1 $C2 $C3; do printf '%s ' "$(redis-cli -p "$p" pubsub channels | grep -c .)"; done)"
+    ) &
+  fi
   "$RB" nodes --ws "$ws" --api "http://127.0.0.1:${ports[0]}/api" --procs "$n" \
     --server-pid "${NODE_PIDS[0]}" --watch "$watch" --label "$s-$t-${n}n-r$r" \
     --channel "bk$r$t$n" --conns "$CONNS" --subs-per-channel "$SUBS" --publishers "$PUBLISHERS" \
@@ -213,6 +233,7 @@ measure() { # server topo nodes round
 
 {
   echo "# $(date -u +%FT%TZ) checkout $(git -C "$ROOT" rev-parse --short HEAD) rotor=$ROTOR built from ${ROTOR_COMMIT:-?}"
+  echo "# cluster_form=$CLUSTER_FORM sharded_keys=$SHARDED_KEYS"
   echo "# conns=$CONNS subs_per_channel=$SUBS publishers=$PUBLISHERS batch=$BATCH payload=$PAYLOAD window=$WINDOW duration=$DURATION"
 } >>"$RESULTS"
 

@@ -17,6 +17,10 @@
 //!   closed as slow, and each drop of `centrifugo_node_num_clients` one connection gone (a
 //!   connection cut by the write timeout counts there, not as 3008). The server needs
 //!   `prometheus: true`.
+//! * **Stalled sockets.** Their receive buffer is fixed (`--stalled-rcvbuf`, 64 KB) so the
+//!   kernel does not grow it while nothing is read: what a stalled client holds is then that
+//!   buffer plus the server's send buffer, and the server's own bounds (queue size, write
+//!   timeout) decide when it is closed. 0 leaves the kernel's autotuning on.
 //! * **Result.** Per phase p50/p99/p99.9/max; the medians over the pairs of each kind and
 //!   their ratio (also the median of the per-pair ratios); the times from the stall to each
 //!   disconnect; the server's RSS at the start and at the end.
@@ -66,6 +70,10 @@ pub struct SlowArgs {
     /// How long resumed stalled connections may take to reach the end of their stream.
     #[arg(long, default_value = "15s", value_parser = crate::util::parse_duration)]
     pub resume_timeout: Duration,
+    /// Receive buffer of the stalled connections' sockets, bytes (fixed, so the kernel does not
+    /// grow it while they do not read; 0 = the kernel's default autotuning).
+    #[arg(long, default_value_t = 65536)]
+    pub stalled_rcvbuf: u32,
     /// The server's Prometheus endpoint (default: the API URL with `/metrics` for `/api`).
     #[arg(long)]
     pub metrics: Option<String>,
@@ -87,6 +95,7 @@ struct Ctx {
     read_buf: usize,
     setup_timeout: Duration,
     resume_timeout: Duration,
+    stalled_rcvbuf: Option<u32>,
     /// Latency of the steady readers, per phase.
     hists: Vec<ShardedHist>,
     /// Deliveries to steady readers, per phase.
@@ -153,6 +162,7 @@ async fn run(a: SlowArgs) -> Result<Kv, String> {
         read_buf: c.read_buf,
         setup_timeout: c.setup_timeout,
         resume_timeout: a.resume_timeout,
+        stalled_rcvbuf: (a.stalled_rcvbuf > 0).then_some(a.stalled_rcvbuf),
         hists: (0..=phases).map(|_| ShardedHist::new()).collect(),
         delivered: (0..=phases).map(|_| ShardedCounter::default()).collect(),
         published: (0..=phases).map(|_| AtomicU64::new(0)).collect(),
@@ -172,6 +182,7 @@ async fn run(a: SlowArgs) -> Result<Kv, String> {
     out.set("payload", a.payload);
     out.set("pairs", a.pairs.max(1));
     out.set("phase_s", a.phase.as_secs_f64());
+    out.set("stalled_rcvbuf", a.stalled_rcvbuf);
     let rss = || c.server_pid.and_then(proc_mem_kb).map(|m| m.0);
     out.set("rss_start_kb", rss());
 
@@ -475,11 +486,11 @@ async fn publisher(
 }
 
 /// Connects and subscribes; the socket, or why not.
-async fn subscribe(i: usize, ctx: &Ctx) -> Result<WsConn, String> {
+async fn subscribe(i: usize, ctx: &Ctx, rcvbuf: Option<u32>) -> Result<WsConn, String> {
     let seed = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now_ns();
     let mut ws = tokio::time::timeout(
         ctx.setup_timeout,
-        WsConn::connect(&ctx.target, None, ctx.read_buf, seed),
+        WsConn::connect_with(&ctx.target, None, ctx.read_buf, seed, rcvbuf),
     )
     .await
     .map_err(|_| "connect timed out".to_string())??;
@@ -554,7 +565,7 @@ async fn drain(ws: &mut WsConn, ctx: &Ctx, record: bool) -> Result<(), String> {
 }
 
 async fn steady_reader(i: usize, ctx: Arc<Ctx>, permit: tokio::sync::OwnedSemaphorePermit) {
-    let mut ws = match subscribe(i, &ctx).await {
+    let mut ws = match subscribe(i, &ctx, None).await {
         Ok(ws) => ws,
         Err(e) => {
             ctx.error(format!("steady {i}: {e}"));
@@ -580,7 +591,7 @@ async fn steady_reader(i: usize, ctx: Arc<Ctx>, permit: tokio::sync::OwnedSemaph
 /// A swing connection: reads until told to stall, then does not read until told to resume,
 /// then reads to the end of its stream. Returns what ended it (`close:3008`, `eof`, ...).
 async fn swing_conn(i: usize, ctx: &Ctx, mut rx: watch::Receiver<Swing>, up: &AtomicU64) -> String {
-    let mut ws = match subscribe(i, ctx).await {
+    let mut ws = match subscribe(i, ctx, ctx.stalled_rcvbuf).await {
         Ok(ws) => ws,
         Err(e) => {
             ctx.error(format!("swing {i}: {e}"));
@@ -616,6 +627,11 @@ async fn swing_conn(i: usize, ctx: &Ctx, mut rx: watch::Receiver<Swing>, up: &At
                 Ok(Some(Msg::Data(_))) => continue,
                 Ok(None) => {}
                 Err(e) => return format!("bad-frame:{e}"),
+            }
+            // A resumed client answers pings again (v1: a server hears nothing from a peer
+            // that does not, and drops it after two ping intervals).
+            if ws.flush_control().await.is_err() {
+                return "pong-failed".into();
             }
             if let Err(e) = ws.fill().await {
                 return kind(&e).into();

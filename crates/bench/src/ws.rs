@@ -53,11 +53,24 @@ impl Target {
 
 /// Opens a TCP connection, bound to `src` (port chosen by the kernel) when given.
 pub async fn dial(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStream> {
+    dial_with(addr, src, None).await
+}
+
+/// [`dial`] with the receive buffer fixed at `rcvbuf` bytes when given (the kernel then does
+/// not grow it: a client that stops reading holds at most that much).
+pub async fn dial_with(
+    addr: SocketAddr,
+    src: Option<IpAddr>,
+    rcvbuf: Option<u32>,
+) -> io::Result<TcpStream> {
     let sock = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
+    if let Some(n) = rcvbuf {
+        sock.set_recv_buffer_size(n)?;
+    }
     if let Some(ip) = src {
         sock.bind(SocketAddr::new(ip, 0))?;
     }
@@ -108,7 +121,18 @@ impl WsConn {
         buf_size: usize,
         seed: u64,
     ) -> Result<Self, String> {
-        let stream = dial(target.addr, src)
+        Self::connect_with(target, src, buf_size, seed, None).await
+    }
+
+    /// [`WsConn::connect`] with the socket's receive buffer fixed (see [`dial_with`]).
+    pub async fn connect_with(
+        target: &Target,
+        src: Option<IpAddr>,
+        buf_size: usize,
+        seed: u64,
+        rcvbuf: Option<u32>,
+    ) -> Result<Self, String> {
+        let stream = dial_with(target.addr, src, rcvbuf)
             .await
             .map_err(|e| format!("dial: {e}"))?;
         let mut ws = WsConn {

@@ -224,6 +224,9 @@ $('login-form').addEventListener('submit', async (ev) => {
     if (resp.ok) {
       $('login-password').value = '';
       showApp();
+    } else if (resp.status === 429) {
+      const wait = resp.headers.get('Retry-After');
+      $('login-error').textContent = `Too many attempts: try again${wait ? ` in ${wait} s` : ' later'}`;
     } else {
       $('login-error').textContent = 'Wrong password';
     }

@@ -393,7 +393,7 @@ impl Node {
         if opts.presence {
             let ttl = node.config().client_presence_expire_interval.as_secs();
             if let Err(e) = node.presence().add_presence(ch, info, ttl).await {
-                node.hub().remove_subscriber(ch, shared.id());
+                release(node, ch, shared.id()).await;
                 return Err(fail(e));
             }
         }
@@ -432,7 +432,7 @@ impl Node {
             let page = match node.broker().history(ch, filter).await {
                 Ok(p) => p,
                 Err(e) => {
-                    node.hub().remove_subscriber(ch, shared.id());
+                    release(node, ch, shared.id()).await;
                     return Err(fail(e));
                 }
             };
@@ -570,6 +570,18 @@ impl Node {
             if let Err(e) = self.broker().publish_join(channel, info).await {
                 tracing::warn!(channel, error = %e, "join not published");
             }
+        }
+    }
+}
+
+/// Undoes a subscription that failed after the broker subscribed: the hub entry goes, and
+/// when it was the channel's last one on this node the broker unsubscribes too (otherwise a
+/// refused subscribe, e.g. recovery on a broker without history, would leave the node
+/// subscribed to a channel nobody here reads).
+async fn release(node: &crate::Node, channel: &str, client_id: &str) {
+    if node.hub().remove_subscriber(channel, client_id) {
+        if let Err(e) = node.broker().unsubscribe(channel).await {
+            tracing::warn!(channel, error = %e, "broker unsubscribe failed");
         }
     }
 }

@@ -11,7 +11,8 @@
 #   q1m-wt10s  1 MB / 10 s (the queue bound acts before the write timeout)
 #   q64k-wt1s  64 KB / 1 s
 # Environment: ROTOR, RB, CONFIGS, CONNS (1000), STALLED (10), RATE (200), PAYLOAD (200),
-# PAIRS (5), PHASE (20s), PROTO (v1), OUT (bench/slow).
+# PAIRS (5), PHASE (20s), PROTO (v1), OUT (bench/slow), COMMIT (the build's commit for the
+# results; default HEAD). The runs in README.md: RATE=100 PAYLOAD=2000 PAIRS=3 PHASE=45s.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ROTOR=${ROTOR:-$ROOT/target/release/rotor}
@@ -20,6 +21,7 @@ OUT=${OUT:-$ROOT/bench/slow}
 CONFIGS=${CONFIGS:-q1m-wt1s q1m-wt10s q64k-wt1s}
 CONNS=${CONNS:-1000} STALLED=${STALLED:-10} RATE=${RATE:-200} PAYLOAD=${PAYLOAD:-200}
 PAIRS=${PAIRS:-5} PHASE=${PHASE:-20s} PROTO=${PROTO:-v1}
+COMMIT=${COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD)}
 mkdir -p "$OUT"
 SPID=""
 stop() { [ -n "$SPID" ] && { kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID=""; }; }
@@ -47,7 +49,7 @@ CONF
     --proto "$PROTO" --conns "$CONNS" --stalled "$STALLED" --rate "$RATE" --payload "$PAYLOAD" \
     --pairs "$PAIRS" --phase "$PHASE" --server-pid "$SPID" --label "$cfg" \
     </dev/null >"$OUT/$cfg.out" 2>&1 || status=1
-  echo "commit=$(git -C "$ROOT" rev-parse --short HEAD) config=$cfg queue=$q write_timeout=$wt $(grep '^RESULT' "$OUT/$cfg.out" | tail -1 | sed 's/^RESULT //')" >>"$OUT/results.txt"
+  echo "commit=$COMMIT config=$cfg queue=$q write_timeout=$wt $(grep '^RESULT' "$OUT/$cfg.out" | tail -1 | sed 's/^RESULT //')" >>"$OUT/results.txt"
   tail -n 12 "$OUT/$cfg.out"
   stop
 done

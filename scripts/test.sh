@@ -126,6 +126,13 @@ banner "3/5 cargo test --workspace"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/cargo-test.log"
 record "cargo test --workspace" "${PIPESTATUS[0]}"
 
+# Every fuzz corpus and regression input through its target function (fuzz/, FUZZING.md), on
+# the stable toolchain without libFuzzer: a parser change that crashes on a known input fails.
+banner "extra: fuzz corpus replay (scripts/fuzz.sh replay)"
+CARGO_TARGET_DIR="$TARGET_DIR" timeout --kill-after=10 900 bash "$ROOT/scripts/fuzz.sh" replay 2>&1 |
+  tee "$LOG_DIR/fuzz-replay.log"
+record "fuzz corpus replay (scripts/fuzz.sh replay)" "${PIPESTATUS[0]}"
+
 banner "4/5 node --test (tests/clients/js) with ROTOR_BIN=$ROTOR_BIN"
 (cd "$JS_DIR" && timeout --kill-after=10 900 node --test) 2>&1 | tee "$LOG_DIR/node-test.log"
 record "node --test (centrifuge-js 2.8.5 / 5.8.0)" "${PIPESTATUS[0]}"

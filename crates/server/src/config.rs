@@ -361,7 +361,9 @@ pub(crate) fn set_top(t: &mut Target, key: &str, i: &Input) -> Result<(), SetErr
         "user_personal_single_connection" => n.user_personal_single_connection = boolean(i)?,
         "memory_history_meta_ttl" => n.memory_history_meta_ttl = duration(i)?,
         // Broker and presence manager keys: kept raw (see `ServerSettings::brokers`).
-        b if b.starts_with("broker") || b.starts_with("nats_") || b.starts_with("presence_manager_") =>
+        b if b.starts_with("broker")
+            || b.starts_with("nats_")
+            || b.starts_with("presence_manager_") =>
         {
             s.brokers.insert(b.to_string(), i.to_json());
         }

@@ -561,7 +561,9 @@ fn broker_key(path: &str) -> Option<String> {
     match k {
         "enabled" | "type" => Some(format!("presence_manager_{k}")),
         _ => {
-            let r = k.strip_prefix("redis.").filter(|r| !r.is_empty() && !r.contains('.'))?;
+            let r = k
+                .strip_prefix("redis.")
+                .filter(|r| !r.is_empty() && !r.contains('.'))?;
             Some(match REDIS_RENAMES.iter().find(|(from, _)| *from == r) {
                 Some((_, renamed)) => format!("presence_manager_{renamed}"),
                 None => format!("presence_manager_redis_{r}"),
@@ -594,7 +596,11 @@ pub(crate) fn env_path(rest: &str) -> Option<String> {
     match rest {
         "BROKER_ENABLED" | "BROKER_TYPE" | "PRESENCE_MANAGER_ENABLED" | "PRESENCE_MANAGER_TYPE" => {
             let (root, k) = rest.rsplit_once('_').unwrap_or((rest, ""));
-            return Some(format!("{}.{}", root.to_ascii_lowercase(), k.to_ascii_lowercase()));
+            return Some(format!(
+                "{}.{}",
+                root.to_ascii_lowercase(),
+                k.to_ascii_lowercase()
+            ));
         }
         _ => {}
     }

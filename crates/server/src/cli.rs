@@ -49,6 +49,12 @@ struct Cli {
     /// Engine: memory or redis
     #[arg(short = 'e', long, alias = "engine.type")]
     engine: Option<String>,
+    /// Broker beside the engine (Centrifugo 2.x): nats
+    #[arg(long)]
+    broker: Option<String>,
+    /// NATS server URL for `--broker nats` (default nats://127.0.0.1:4222)
+    #[arg(long = "nats_url", alias = "broker.nats.url")]
+    nats_url: Option<String>,
     /// Log level: trace, debug, info, warn, error, fatal or none
     #[arg(long = "log_level", alias = "log.level")]
     log_level: Option<String>,
@@ -261,6 +267,8 @@ impl Cli {
             grpc_api_tls_cert: self.grpc_api_tls_cert.clone(),
             grpc_api_tls_key: self.grpc_api_tls_key.clone(),
             grpc_api_tls_disable: self.grpc_api_tls_disable.then_some(true),
+            broker: self.broker.clone(),
+            nats_url: self.nats_url.clone(),
         }
     }
 

@@ -243,6 +243,9 @@ pub struct Overrides {
     pub grpc_api_tls_cert: Option<String>,
     pub grpc_api_tls_key: Option<String>,
     pub grpc_api_tls_disable: Option<bool>,
+    /// 2.x `--broker` (only `nats`) and `--nats_url`.
+    pub broker: Option<String>,
+    pub nats_url: Option<String>,
 }
 
 /// Why a key could not be applied: not an implemented key, or a bad value (message only).
@@ -464,6 +467,13 @@ pub fn load(
     if let Some(v) = &o.engine {
         s.engine = v.to_ascii_lowercase();
         origins.insert("engine".into(), FLAGS.into());
+    }
+    for (key, v) in [("broker", &o.broker), ("nats_url", &o.nats_url)] {
+        if let Some(v) = v {
+            s.brokers
+                .insert(key.into(), serde_json::Value::String(v.clone()));
+            origins.insert(key.into(), FLAGS.into());
+        }
     }
     for (dst, src) in [(&mut s.address, &o.address), (&mut n.name, &o.name)] {
         if let Some(v) = src {

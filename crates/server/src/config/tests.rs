@@ -347,8 +347,15 @@ fn flags_win_over_env() {
         grpc_api_tls_cert: Some("c.pem".into()),
         grpc_api_tls_key: Some("k.pem".into()),
         grpc_api_tls_disable: Some(true),
+        broker: Some("nats".into()),
+        nats_url: Some("nats://10.0.0.1:4333".into()),
     };
     let c = load(None, &env, &o).unwrap();
+    assert_eq!(c.server.brokers.get("broker"), Some(&json!("nats")));
+    assert_eq!(
+        c.server.brokers.get("nats_url"),
+        Some(&json!("nats://10.0.0.1:4333"))
+    );
     let g = &c.server.grpc_api;
     assert!(g.enabled_flat && g.tls_disable && !g.tls);
     assert_eq!(

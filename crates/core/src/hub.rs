@@ -235,6 +235,35 @@ impl Hub {
         false
     }
 
+    /// Removes a subscriber unless `keep()` says it subscribed again meanwhile (evaluated under
+    /// the channel's lock, so a resubscription cannot slip between the check and the removal;
+    /// the lock order channel → connection state is the fan-out's). `None`: kept; `Some(last)`:
+    /// removed, `last` when the channel has none left on this node.
+    pub fn remove_subscriber_unless(
+        &self,
+        channel: &str,
+        client_id: &str,
+        keep: impl FnOnce() -> bool,
+    ) -> Option<bool> {
+        let mut shard = self.channels[self.shard(channel)].write();
+        if keep() {
+            return None;
+        }
+        let Some(subs) = shard.get_mut(channel) else {
+            return Some(false);
+        };
+        if subs.remove(client_id).is_none() {
+            return Some(false);
+        }
+        metrics::METRICS.subscriptions.add(-1);
+        metrics::action(Action::RemoveSubscription);
+        if subs.is_empty() {
+            shard.remove(channel);
+            return Some(true);
+        }
+        Some(false)
+    }
+
     /// Channels with subscribers on this node, with their subscriber counts.
     pub fn channels(&self) -> Vec<(String, usize)> {
         let mut out = Vec::new();

@@ -340,7 +340,10 @@ impl Node {
     }
 
     /// Undoes a subscription's effects outside the connection: hub entry, broker interest,
-    /// presence, leave. The subscription is already gone from the connection's state.
+    /// presence, leave. The subscription is already gone from the connection's state; when
+    /// the connection has subscribed to the channel again meanwhile (a v2 client resubscribing
+    /// at once after an unsubscribe push, before the tick that does this cleanup), nothing is
+    /// undone: the hub entry, presence and broker interest belong to the new subscription.
     pub(crate) async fn drop_subscription(
         &self,
         client: &ClientShared,
@@ -348,7 +351,16 @@ impl Node {
         sub: &SubState,
         info: &ClientInfo,
     ) {
-        if self.0.hub.remove_subscriber(channel, client.id()) {
+        let removed = self
+            .0
+            .hub
+            .remove_subscriber_unless(channel, client.id(), || {
+                client.state.lock().subs.contains_key(channel)
+            });
+        let Some(last) = removed else {
+            return;
+        };
+        if last {
             if let Err(e) = self.0.broker.unsubscribe(channel).await {
                 tracing::warn!(channel, error = %e, "broker unsubscribe failed");
             }

@@ -8,9 +8,12 @@
 //! publisher retries each number until it is acknowledged).
 //!
 //! Accounting per subscriber: acknowledged, delivered, signalled, missing; every missing
-//! number must have been acknowledged before a resubscription that followed a signal
-//! ("covered"); silently missing (acknowledged after the subscriber's last resubscription and
-//! never delivered) must be 0.
+//! number must have been published (its acknowledged request sent) before a resubscription
+//! that followed a signal ("covered"); silently missing (published after the subscriber's
+//! last resubscription was confirmed, and never delivered) must be 0. The request's start, not
+//! the arrival of its answer, is the publication's time: the server can fan a publication out
+//! before the test has read the HTTP answer, so a publication dropped just before a
+//! resubscription can have its answer read just after it.
 
 mod common;
 mod nats_support;
@@ -240,6 +243,7 @@ async fn nats_restart_during_publications_loses_nothing_silently() {
             }
             let body =
                 json!({"method": "publish", "params": {"channel": CHANNEL, "data": {"n": n}}});
+            let sent = Instant::now();
             let ok = match client
                 .post(&url)
                 .header("Authorization", format!("apikey {API_KEY}"))
@@ -256,7 +260,11 @@ async fn nats_restart_during_publications_loses_nothing_silently() {
                     !(killed_at.is_some() && restarted_at.is_none()),
                     "publish {n} acknowledged while NATS was down"
                 );
-                acked_at.push(Instant::now());
+                // When the acknowledged attempt was sent: the publication may reach the
+                // server's fan-out before this test reads the HTTP answer, so the request's
+                // start (not the answer's arrival) tells whether it could precede a
+                // resubscription.
+                acked_at.push(sent);
                 break;
             }
             refused += 1;

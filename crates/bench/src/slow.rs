@@ -14,8 +14,8 @@
 //!   whenever it arrives. Its time is the scheduled send time (no coordinated omission).
 //! * **Disconnects.** The server's `/metrics` is polled every 20 ms during a stalled phase:
 //!   each step of `centrifugo_client_num_server_disconnects{code="3008"}` is one subscriber
-//!   closed as slow, and each drop of `centrifugo_node_num_clients` one connection gone (a
-//!   connection cut by the write timeout counts there, not as 3008). The server needs
+//!   closed as slow, each step of `code="3009"` one cut by the write timeout (a write error),
+//!   and each drop of `centrifugo_node_num_clients` one connection gone. The server needs
 //!   `prometheus: true`.
 //! * **Stalled sockets.** Their receive buffer is fixed (`--stalled-rcvbuf`, 64 KB) so the
 //!   kernel does not grow it while nothing is read: what a stalled client holds is then that
@@ -229,6 +229,7 @@ async fn run(a: SlowArgs) -> Result<Kv, String> {
     let mut base_p50 = Vec::new();
     let mut stall_p50 = Vec::new();
     let mut ttd_3008: Vec<f64> = Vec::new();
+    let mut ttd_3009: Vec<f64> = Vec::new();
     let mut ttd_gone: Vec<f64> = Vec::new();
     let mut outcomes: Vec<String> = Vec::new();
     let mut phase_lines = Vec::new();
@@ -263,12 +264,12 @@ async fn run(a: SlowArgs) -> Result<Kv, String> {
         let _ = tx.send(Swing::Stall);
         let stall_at = Instant::now();
         let deadline = stall_at + a.phase;
-        let (mut n3008, mut clients) = before;
+        let (mut n3008, mut n3009, mut clients) = before;
         let mut gone_here = 0usize;
         let mut slow_here = 0usize;
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let Ok((d, cl)) = scrape(&metrics).await else {
+            let Ok((d, w, cl)) = scrape(&metrics).await else {
                 continue;
             };
             let ms = stall_at.elapsed().as_secs_f64() * 1000.0;
@@ -280,7 +281,11 @@ async fn run(a: SlowArgs) -> Result<Kv, String> {
                 ttd_gone.push(ms);
                 gone_here += 1;
             }
+            for _ in n3009..w {
+                ttd_3009.push(ms);
+            }
             n3008 = n3008.max(d);
+            n3009 = n3009.max(w);
             clients = clients.min(cl);
         }
         ctx.phase.store(between, Relaxed);
@@ -358,6 +363,8 @@ async fn run(a: SlowArgs) -> Result<Kv, String> {
     out.set("base_p99_pairs", join(&base_p99));
     out.set("stalled_p99_pairs", join(&stall_p99));
     out.set("slow_3008", ttd_3008.len());
+    out.set("write_error_3009", ttd_3009.len());
+    out.set("ttd_3009_median_ms", r3(med(&ttd_3009)));
     out.set("conns_gone", ttd_gone.len());
     out.set("ttd_3008_ms", join(&ttd_3008));
     out.set("ttd_gone_ms", join(&ttd_gone));
@@ -414,9 +421,9 @@ fn join(v: &[f64]) -> String {
         .join(",")
 }
 
-/// The 3008 disconnect counter and the number of clients, from one `/metrics` scrape (a
-/// plain HTTP/1.0 GET on a fresh connection).
-async fn scrape(m: &Target) -> Result<(u64, u64), String> {
+/// The 3008 (slow) and 3009 (write error) disconnect counters and the number of clients, from
+/// one `/metrics` scrape (a plain HTTP/1.0 GET on a fresh connection).
+async fn scrape(m: &Target) -> Result<(u64, u64, u64), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let get = async {
         let mut s = crate::ws::dial(m.addr, None).await?;
@@ -447,6 +454,7 @@ async fn scrape(m: &Target) -> Result<(u64, u64), String> {
     let clients = val("centrifugo_node_num_clients").ok_or("no centrifugo_node_num_clients")?;
     Ok((
         val("centrifugo_client_num_server_disconnects{code=\"3008\"}").unwrap_or(0),
+        val("centrifugo_client_num_server_disconnects{code=\"3009\"}").unwrap_or(0),
         clients,
     ))
 }

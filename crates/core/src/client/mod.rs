@@ -338,6 +338,34 @@ impl ClientShared {
     pub fn drop_transport(&self) {
         self.queue.close(None);
     }
+
+    /// Runs one transport write bounded by `timeout` (the configured write timeout): true
+    /// when it completed. A write that fails or outlasts `timeout` ends the connection as a
+    /// write error ([`DisconnectKind::WriteError`], 3009), counted once like every server
+    /// disconnect, unless a close was already decided (a queue overflow is counted as slow,
+    /// 3008, when it happens). No close frame is attempted: the peer is not reading. Every
+    /// transport's writer goes through here, so a stalled client is accounted the same on
+    /// each.
+    pub async fn write_within<T, E>(
+        &self,
+        timeout: std::time::Duration,
+        write: impl std::future::Future<Output = Result<T, E>>,
+    ) -> bool {
+        if matches!(tokio::time::timeout(timeout, write).await, Ok(Ok(_))) {
+            return true;
+        }
+        self.write_failed();
+        false
+    }
+
+    /// The transport could not write: see [`ClientShared::write_within`].
+    pub fn write_failed(&self) {
+        if self.queue.close(None) {
+            let code = self.close_frame(DisconnectKind::WriteError).code;
+            metrics::METRICS.server_disconnects.inc(u32::from(code));
+        }
+        self.cancel.cancel();
+    }
 }
 
 /// The transport's handle on a connection: feed it frames, then [`Session::close`] it.

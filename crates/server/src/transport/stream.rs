@@ -6,9 +6,9 @@
 //! session's queue holds through the transport's [`Framer`] and, for emulation, feeds the
 //! frames that `/emulation` requests deliver to the session's inbox, in order. The body is a
 //! channel of one chunk: when the client stops reading, hyper stops taking chunks, the next
-//! write waits past `write_timeout` and the connection is closed (as slow, nothing queued
-//! beyond the session's byte budget). When the client goes away the body is dropped and the
-//! session ends (close code 3000, no push).
+//! write waits past `write_timeout` and the connection is closed (a write error, 3009; nothing
+//! is queued beyond the session's byte budget, whose overflow closes as slow, 3008). When the
+//! client goes away the body is dropped and the session ends (close code 3000, no push).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -221,7 +221,8 @@ pub(crate) async fn run(
                     framer.close(frame, &mut out);
                 }
                 if !out.is_empty() && !sink.send(out.split().freeze(), write_timeout).await {
-                    shared.cancel.cancel();
+                    // Counted as a write error (3009) unless a close was already decided.
+                    shared.write_failed();
                     break;
                 }
                 if close.is_some() {

@@ -217,16 +217,21 @@ pub(crate) fn handshake<H: HeaderLookup + ?Sized>(
             "shutting down",
         ));
     }
-    if let Err(r) = state.limits.admit(&state.connections) {
-        return Err(Refused::new(StatusCode::SERVICE_UNAVAILABLE, r.reason()));
-    }
-    let tracked = state.connections.token();
     let forced = match query_param(query, "cf_protocol_version").as_deref() {
         None => None,
         Some("v1") => Some(Generation::V1),
         Some("v2") => Some(Generation::V2),
         Some(_) => return bad("unknown cf_protocol_version"),
     };
+    // A refused Origin is answered before the connection limits are asked, so a page on a
+    // foreign site cannot spend the rate limit's tokens.
+    if super::origin::check(state, headers.values("origin").next()).is_refused() {
+        return Err(Refused::new(StatusCode::FORBIDDEN, "origin not allowed"));
+    }
+    if let Err(r) = state.limits.admit(&state.connections) {
+        return Err(Refused::new(StatusCode::SERVICE_UNAVAILABLE, r.reason()));
+    }
+    let tracked = state.connections.token();
     // The first protocol the client offers that we speak.
     let protocol = headers
         .values("sec-websocket-protocol")
@@ -243,9 +248,6 @@ pub(crate) fn handshake<H: HeaderLookup + ?Sized>(
     } else {
         Encoding::Json
     };
-    if super::origin::check(state, headers.values("origin").next()).is_refused() {
-        return Err(Refused::new(StatusCode::FORBIDDEN, "origin not allowed"));
-    }
     let backend_headers = state.node.backend().map(|backend| {
         let wanted = headers.pairs().filter_map(|(name, value)| {
             let name = name.to_ascii_lowercase();
@@ -566,15 +568,17 @@ impl Outbox {
                 }
                 socket.flush().await
             };
-            if !matches!(tokio::time::timeout(write_timeout, send).await, Ok(Ok(()))) {
+            if !shared.write_within(write_timeout, send).await {
                 self.batch.clear();
-                shared.cancel.cancel();
                 return false;
             }
         }
         match step {
             WriterStep::Data => true,
-            WriterStep::Ping => socket.send(Message::Ping(Bytes::new())).await.is_ok(),
+            WriterStep::Ping => {
+                let ping = socket.send(Message::Ping(Bytes::new()));
+                shared.write_within(write_timeout, ping).await
+            }
             WriterStep::Close(frame) => {
                 if let Some(f) = frame {
                     let close = Message::Close(Some(CloseFrame {

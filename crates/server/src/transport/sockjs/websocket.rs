@@ -99,9 +99,13 @@ async fn serve<S>(
     let mut next_heartbeat = Instant::now() + heartbeat_delay;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut reading = true;
-    if send(&mut socket, frames::OPEN.to_string(), write_timeout)
-        .await
-        .is_err()
+    if !send(
+        &mut socket,
+        &shared,
+        frames::OPEN.to_string(),
+        write_timeout,
+    )
+    .await
     {
         session.close().await;
         return;
@@ -122,14 +126,13 @@ async fn serve<S>(
                 if !batch.is_empty() {
                     let frame = data_frame(&batch, shared.generation());
                     batch.clear();
-                    if send(&mut socket, frame, write_timeout).await.is_err() {
-                        shared.cancel.cancel();
+                    if !send(&mut socket, &shared, frame, write_timeout).await {
                         break;
                     }
                 }
                 if let Some(frame) = close {
                     if let Some(f) = frame {
-                        let _ = send(&mut socket, frames::close(f.code, &f.reason), write_timeout).await;
+                        let _ = send(&mut socket, &shared, frames::close(f.code, &f.reason), write_timeout).await;
                     }
                     // No WebSocket close frame: the TCP connection is dropped.
                     shared.cancel.cancel();
@@ -138,8 +141,7 @@ async fn serve<S>(
             }
             _ = tokio::time::sleep_until(next_heartbeat), if !heartbeat_delay.is_zero() => {
                 next_heartbeat = Instant::now() + heartbeat_delay;
-                if send(&mut socket, frames::HEARTBEAT.to_string(), write_timeout).await.is_err() {
-                    shared.drop_transport();
+                if !send(&mut socket, &shared, frames::HEARTBEAT.to_string(), write_timeout).await {
                     break;
                 }
             }
@@ -194,16 +196,16 @@ async fn read(session: &mut Session, m: Option<Result<Message, tungstenite::Erro
     true
 }
 
+/// Writes one SockJS frame within `timeout` (see `ClientShared::write_within`).
 async fn send<S>(
     socket: &mut WebSocketStream<S>,
+    shared: &rotor_core::ClientShared,
     frame: String,
     timeout: Duration,
-) -> Result<(), ()>
+) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match tokio::time::timeout(timeout, socket.send(Message::Text(Utf8Bytes::from(frame)))).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+    let write = socket.send(Message::Text(Utf8Bytes::from(frame)));
+    shared.write_within(timeout, write).await
 }

@@ -339,13 +339,8 @@ async fn run(
         .client_message_write_timeout
         .max(Duration::from_millis(100));
     let send = |m: Bytes| {
-        let tx = &tx;
-        async move {
-            matches!(
-                tokio::time::timeout(write_timeout, tx.send(Ok(m))).await,
-                Ok(Ok(()))
-            )
-        }
+        let (tx, shared) = (&tx, &shared);
+        async move { shared.write_within(write_timeout, tx.send(Ok(m))).await }
     };
     let mut reading = session.connect_unidirectional(req).await.is_ok();
     let shutdown = node.shutdown_token();
@@ -373,7 +368,6 @@ async fn run(
                 for p in pushes.drain(..) {
                     // An empty message is a ping: uni_grpc has none.
                     if !p.is_empty() && !send(p).await {
-                        shared.cancel.cancel();
                         break 'outer;
                     }
                 }

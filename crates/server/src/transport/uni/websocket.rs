@@ -245,8 +245,7 @@ async fn serve<W: Socket>(
                     }
                     socket.flush().await
                 };
-                if !matches!(tokio::time::timeout(write_timeout, send).await, Ok(Ok(()))) {
-                    shared.cancel.cancel();
+                if !shared.write_within(write_timeout, send).await {
                     break;
                 }
                 if let Some(frame) = close {
@@ -263,8 +262,7 @@ async fn serve<W: Socket>(
             }
             _ = tick(&mut ticker) => {
                 let ping = socket.send(Message::Ping(Bytes::new()));
-                if !matches!(tokio::time::timeout(write_timeout, ping).await, Ok(Ok(()))) {
-                    shared.drop_transport();
+                if !shared.write_within(write_timeout, ping).await {
                     break;
                 }
             }

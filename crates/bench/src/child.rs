@@ -209,6 +209,16 @@ impl ParentLink {
     pub async fn next(&mut self) -> Option<String> {
         self.lines.next_line().await.ok().flatten()
     }
+
+    /// Waits for the parent's `GO` (other lines are skipped); false when stdin closed first.
+    pub async fn wait_go(&mut self) -> bool {
+        while let Some(l) = self.next().await {
+            if l == "GO" {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// Writes one line to the parent (stdout is line-buffered).

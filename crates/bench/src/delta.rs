@@ -26,7 +26,9 @@ use crate::child::Children;
 use crate::delta_doc::DocGen;
 use crate::hist::Hist;
 use crate::publish::ApiClient;
-use crate::scenario::{base_kv, ms, server_cpu, server_mem, set_first, si, Progress, View};
+use crate::scenario::{
+    base_kv, drain, feed_publishers, ms, server_cpu, server_mem, set_first, si, Progress, View,
+};
 use crate::token::json_str;
 use crate::util::{now_ns, proc_cpu_s, r3, Interference, Kv};
 use crate::ws::Target;
@@ -261,31 +263,11 @@ pub async fn delta(a: DeltaArgs, args: Vec<String>) -> Res {
             s
         })
     };
-    let all_done = async {
-        for h in handles {
-            let _ = h.await;
-        }
-    };
-    tokio::pin!(all_done);
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tokio::select! {
-            _ = &mut all_done => break,
-            _ = kids.notify.notified() => {
-                pc.delivered.store(kids.sum("d"), Relaxed);
-                pc.notify.notify_waiters();
-            }
-            _ = tick.tick() => view.update(&kids, &keys),
-        }
-    }
+    feed_publishers(&kids, &view, &keys, handles, &pc.delivered, &pc.notify).await;
     let pub_dur = pub_start.elapsed().as_secs_f64();
     let published = shared.published.load(Relaxed);
     let expected = published * ok;
-    let drain_end = Instant::now() + a.drain;
-    while kids.sum("d") < expected && Instant::now() < drain_end {
-        let _ = tokio::time::timeout(Duration::from_millis(10), kids.notify.notified()).await;
-        view.update(&kids, &keys);
-    }
+    drain(&kids, &view, &keys, "d", expected, a.drain).await;
     prog.end();
     let cpu1 = server_cpu(c);
     let bench1 = proc_cpu_s(None).unwrap_or(0.0) + kids.cpu_s();

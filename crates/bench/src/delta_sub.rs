@@ -127,12 +127,8 @@ pub async fn child(a: &DeltaArgs) -> Res {
     let range = group::slice(a.conns, procs, c.child_index.unwrap_or(0));
     let n = range.len() as u64;
     let mut link = ParentLink::new();
-    loop {
-        match link.next().await {
-            Some(l) if l == "GO" => break,
-            Some(_) => continue,
-            None => return Ok(None),
-        }
+    if !link.wait_go().await {
+        return Ok(None);
     }
     let sh = Arc::new(Shared::default());
     let tasks: Vec<_> = range

@@ -15,9 +15,9 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::proto::{self, Proto};
-use crate::scenario::{self, wait_reply};
-use crate::util::{now_ns, proc_cpu_s, r3, Kv};
-use crate::ws::{Target, WsConn};
+use crate::scenario;
+use crate::util::{proc_cpu_s, r3, Kv};
+use crate::ws::Target;
 use crate::ChurnArgs;
 
 type Res = Result<Option<Kv>, String>;
@@ -210,25 +210,10 @@ pub async fn proxy_cycle(
     channel: &str,
     sub: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let mut ws = WsConn::connect(target, src, 2048, now_ns()).await?;
-    ws.send_text(connect)
-        .await
-        .map_err(|e| format!("send connect: {e}"))?;
-    let line = wait_reply(&mut ws, 1).await?;
-    if proto::client_id(&line).is_none() {
-        return Err(format!(
-            "no client id in connect reply {}",
-            String::from_utf8_lossy(&line)
-        ));
-    }
+    let (ws, _client) = scenario::dial_connect(target, src, connect).await?;
     sub.clear();
     proto::subscribe_cmd(sub, proto, 2, channel, None, false);
-    ws.send_text(sub)
-        .await
-        .map_err(|e| format!("send subscribe: {e}"))?;
-    wait_reply(&mut ws, 2).await?;
-    let _ = ws.send_close(1000).await;
-    Ok(())
+    scenario::subscribe_and_close(ws, sub).await
 }
 
 /// `proxy-churn`: the churn scenario's parent and children, with the proxied cycle, plus the

@@ -13,14 +13,13 @@ use memchr::memmem;
 
 use crate::child::{say, Children, ParentLink};
 use crate::group;
-use crate::hist::Hist;
 use crate::proto::{self, Proto, ReplyScan};
 use crate::proxy::{Backend, BackendOpts};
 use crate::scenario::{
-    base_kv, ms, server_cpu, server_mem, set_first, si, with_view, OpsShared, Progress, View,
+    base_kv, closed_loop, first_err, ms, server_mem, set_first, sum_of, OpsRun, OpsShared,
 };
 use crate::token::{json_str, Signer};
-use crate::util::{now_ns, proc_cpu_s, r3, Interference, Kv};
+use crate::util::{now_ns, r3, Kv};
 use crate::ws::{Msg, Target, WsConn};
 use crate::{util, Common};
 
@@ -102,75 +101,23 @@ async fn parent(a: &RpcArgs, args: Vec<String>, be: &Backend, out: &mut Kv) -> R
     let ready = kids
         .collect("READY", c.setup_timeout + Duration::from_secs(30))
         .await?;
-    let connected: u64 = ready
-        .iter()
-        .map(|k| k.num("ok").unwrap_or(0.0) as u64)
-        .sum();
-    if let Some(e) = ready
-        .iter()
-        .find_map(|k| k.get("err").filter(|e| !e.is_empty() && *e != "-"))
-    {
+    let connected = sum_of(&ready, "ok");
+    if let Some(e) = first_err(&ready) {
         kids.finish().await;
         return Err(format!("clients did not connect: {e}"));
     }
     out.set("ok", connected);
     let mark = be.mark().await?;
-    let cpu0 = server_cpu(c);
-    let bench0 = proc_cpu_s(None).unwrap_or(0.0) + kids.cpu_s();
-    let intf = Interference::start(c.server_pid, bench0);
-    let start = Instant::now();
-    kids.send_all("GO").await?;
-    let view = View::new();
-    let prog = {
-        let v = view.clone();
-        let mut last = (Instant::now(), 0u64);
-        Progress::start(move || {
-            let ops = v.get("ops");
-            let dt = last.0.elapsed().as_secs_f64().max(1e-3);
-            let s = format!(
-                "rpc {ops} ({}/s) failed {}",
-                si((ops - last.1) as f64 / dt),
-                v.get("cfail")
-            );
-            last = (Instant::now(), ops);
-            s
-        })
-    };
-    with_view(
-        &mut kids,
-        &view,
-        &["ops", "cfail"],
-        tokio::time::sleep(a.duration),
-    )
-    .await;
-    let lines = kids.collect("DONE", Duration::from_secs(120)).await;
-    prog.end();
-    let elapsed = start.elapsed().as_secs_f64();
-    let cpu1 = server_cpu(c);
-    let bench1 = proc_cpu_s(None).unwrap_or(0.0) + kids.cpu_s();
-    intf.report(out, bench1);
-    kids.finish().await;
-    let lines = lines?;
-    let mut hist = Hist::new();
-    let (mut ops, mut failed, mut rate) = (0u64, 0u64, 0f64);
-    let mut err = None;
-    for kv in &lines {
-        let o = kv.num("ops").unwrap_or(0.0);
-        ops += o as u64;
-        failed += kv.num("failed").unwrap_or(0.0) as u64;
-        if let Some(s) = kv.num("secs").filter(|s| *s > 0.0) {
-            rate += o / s;
-        }
-        if let Some(h) = kv.get("hist") {
-            hist.merge_encoded(h)?;
-        }
-        if err.is_none() {
-            err = kv
-                .get("err")
-                .filter(|e| !e.is_empty() && *e != "-")
-                .map(str::to_string);
-        }
-    }
+    let OpsRun {
+        ops,
+        failed,
+        rate,
+        hist,
+        err,
+        elapsed,
+        server_cpu_s,
+        bench_cpu_s,
+    } = closed_loop(kids, c, a.duration, "rpc", out).await?;
     println!(
         "label={} scenario=rpc proto={} clients={}: {ops} rpc round trips in {elapsed:.2}s = {rate:.0}/s, failed={failed}",
         c.label, c.proto, a.clients
@@ -190,13 +137,12 @@ async fn parent(a: &RpcArgs, args: Vec<String>, be: &Backend, out: &mut Kv) -> R
     out.set("p50_ms", ms(&hist, 0.5));
     out.set("p99_ms", ms(&hist, 0.99));
     out.set("max_ms", r3(hist.max as f64 / 1000.0));
-    if let (Some(c0), Some(c1)) = (cpu0, cpu1) {
-        let cpu = c1 - c0;
+    if let Some(cpu) = server_cpu_s {
         println!(
             "server CPU {cpu:.2}s over {elapsed:.2}s ({:.0}% of one core), {:.1} µs per rpc; bench CPU {:.2}s",
             100.0 * cpu / elapsed,
             cpu * 1e6 / ops.max(1) as f64,
-            bench1 - bench0
+            bench_cpu_s
         );
         out.set("server_cpu_s", r3(cpu));
         out.set(
@@ -215,7 +161,7 @@ async fn parent(a: &RpcArgs, args: Vec<String>, be: &Backend, out: &mut Kv) -> R
         );
     }
     server_mem(out, c, "end_");
-    out.set("bench_cpu_s", r3(bench1 - bench0));
+    out.set("bench_cpu_s", r3(bench_cpu_s));
     if let Some(e) = err {
         out.set("first_error", e);
     }
@@ -272,12 +218,8 @@ async fn child_rpc(a: &RpcArgs) -> Res {
             .unwrap_or_default()
             .replace(char::is_whitespace, "_")
     ));
-    loop {
-        match link.next().await {
-            Some(l) if l == "GO" => break,
-            Some(_) => continue,
-            None => return Ok(None),
-        }
+    if !link.wait_go().await {
+        return Ok(None);
     }
     let sh = OpsShared::new();
     let start = Instant::now();

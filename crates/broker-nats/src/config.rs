@@ -3,11 +3,21 @@
 //! onto them: `broker.nats.url` → `nats_url`, `broker.nats.tls.enabled` → `nats_tls_enabled`).
 //!
 //! Durations are whole seconds as numbers (2.x) or duration strings (`"1s"`, `"500ms"`, v6).
+//!
+//! TLS (v6 `broker.nats.tls`, flat `nats_tls_<field>`; 2.x has no NATS TLS keys): with
+//! `enabled` the connection must run TLS, verified against `server_ca_pem` (or the system
+//! roots), with a client certificate when `cert_pem`/`key_pem` are set; `server_name` is the
+//! name the certificate is verified against (SNI still carries the URL's host: async-nats
+//! cannot send another), `insecure_skip_verify` accepts any certificate, `client_ca_pem` has no
+//! effect on a client. PEM values are PEM text or a file path; they are read here, so a bad one
+//! fails at start naming its key. A `tls://` URL asks for TLS by itself (system roots).
+//!
 //! What Rotor does not build is refused with a message naming the key: subscriptions with
-//! wildcards (`allow_wildcards`), raw mode, TLS to NATS.
+//! wildcards (`allow_wildcards`) and raw mode (`raw_mode.enabled`).
 
 use std::time::Duration;
 
+use rotor_netclient::{client_config_named, TlsError, TlsOptions};
 use serde_json::{Map, Value};
 
 use crate::subject::check_prefix;
@@ -38,6 +48,8 @@ pub struct NatsConfig {
     pub write_timeout: Duration,
     /// This node's name (for `P.node.<name>` and the NATS connection name).
     pub node_name: String,
+    /// TLS to NATS when `enabled` (checked by [`NatsConfig::from_map`]).
+    pub tls: TlsOptions,
 }
 
 impl Default for NatsConfig {
@@ -48,6 +60,7 @@ impl Default for NatsConfig {
             dial_timeout: DEFAULT_TIMEOUT,
             write_timeout: DEFAULT_TIMEOUT,
             node_name: String::new(),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -166,30 +179,95 @@ impl NatsConfig {
                 "raw_mode_enabled" if flag(key, v)? => {
                     return Err(unsupported(key, "raw mode"));
                 }
-                "tls_enabled" if flag(key, v)? => {
-                    return Err(unsupported(key, "TLS to NATS"));
-                }
-                "tls" if v.is_object() || flag(key, v).unwrap_or(false) => {
-                    if v.get("enabled")
-                        .is_some_and(|e| flag(key, e).unwrap_or(true))
-                        || v == &Value::Bool(true)
-                    {
-                        return Err(unsupported(key, "TLS to NATS"));
+                "tls" => match v {
+                    // A flat config may give the TLS object as one value.
+                    Value::Object(fields) => {
+                        for (field, v) in fields {
+                            let key = format!("nats_tls_{}", field.to_ascii_lowercase());
+                            tls_field(&mut c.tls, &key, v)?;
+                        }
                     }
-                }
-                // Off, or details of a mode that is off (raw_mode_prefix, tls_cert, ...).
-                _ if name.starts_with("raw_mode_")
-                    || name.starts_with("tls")
-                    || name == "allow_wildcards" => {}
+                    _ => c.tls.enabled = flag(key, v)?,
+                },
+                _ if name.starts_with("tls_") => tls_field(&mut c.tls, key, v)?,
+                // Off, or details of a mode that is off (raw_mode_prefix, ...).
+                _ if name.starts_with("raw_mode_") || name == "allow_wildcards" => {}
                 _ => return Err(bad(key, "unknown NATS broker option")),
             }
         }
+        if c.tls.enabled {
+            c.tls_config()?;
+        }
         Ok(c)
+    }
+
+    /// The rustls configuration of [`tls`](Self::tls) (whether or not it is enabled).
+    ///
+    /// # Errors
+    /// A PEM value that cannot be read or used, half a client certificate, an invalid
+    /// `server_name`, no system roots without `server_ca_pem`: named by their key.
+    pub fn tls_config(&self) -> Result<rotor_netclient::rustls::ClientConfig, ConfigError> {
+        client_config_named(&self.tls).map_err(tls_error)
     }
 
     pub fn with_node_name(mut self, name: &str) -> Self {
         self.node_name = name.to_string();
         self
+    }
+}
+
+/// One field of the TLS object, under its flat key `nats_tls_<field>`.
+fn tls_field(tls: &mut TlsOptions, key: &str, v: &Value) -> Result<(), ConfigError> {
+    let field = key.strip_prefix("nats_tls_").unwrap_or(key);
+    match field {
+        "enabled" => tls.enabled = flag(key, v)?,
+        "insecure_skip_verify" => tls.insecure_skip_verify = flag(key, v)?,
+        "cert_pem" => tls.cert_pem = text(key, v)?,
+        "key_pem" => tls.key_pem = text(key, v)?,
+        "server_ca_pem" => tls.server_ca_pem = text(key, v)?,
+        "server_name" => tls.server_name = text(key, v)?,
+        // Verifies the clients of a TLS server; a NATS client has none.
+        "client_ca_pem" => {
+            text(key, v)?;
+        }
+        _ => return Err(bad(key, "unknown NATS TLS option")),
+    }
+    Ok(())
+}
+
+/// A TLS field's flat and v6 names: `nats_tls_cert_pem (broker.nats.tls.cert_pem)`.
+fn tls_key(field: &str) -> String {
+    format!("nats_tls_{field} (broker.nats.tls.{field})")
+}
+
+fn tls_error(e: TlsError) -> ConfigError {
+    let (field, message) = match &e {
+        TlsError::Read {
+            field,
+            path,
+            reason,
+        } => (*field, format!("cannot read {path:?}: {reason}")),
+        TlsError::Pem { field, reason } => (*field, reason.clone()),
+        TlsError::NoCertificate { field } => (*field, "no certificate found".to_owned()),
+        TlsError::HalfClientCert => (
+            "cert_pem",
+            format!(
+                "a client certificate needs both {} and {}",
+                tls_key("cert_pem"),
+                tls_key("key_pem")
+            ),
+        ),
+        TlsError::ClientCert(reason) => ("key_pem", format!("client certificate: {reason}")),
+        TlsError::NoSystemRoots(reason) => (
+            "server_ca_pem",
+            format!("empty, and no system CA certificates could be loaded: {reason}"),
+        ),
+        TlsError::ServerName { name, reason } => ("server_name", format!("{name:?}: {reason}")),
+        TlsError::Versions(_) => ("enabled", e.to_string()),
+    };
+    ConfigError::Bad {
+        key: tls_key(field),
+        message,
     }
 }
 
@@ -255,7 +333,6 @@ mod tests {
         for (k, v) in [
             ("nats_allow_wildcards", json!(true)),
             ("nats_raw_mode_enabled", json!("true")),
-            ("nats_tls_enabled", json!(true)),
         ] {
             let mut m = Map::new();
             m.insert(k.into(), v);
@@ -277,5 +354,92 @@ mod tests {
                 "{k}"
             );
         }
+    }
+
+    fn ca_pem() -> String {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key"))
+            .expect("ca")
+            .pem()
+    }
+
+    #[test]
+    fn tls_keys_flat_and_as_one_object() {
+        let ca = ca_pem();
+        let c = NatsConfig::from_map(&map(json!({
+            "nats_url": "tls://nats.internal:4222",
+            "nats_tls_enabled": "true", "nats_tls_server_ca_pem": ca,
+            "nats_tls_server_name": "nats.internal", "nats_tls_client_ca_pem": "ignored",
+            "nats_tls_insecure_skip_verify": false,
+        })))
+        .unwrap();
+        assert!(c.tls.enabled);
+        assert_eq!(
+            (c.tls.server_ca_pem.as_str(), c.tls.server_name.as_str()),
+            (ca.as_str(), "nats.internal")
+        );
+        let o = NatsConfig::from_map(&map(json!({
+            "nats_url": "tls://nats.internal:4222",
+            "nats_tls": {"enabled": true, "server_ca_pem": ca, "server_name": "nats.internal",
+                         "client_ca_pem": "ignored"},
+        })))
+        .unwrap();
+        assert_eq!(o, c);
+        // Off: the details are kept but not read.
+        let c = NatsConfig::from_map(&map(json!({
+            "nats_tls_enabled": false, "nats_tls_cert_pem": "/no/such/file",
+        })))
+        .unwrap();
+        assert!(!c.tls.enabled);
+    }
+
+    #[test]
+    fn bad_tls_values_name_their_key() {
+        let ca = ca_pem();
+        for (extra, key) in [
+            (
+                json!({"nats_tls_server_ca_pem": "/no/such/ca.pem"}),
+                "nats_tls_server_ca_pem",
+            ),
+            (
+                json!({"nats_tls_server_ca_pem": "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"}),
+                "nats_tls_server_ca_pem",
+            ),
+            (
+                json!({"nats_tls_server_ca_pem": ca, "nats_tls_cert_pem": ca}),
+                "nats_tls_cert_pem",
+            ),
+            (
+                json!({"nats_tls_server_ca_pem": ca, "nats_tls_cert_pem": ca, "nats_tls_key_pem": "/no/key.pem"}),
+                "nats_tls_key_pem",
+            ),
+            (
+                json!({"nats_tls_server_ca_pem": ca, "nats_tls_server_name": "not a name"}),
+                "nats_tls_server_name",
+            ),
+            (json!({"nats_tls_enabled": "maybe"}), "nats_tls_enabled"),
+            (json!({"nats_tls_ca": "x"}), "nats_tls_ca"),
+            (
+                json!({"nats_tls": {"server_ca_pem": 5}}),
+                "nats_tls_server_ca_pem",
+            ),
+        ] {
+            let mut m = map(extra.clone());
+            m.entry("nats_tls_enabled").or_insert(json!(true));
+            let err = NatsConfig::from_map(&m).unwrap_err();
+            assert!(matches!(err, ConfigError::Bad { .. }), "{extra}: {err}");
+            assert!(err.to_string().starts_with(key), "{extra}: {err}");
+        }
+        let m = map(
+            json!({"nats_tls_enabled": true, "nats_tls_key_pem": "/no/key.pem",
+                            "nats_tls_server_ca_pem": ca}),
+        );
+        let err = NatsConfig::from_map(&m).unwrap_err().to_string();
+        assert!(
+            err.contains("broker.nats.tls.cert_pem") && err.contains("key_pem"),
+            "{err}"
+        );
     }
 }

@@ -23,8 +23,11 @@
 //!   (`BrokerEventHandler::handle_reconnect`), so every subscription checks its position or is
 //!   told to come back. A slow-consumer event (async-nats dropped messages of a full
 //!   subscription) and an undecodable message are gaps too.
+//! * TLS to NATS with `tls.enabled` (or a `tls://` URL): see [`config`]. A server certificate
+//!   that does not verify keeps the broker unhealthy, as an unreachable server does.
 
 pub mod config;
+mod probe;
 mod subject;
 mod sync;
 pub mod wire;
@@ -60,6 +63,8 @@ pub const SUBSCRIPTION_CAPACITY: usize = 16_384;
 /// Subscription map stripes: subscribe/unsubscribe of one channel are serialised, different
 /// channels proceed in parallel.
 const STRIPES: usize = 64;
+/// When a TLS broker that is not healthy yet gets its TLS failure explained.
+const PROBE_AFTER: Duration = Duration::from_secs(2);
 /// How often the connection state is checked besides the events.
 const CHECK_EVERY: Duration = Duration::from_millis(250);
 
@@ -98,6 +103,8 @@ pub enum StartError {
     Address(String, String),
     #[error("cannot subscribe to NATS subject {0}: {1}")]
     Subscribe(String, String),
+    #[error("TLS to NATS: {0}")]
+    Tls(ConfigError),
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> EngineError {
@@ -117,7 +124,14 @@ impl NatsBroker {
             })
             .collect::<Result<_, _>>()?;
         let (events_tx, events_rx) = mpsc::channel::<Event>(1024);
-        let opts = ConnectOptions::new()
+        let uses_tls = cfg.tls.enabled || addrs.iter().any(|a| a.tls_required());
+        let probe_at = uses_tls.then(|| (addrs[0].host().to_owned(), addrs[0].port()));
+        let mut opts = ConnectOptions::new();
+        if cfg.tls.enabled {
+            let tls = cfg.tls_config().map_err(StartError::Tls)?;
+            opts = opts.require_tls(true).tls_client_config(tls);
+        }
+        let opts = opts
             .name(format!("rotor {}", cfg.node_name))
             .connection_timeout(cfg.dial_timeout)
             .subscription_capacity(SUBSCRIPTION_CAPACITY)
@@ -172,6 +186,9 @@ impl NatsBroker {
             tokio::spawn(read_control(Arc::downgrade(&inner), s));
         }
         tokio::spawn(monitor(Arc::downgrade(&inner), events_rx));
+        if let Some((host, port)) = probe_at {
+            tokio::spawn(explain_tls_failure(Arc::downgrade(&inner), cfg, host, port));
+        }
         Ok(NatsBroker { inner })
     }
 
@@ -275,6 +292,42 @@ async fn read_control(inner: std::sync::Weak<Inner>, mut sub: Subscriber) {
                 "dropped a control message Rotor's NATS broker cannot read"
             ),
         }
+    }
+}
+
+/// When a broker using TLS is not healthy [`PROBE_AFTER`] after start, logs why one TLS
+/// handshake with the first server fails (async-nats only says "IO error"), see [`probe`].
+async fn explain_tls_failure(
+    weak: std::sync::Weak<Inner>,
+    cfg: NatsConfig,
+    host: String,
+    port: u16,
+) {
+    tokio::time::sleep(PROBE_AFTER).await;
+    match weak.upgrade() {
+        Some(inner) if !inner.cancel.is_cancelled() && !inner.healthy.load(Ordering::Acquire) => {}
+        _ => return,
+    }
+    // A tls:// URL without `tls.enabled` runs with async-nats' own configuration: the
+    // system roots.
+    let options = if cfg.tls.enabled {
+        cfg
+    } else {
+        NatsConfig::default()
+    };
+    let Ok(tls) = options.tls_config() else {
+        return;
+    };
+    let timeout = options.dial_timeout;
+    let at = format!("{host}:{port}");
+    let failure = tokio::task::spawn_blocking(move || {
+        probe::tls_failure(&host, port, Arc::new(tls), timeout)
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(error) = failure {
+        tracing::error!(server = %at, "TLS to NATS fails: {error}");
     }
 }
 

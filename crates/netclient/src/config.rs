@@ -2,16 +2,18 @@
 //! `ClientConfig` (the CA to trust, or the system roots, or any certificate; an optional
 //! client certificate), and the system-roots configuration of plain `https`, built once per
 //! process. PEM values are PEM text or the path of a file holding it, as Centrifugo accepts.
+//! [`client_config_named`] is the variant for clients that cannot be given a TLS name other
+//! than their URL's host: it verifies the server certificate against `server_name` itself.
 
 use std::sync::{Arc, OnceLock};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio_rustls::rustls::client::WantsClientCert;
+use tokio_rustls::rustls::client::{WantsClientCert, WebPkiServerVerifier};
 use tokio_rustls::rustls::crypto::{ring, CryptoProvider};
 use tokio_rustls::rustls::{ClientConfig, ConfigBuilder, RootCertStore, WantsVerifier};
 
-use crate::verifier::AnyServerCert;
+use crate::verifier::{AnyServerCert, NamedServerCert};
 
 /// The TLS settings of one outgoing client (Centrifugo's `tls` object).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,19 +115,49 @@ pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
     let b = if options.insecure_skip_verify {
         b.dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyServerCert::new(&provider())))
-    } else if !options.server_ca_pem.is_empty() {
-        let mut roots = RootCertStore::empty();
-        for cert in certs(&options.server_ca_pem, "server_ca_pem")? {
-            roots.add(cert).map_err(|e| TlsError::Pem {
-                field: "server_ca_pem",
-                reason: e.to_string(),
-            })?;
-        }
-        b.with_root_certificates(roots)
     } else {
-        b.with_root_certificates(system_roots()?)
+        b.with_root_certificates(roots(options)?)
     };
     with_client_auth(b, options)
+}
+
+/// [`client_config`] for a client that always connects with its URL's host as the TLS name
+/// and cannot be given another one (async-nats): when `server_name` is set (and
+/// `insecure_skip_verify` is not), the server certificate is verified against `server_name`
+/// instead, whatever host was dialed. SNI still carries the dialed host.
+///
+/// # Errors
+/// Those of [`client_config`], and a `server_name` that is neither a DNS name nor an IP address.
+pub fn client_config_named(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
+    if options.server_name.is_empty() || options.insecure_skip_verify {
+        return client_config(options);
+    }
+    let name = server_name(&options.server_name)?;
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots(options)?, provider())
+        .build()
+        .map_err(|e| TlsError::Pem {
+            field: "server_ca_pem",
+            reason: e.to_string(),
+        })?;
+    let b = builder()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NamedServerCert::new(webpki, name)));
+    with_client_auth(b, options)
+}
+
+/// The CA of `server_ca_pem`, or the system roots when it is empty.
+fn roots(options: &TlsOptions) -> Result<Arc<RootCertStore>, TlsError> {
+    if options.server_ca_pem.is_empty() {
+        return system_roots();
+    }
+    let mut roots = RootCertStore::empty();
+    for cert in certs(&options.server_ca_pem, "server_ca_pem")? {
+        roots.add(cert).map_err(|e| TlsError::Pem {
+            field: "server_ca_pem",
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(Arc::new(roots))
 }
 
 fn with_client_auth(
@@ -185,4 +217,111 @@ fn certs(value: &str, field: &'static str) -> Result<Vec<CertificateDer<'static>
         return Err(TlsError::NoCertificate { field });
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_rustls::rustls::{ClientConnection, ServerConfig, ServerConnection};
+
+    /// A CA's PEM, and a server certificate and key it signed for `nats.internal`.
+    fn pki() -> (String, CertificateDer<'static>, PrivateKeyDer<'static>) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca =
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
+        let key = KeyPair::generate().expect("key");
+        let leaf = CertificateParams::new(vec!["nats.internal".to_owned()])
+            .expect("params")
+            .signed_by(&key, &ca)
+            .expect("sign");
+        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key");
+        (ca.pem(), leaf.der().clone(), key)
+    }
+
+    /// A TLS handshake in memory between `client` (dialing `dialed`) and a server with `cert`.
+    fn handshake(
+        client: ClientConfig,
+        dialed: &str,
+        cert: &CertificateDer<'static>,
+        key: &PrivateKeyDer<'static>,
+    ) -> Result<(), tokio_rustls::rustls::Error> {
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key.clone_key())
+            .expect("server config");
+        let mut c = ClientConnection::new(Arc::new(client), server_name(dialed).expect("name"))?;
+        let mut s = ServerConnection::new(Arc::new(server))?;
+        for _ in 0..20 {
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return Ok(());
+            }
+            let mut buf = Vec::new();
+            c.write_tls(&mut buf).expect("client write");
+            s.read_tls(&mut buf.as_slice()).expect("server read");
+            s.process_new_packets()?;
+            let mut buf = Vec::new();
+            s.write_tls(&mut buf).expect("server write");
+            c.read_tls(&mut buf.as_slice()).expect("client read");
+            c.process_new_packets()?;
+        }
+        panic!("the handshake did not finish");
+    }
+
+    fn options(ca: &str, server_name: &str) -> TlsOptions {
+        TlsOptions {
+            enabled: true,
+            server_ca_pem: ca.to_owned(),
+            server_name: server_name.to_owned(),
+            ..TlsOptions::default()
+        }
+    }
+
+    #[test]
+    fn named_config_verifies_the_configured_name() {
+        let (ca, cert, key) = pki();
+        // Dialed by IP: the plain configuration checks the IP and fails, the named one checks
+        // `server_name`.
+        let plain = client_config(&options(&ca, "nats.internal")).expect("config");
+        assert!(handshake(plain, "127.0.0.1", &cert, &key).is_err());
+        let named = client_config_named(&options(&ca, "nats.internal")).expect("config");
+        handshake(named, "127.0.0.1", &cert, &key).expect("verified for server_name");
+        // A server_name the certificate does not hold fails, though the dialed name matches.
+        let named = client_config_named(&options(&ca, "other.internal")).expect("config");
+        assert!(handshake(named, "nats.internal", &cert, &key).is_err());
+        // Without server_name it is the plain configuration: the dialed host is checked.
+        let named = client_config_named(&options(&ca, "")).expect("config");
+        handshake(named, "nats.internal", &cert, &key).expect("dialed name matches");
+        let named = client_config_named(&options(&ca, "")).expect("config");
+        assert!(handshake(named, "127.0.0.1", &cert, &key).is_err());
+    }
+
+    #[test]
+    fn named_config_errors_name_the_field() {
+        let (ca, _, _) = pki();
+        let err = client_config_named(&options(&ca, "not a name!")).unwrap_err();
+        assert!(matches!(err, TlsError::ServerName { .. }), "{err}");
+        let err = client_config_named(&options("/no/such/ca.pem", "nats.internal")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TlsError::Read {
+                    field: "server_ca_pem",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let half = TlsOptions {
+            cert_pem: ca.clone(),
+            ..options(&ca, "nats.internal")
+        };
+        assert_eq!(
+            client_config_named(&half).unwrap_err(),
+            TlsError::HalfClientCert
+        );
+    }
 }

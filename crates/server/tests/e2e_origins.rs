@@ -295,3 +295,44 @@ async fn nested_allowed_origins_enforced_on_every_transport() {
     .await;
     check_all(&server, true, false).await;
 }
+
+#[tokio::test]
+async fn refused_origins_do_not_spend_the_connection_rate_limit() {
+    // A burst of 3 new connections per second. Twenty upgrades from a foreign page are
+    // refused for their Origin (403) before the limit is asked, so the page's own users still
+    // get in right after; then the limit itself still acts (503 once the burst is spent).
+    let server = Server::start(with(
+        transports(),
+        json!({"allowed_origins": [GOOD], "client_connection_rate_limit": 3}),
+    ))
+    .await;
+    let port = server.port;
+    let upgrade = |origin: &'static str| async move {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let req = request(Case::Upgrade("/connection/websocket"), "", Some(origin));
+        s.write_all(req.as_bytes()).await.unwrap();
+        read_head(&mut s).await.0
+    };
+    // A full bucket whatever the start-up probe took.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for _ in 0..20 {
+        assert_eq!(
+            upgrade(EVIL).await,
+            403,
+            "a foreign Origin is refused as such"
+        );
+    }
+    let mut good = Vec::new();
+    for _ in 0..6 {
+        good.push(upgrade(GOOD).await);
+    }
+    assert_eq!(
+        &good[..3],
+        &[101, 101, 101],
+        "the burst is intact: {good:?}"
+    );
+    assert!(
+        good[3..].contains(&503),
+        "the rate limit still acts: {good:?}"
+    );
+}

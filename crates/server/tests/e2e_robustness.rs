@@ -553,6 +553,72 @@ async fn slow_subscriber_is_closed_3008_without_delaying_others() {
     server.assert_serves_fresh_client().await;
 }
 
+/// The value of `centrifugo_client_num_server_disconnects{code}` on `server`'s `/metrics`.
+async fn server_disconnects(server: &Server, code: u16) -> u64 {
+    let text = http()
+        .get(server.http_url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let key = format!("centrifugo_client_num_server_disconnects{{code=\"{code}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_subscriber_cut_by_the_write_timeout_counts_as_write_error_3009() {
+    // A queue too large to overflow (256 MB) and the default 1 s write timeout: once the
+    // socket buffers of a subscriber that reads nothing are full, a write waits past 1 s and
+    // the connection is cut. The cut is counted as a write error (3009), not as slow (3008),
+    // and not lost from the accounting; the node goes on serving.
+    let server = Server::start(json!({
+        "client_queue_max_size": 268_435_456,
+        "prometheus": true
+    }))
+    .await;
+    let (mut slow, _) = server.v1_client("slow").await;
+    assert_eq!(slow.subscribe_v1("firehose").await["result"], json!({}));
+    let pad = "x".repeat(32 * 1024);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut published = 0usize;
+    // Up to ~64 MB: far beyond what loopback socket buffers hold.
+    while server_disconnects(&server, 3009).await == 0 && published < 2_000 {
+        assert!(
+            Instant::now() < deadline,
+            "no write-timeout cut within 60 s"
+        );
+        let body: Vec<String> = (0..20)
+            .map(|i| {
+                json!({"method": "publish", "params": {"channel": "firehose", "data": {"n": published + i, "pad": pad}}})
+                    .to_string()
+            })
+            .collect();
+        let r = api_v1_raw(&server, &body.join("\n")).await;
+        assert_eq!(r.status, 200);
+        published += 20;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The last write may still be waiting out its second.
+    let wait = Instant::now() + Duration::from_secs(5);
+    while server_disconnects(&server, 3009).await == 0 && Instant::now() < wait {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (
+            server_disconnects(&server, 3009).await,
+            server_disconnects(&server, 3008).await
+        ),
+        (1, 0),
+        "one write-timeout cut, counted as 3009, after {published} publications"
+    );
+    server.assert_serves_fresh_client().await;
+}
+
 #[tokio::test]
 async fn sigterm_closes_clients_with_3001_shutdown_and_exits() {
     let server = Server::start(json!({})).await;

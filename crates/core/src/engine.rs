@@ -227,6 +227,12 @@ pub trait PresenceManager: Send + Sync {
     /// Live entries, any order.
     async fn presence(&self, channel: &str) -> Result<Vec<ClientInfo>, EngineError>;
     async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, EngineError>;
+    /// Whether presence can be served right now (false while its backend is unreachable);
+    /// drives `/health` together with [`Broker::is_healthy`] (they differ when presence lives
+    /// on Redis beside a NATS broker).
+    fn is_healthy(&self) -> bool {
+        true
+    }
 }
 
 /// No presence at all (Centrifugo 2.x `engine: memory` with `broker: nats`): entries are not

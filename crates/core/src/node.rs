@@ -216,6 +216,10 @@ impl Node {
     pub fn presence(&self) -> &Arc<dyn PresenceManager> {
         &self.0.presence
     }
+    /// Whether the broker and the presence manager can both serve (`/health`).
+    pub fn engine_healthy(&self) -> bool {
+        self.0.broker.is_healthy() && self.0.presence.is_healthy()
+    }
     pub(crate) fn emulation_registry(&self) -> &Arc<crate::emulation::EmulationRegistry> {
         &self.0.emulation
     }

@@ -15,6 +15,23 @@ use rotor_protocol::ClientInfo;
 use crate::scripts::scripts;
 use crate::{wire, Core};
 
+/// The presence script's reply (client ID, encoded info pairs) as the channel's clients;
+/// entries that do not decode are skipped with a warning.
+pub(crate) fn presence_list(channel: &str, flat: Vec<Value>) -> Vec<ClientInfo> {
+    let mut out = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(_client), Some(info)) = (it.next(), it.next()) {
+        let Value::BulkString(info) = info else {
+            continue;
+        };
+        match wire::decode_info(&Bytes::from(info)) {
+            Some(i) => out.push(i),
+            None => tracing::warn!(channel, "malformed presence entry in redis"),
+        }
+    }
+    out
+}
+
 /// Presence over Redis.
 pub struct RedisPresence {
     core: Arc<Core>,
@@ -78,18 +95,7 @@ impl PresenceManager for RedisPresence {
 
     async fn presence(&self, channel: &str) -> Result<Vec<ClientInfo>, EngineError> {
         let flat: Vec<Value> = self.run(&scripts().presence_get, channel, &[]).await?;
-        let mut out = Vec::with_capacity(flat.len() / 2);
-        let mut it = flat.into_iter();
-        while let (Some(_client), Some(info)) = (it.next(), it.next()) {
-            let Value::BulkString(info) = info else {
-                continue;
-            };
-            match wire::decode_info(&Bytes::from(info)) {
-                Some(i) => out.push(i),
-                None => tracing::warn!(channel, "malformed presence entry in redis"),
-            }
-        }
-        Ok(out)
+        Ok(presence_list(channel, flat))
     }
 
     async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, EngineError> {
@@ -99,5 +105,9 @@ impl PresenceManager for RedisPresence {
             num_clients,
             num_users,
         })
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.core.is_ready()
     }
 }

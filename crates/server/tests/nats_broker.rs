@@ -424,3 +424,36 @@ async fn health_503_and_publish_fails_while_nats_is_down() {
     let rep = api_publish(&a, "x", json!({"back": true})).await;
     assert_eq!(rep, vec![json!({})]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_503_while_the_redis_presence_beside_nats_is_down() {
+    // NATS carries PUB/SUB, Redis presence: `/health` covers both, so a node whose presence
+    // cannot be served is not reported healthy while NATS is fine.
+    if !nats_available() || !redis_support::redis_available() {
+        return;
+    }
+    let nats = NatsProcess::start();
+    let mut redis = RedisProcess::start();
+    let a = node_v2x(
+        &nats,
+        "node-a",
+        json!({"engine": "redis", "redis_address": redis.addr()}),
+    )
+    .await;
+    assert_eq!(health(&a).await, 200);
+    redis.kill();
+    wait_until(Duration::from_secs(10), "/health 503", || async {
+        health(&a).await == 503
+    })
+    .await;
+    // PUB/SUB through NATS still works meanwhile; presence answers an error.
+    let rep = api_publish(&a, "x", json!({"during": true})).await;
+    assert_eq!(rep, vec![json!({})]);
+    let rep = api_v1(&a, "presence_stats", json!({"channel": "x"})).await;
+    assert!(rep[0].get("error").is_some(), "{rep:?}");
+    redis.restart();
+    wait_until(Duration::from_secs(15), "/health 200 again", || async {
+        health(&a).await == 200
+    })
+    .await;
+}

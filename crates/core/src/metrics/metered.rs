@@ -203,4 +203,8 @@ impl PresenceManager for MeteredPresence {
         action(Action::PresenceStats);
         self.0.presence_stats(channel)
     }
+
+    fn is_healthy(&self) -> bool {
+        self.0.is_healthy()
+    }
 }

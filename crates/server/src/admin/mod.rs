@@ -240,7 +240,7 @@ async fn info(State(state): State<SharedState>, headers: HeaderMap) -> Response 
             "publications": m.messages_received[MessageType::Publication as usize].get(),
             "messages_sent": sent,
             "messages_received": received,
-            "broker_healthy": node.broker().is_healthy(),
+            "broker_healthy": node.engine_healthy(),
             "draining": state.draining.is_cancelled(),
         },
     }))

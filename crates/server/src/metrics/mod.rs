@@ -47,7 +47,7 @@ fn ready_response(st: &SharedState) -> Response {
             r#"{"status":"draining"}"#,
         )
             .into_response()
-    } else if !st.node.broker().is_healthy() {
+    } else if !st.node.engine_healthy() {
         let body = r#"{"status":"engine unavailable"}"#;
         (StatusCode::SERVICE_UNAVAILABLE, json, body).into_response()
     } else {
@@ -365,7 +365,7 @@ pub fn render(node: &Node, draining: bool) -> String {
         "gauge",
         "1 while the engine can serve, 0 while it cannot.",
     );
-    let healthy = if node.broker().is_healthy() { 1.0 } else { 0.0 };
+    let healthy = if node.engine_healthy() { 1.0 } else { 0.0 };
     w.sample(name, &[], healthy);
     let name = "rotor_node_draining";
     w.family(

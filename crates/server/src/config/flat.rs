@@ -171,6 +171,8 @@ pub(crate) fn is_tooling_env(var: &str) -> bool {
         "ROTOR_PROPERTY_",
         "ROTOR_REQUIRE_",
         "ROTOR_BENCH_",
+        // The build's own variables (build.rs): cargo also sets them for `cargo run`/`test`.
+        "ROTOR_BUILD_",
     ];
     EXACT.contains(&var) || PREFIXES.iter().any(|p| var.starts_with(p))
 }

@@ -283,6 +283,8 @@ fn env_overrides_file_and_parses_types() {
         ),
         ("CENTRIFUGO_SOMETHING_ELSE", "x"),
         ("PATH", "/bin"),
+        // Set by cargo for `cargo test`/`run` (build.rs): not configuration, no warning.
+        ("ROTOR_BUILD_COMMIT", "abc1234"),
     ];
     let c = run(Some(&path), &vars).unwrap();
     assert_eq!(c.source.as_deref(), Some(path.as_path()));

@@ -421,6 +421,8 @@ fn prefix(s: &str) -> String {
 
 /// `client.queue_max_size` default of Centrifugo 6 (bytes).
 const V6_QUEUE_MAX_SIZE: usize = 1024 * 1024;
+/// `channel.history_meta_ttl` default of Centrifugo 6 (720h).
+const V6_HISTORY_META_TTL: Duration = Duration::from_secs(720 * 3600);
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "fatal", "none"];
 const ENGINES: &[&str] = &["memory", "redis"];
 const FLAGS: &str = "from the command line";
@@ -455,6 +457,20 @@ pub fn load(
     // gets the modern default (TRANSPORTS.md §2.1).
     if t.server.allowed_origins.is_none() && givens.values().any(|g| g.contains('.')) {
         t.server.allowed_origins = Some(Vec::new());
+    }
+    // Centrifugo 6's `channel.history_meta_ttl` (default 720h) is the stream metadata's
+    // lifetime on every engine; 2.x kept it forever unless `*_history_meta_ttl` said otherwise,
+    // so every channel ever published to left its meta behind in Redis.
+    if givens.values().any(|g| g.contains('.')) {
+        if !givens.contains_key("memory_history_meta_ttl") {
+            t.node.memory_history_meta_ttl = V6_HISTORY_META_TTL;
+        }
+        if !t.server.redis.contains_key("redis_history_meta_ttl") {
+            let secs = t.node.memory_history_meta_ttl.as_secs();
+            t.server
+                .redis
+                .insert("redis_history_meta_ttl".into(), Value::from(secs));
+        }
     }
     warnings.append(&mut t.server.rate_limit.warnings);
 

@@ -263,6 +263,8 @@ const SAME_JSON_2X: &str = r#"{
   "client_channel_limit": 64,
   "websocket_ping_interval": 20,
   "client_expired_close_delay": 10,
+  "memory_history_meta_ttl": "720h",
+  "redis_history_meta_ttl": 2592000,
   "publish": true,
   "subscribe_to_publish": true,
   "presence": true,
@@ -326,6 +328,8 @@ allowed_origins = ["http://example.com"]
 client_channel_limit = 64
 client_ping_interval = "20s"
 client_expired_close_delay = "10s"
+memory_history_meta_ttl = "720h"
+redis_history_meta_ttl = 2592000
 publish = true
 subscribe_to_publish = true
 presence = true
@@ -359,6 +363,9 @@ const SAME_ENV: &[(&str, &str)] = &[
     ("CENTRIFUGO_CLIENT_QUEUE_MAX_SIZE", "10485760"),
     ("CENTRIFUGO_CLIENT_PING_INTERVAL", "20s"),
     ("CENTRIFUGO_CLIENT_EXPIRED_CLOSE_DELAY", "10"),
+    // Environment alone does not tell the generation: the v6 defaults are spelled out.
+    ("CENTRIFUGO_CHANNEL_HISTORY_META_TTL", "720h"),
+    ("CENTRIFUGO_REDIS_HISTORY_META_TTL", "2592000"),
     (
         "CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_SUBSCRIBE_FOR_CLIENT",
         "true",

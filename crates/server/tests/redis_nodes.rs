@@ -298,3 +298,39 @@ async fn three_nodes_sharded_over_two_redis_servers() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_meta_expires_after_720h_with_v6_keys_and_never_with_2x_keys() {
+    // Centrifugo 6's `channel.history_meta_ttl` defaults to 720h on every engine; 2.x kept
+    // the meta forever (`redis_history_meta_ttl: 0`), so each channel ever published to
+    // left a key behind.
+    if !redis_available() {
+        return;
+    }
+    let redis = RedisProcess::start();
+    let v6 = Server::start(json!({
+        "engine": {"type": "redis", "redis": {"address": redis.addr()}},
+        "channel": {"without_namespace": {"history_size": 10, "history_ttl": "60s"}}
+    }))
+    .await;
+    let v2x = Server::start(json!({
+        "engine": "redis", "redis_address": redis.addr(),
+        "history_size": 10, "history_lifetime": 60
+    }))
+    .await;
+    assert_eq!(api_publish(&v6, "six", json!({})).await, vec![json!({})]);
+    assert_eq!(api_publish(&v2x, "two", json!({})).await, vec![json!({})]);
+    let ttl = |ch: &str| {
+        redis
+            .cli(&["ttl", &format!("centrifugo.meta.{{{ch}}}")])
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let six = ttl("six");
+    assert!(
+        (720 * 3600 - 60..=720 * 3600).contains(&six),
+        "v6 meta TTL {six}"
+    );
+    assert_eq!(ttl("two"), -1, "2.x meta kept without expiry");
+}

@@ -517,7 +517,8 @@ const FLAT_2X: &str = r#"{
     {"name": "chat", "publish": true, "history_size": 5, "history_lifetime": 60},
     {"name": "personal", "presence": true, "presence_disable_for_client": true}
   ],
-  "websocket_message_size_limit": 4096, "websocket_write_timeout": 2
+  "websocket_message_size_limit": 4096, "websocket_write_timeout": 2,
+  "memory_history_meta_ttl": "720h", "redis_history_meta_ttl": "2592000"
 }"#;
 
 #[test]
@@ -867,4 +868,27 @@ fn token_audience_and_issuer_are_applied_not_warned() {
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     // A wrong type is an error naming the key.
     has(&fail(r#"{"token_audience":["a"]}"#), "token_audience");
+}
+
+#[test]
+fn history_meta_ttl_defaults_per_generation() {
+    let meta = |c: &LoadedConfig| {
+        (
+            c.node.memory_history_meta_ttl,
+            c.server.redis.get("redis_history_meta_ttl").cloned(),
+        )
+    };
+    // 2.x: kept forever unless set (Redis reads its own key).
+    let c = run(Some(&file("json", r#"{"engine": "redis"}"#)), &[]).unwrap();
+    assert_eq!(meta(&c), (Duration::ZERO, None));
+    // Centrifugo 6: 720h on every engine.
+    let c = run(Some(&file("yaml", "engine:\n  type: redis\n")), &[]).unwrap();
+    assert_eq!(
+        meta(&c),
+        (secs(720 * 3600), Some(serde_json::json!(720 * 3600)))
+    );
+    // Set: the same value on both.
+    let text = "engine:\n  type: redis\nchannel:\n  history_meta_ttl: 1h\n";
+    let c = run(Some(&file("yaml", text)), &[]).unwrap();
+    assert_eq!(meta(&c), (secs(3600), Some(serde_json::json!(3600))));
 }

@@ -12,6 +12,7 @@
 #   bash bench/brokers/run.sh                       # from /work/main; binaries built beforehand
 #   ROUNDS=1 DURATION=3s bash bench/brokers/run.sh  # a quick check of the setup
 #   TOPOS="redis1 shard3" SERVERS=rotor NODES="3" bash bench/brokers/run.sh
+#   BROKER_CPU_PCT=5 TOPOS="redis1 shard3 cluster-sharded" bash bench/brokers/run.sh  # brokers capped
 #
 # Binaries (built by the caller; see README.md, "Reproducing"):
 #   ROTOR (default /work/target-bench/release/rotor), RB (rotor-bench, same dir),
@@ -92,10 +93,26 @@ stop_pids() {
 cleanup() {
   stop_pids "${NODE_PIDS[@]}"
   stop_pids "${BROKER_PIDS[@]}"
+  local cg
+  for cg in "${CGROUPS[@]}"; do rmdir "$cg" 2>/dev/null; done
   rm -rf "$RUN"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# BROKER_CPU_PCT=N: every broker process (each redis-server, nats-server) gets at most N % of
+# one core, each in a cgroup of its own (cgroup v1 cpu controller, as root): a stand-in for
+# brokers on machines of their own that are the bottleneck, which two shared cores cannot be.
+BROKER_CPU_PCT="${BROKER_CPU_PCT:-}"
+CGROUPS=()
+cap_cpu() { # pid name
+  [ -n "$BROKER_CPU_PCT" ] || return 0
+  local cg="/sys/fs/cgroup/cpu/rotor-bench-$2"
+  mkdir -p "$cg" && echo 100000 >"$cg/cpu.cfs_period_us" \
+    && echo $((BROKER_CPU_PCT * 1000)) >"$cg/cpu.cfs_quota_us" && echo "$1" >"$cg/cgroup.procs" \
+    || { log "cannot cap $2 at $BROKER_CPU_PCT %"; exit 1; }
+  CGROUPS+=("$cg")
+}
 
 redis_start() { # port [extra args...] -> pid in $!
   local port="$1"; shift
@@ -103,6 +120,7 @@ redis_start() { # port [extra args...] -> pid in $!
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN/redis-$port" \
     --logfile "$RUN/redis-$port/log" "$@" </dev/null >/dev/null 2>&1 &
   BROKER_PIDS+=("$!")
+  cap_cpu "$!" "redis-$port"
   wait_port "$port" || { log "redis-server on $port did not start"; exit 1; }
 }
 
@@ -131,6 +149,7 @@ if command -v nats-server >/dev/null; then
   nats-server -a 127.0.0.1 -p "$NATS_PORT" </dev/null >"$RUN/nats.log" 2>&1 &
   NATS_PID=$!
   BROKER_PIDS+=("$NATS_PID")
+  cap_cpu "$NATS_PID" nats
   wait_port "$NATS_PORT" || { log "nats-server did not start"; exit 1; }
 fi
 log "brokers: redis $R1; shards $S1 $S2 $S3; cluster $C1 $C2 $C3; nats ${NATS_PORT:-none}"
@@ -222,7 +241,7 @@ measure() { # server topo nodes round
   local res
   res="$(grep '^RESULT ' "$lf" | tail -1 | sed 's/^RESULT //')"
   [ -n "$res" ] || res="error=no_result"
-  echo "server=$s round=$r tag=$t-${n}n topo=$t $res" >>"$RESULTS"
+  echo "server=$s round=$r tag=$t-${n}n topo=$t broker_cpu_pct=${BROKER_CPU_PCT:-none} $res" >>"$RESULTS"
   log "$s $t ${n}n r$r: $(grep -o 'pub_per_s=[^ ]*\|deliv_per_s=[^ ]*\|lost=[^ ]*\|error=[^ ]*' <<<"$res" | tr '\n' ' ')"
   for ((i = 0; i < n; i++)); do
     kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || log "$s node $i exited early: $(tail -3 "$LOGS/$s-$t-${n}n-r$r-node$i.log")"

@@ -87,10 +87,13 @@ pub struct ClusterTarget {
 }
 
 /// TLS settings of a cluster's connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterTls {
     /// Do not check certificates (`redis_tls_skip_verify`).
     pub skip_verify: bool,
+    /// The CA and client certificate of `engine.redis.tls`; `None`: system roots, no client
+    /// certificate.
+    pub certs: Option<TlsPem>,
 }
 
 /// Partitions of `redis_cluster_sharded_pubsub: true` (the count Centrifugo PRO recommends).
@@ -164,6 +167,9 @@ impl RedisConfig {
         if tls {
             topology = with_tls(topology, tls_skip_verify)?;
         }
+        if let Some(pem) = tls::read(&keys)? {
+            topology = tls::apply(topology, &pem)?;
+        }
         Ok(Self {
             topology,
             prefix,
@@ -227,7 +233,7 @@ fn topology(keys: &Keys<'_>) -> Result<Topology, ConfigError> {
                 // Credentials in a URL win over the separate keys.
                 password: seeds.password.or_else(|| password.clone()),
                 username: seeds.username.or_else(|| username.clone()),
-                tls: seeds.tls.then_some(ClusterTls { skip_verify: false }),
+                tls: seeds.tls.then(|| ClusterTls::plain(false)),
                 sharded_pub_sub_partitions: partitions,
             })
             .collect();
@@ -358,7 +364,7 @@ fn topology(keys: &Keys<'_>) -> Result<Topology, ConfigError> {
 /// `redis_tls`: every standalone shard and every cluster node talks TLS (certificates checked
 /// against the system's roots unless `redis_tls_skip_verify`). Sentinel over TLS is not built.
 fn with_tls(topology: Topology, skip_verify: bool) -> Result<Topology, ConfigError> {
-    let tls = ClusterTls { skip_verify };
+    let tls = ClusterTls::plain(skip_verify);
     let shards = match topology {
         Topology::Cluster(mut c) => {
             c.tls = Some(tls);
@@ -382,7 +388,7 @@ fn with_tls(topology: Topology, skip_verify: bool) -> Result<Topology, ConfigErr
                 Ok(ShardTarget::Direct(info.set_addr(addr)))
             }
             ShardTarget::Cluster(mut c) => {
-                c.tls = Some(tls);
+                c.tls = Some(tls.clone());
                 Ok(ShardTarget::Cluster(c))
             }
             ShardTarget::Sentinel { .. } => Err(bad(
@@ -439,8 +445,10 @@ fn tcp_addr(a: &str, key: &str) -> Result<ConnectionAddr, ConfigError> {
 
 mod cluster;
 mod keys;
+mod tls;
 #[cfg(test)]
 mod tests;
 
 use cluster::clusters;
 use keys::Keys;
+pub use tls::TlsPem;

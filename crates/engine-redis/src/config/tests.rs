@@ -140,7 +140,7 @@ fn cluster_address_forms_of_every_generation() {
     assert_eq!(c.nodes, ["a:1", "b:2"]);
     assert_eq!(c.username.as_deref(), Some("us@r"));
     assert_eq!(c.password.as_deref(), Some("p:ss"));
-    assert_eq!(c.tls, Some(ClusterTls { skip_verify: false }));
+    assert_eq!(c.tls, Some(ClusterTls::plain(false)));
     let cs = clusters(json!({"redis_address": [
         "redis+cluster://a:1?addr=b:2", "redis+cluster://c:3"]}));
     assert_eq!(cs.len(), 2);
@@ -158,9 +158,9 @@ fn cluster_address_forms_of_every_generation() {
     );
     assert_eq!(c.password.as_deref(), Some("pw"));
     assert_eq!(c.username.as_deref(), Some("u"));
-    assert_eq!(c.tls, Some(ClusterTls { skip_verify: true }));
+    assert_eq!(c.tls, Some(ClusterTls::plain(true)));
     for c in clusters(json!({"redis_cluster_address": ["a:1", "b:2"], "redis_tls": true})) {
-        assert_eq!(c.tls, Some(ClusterTls { skip_verify: false }));
+        assert_eq!(c.tls, Some(ClusterTls::plain(false)));
     }
     // Sharded PUB/SUB needs one cluster.
     assert!(cfg(json!({"redis_cluster_address": ["a:1", "b:2"],

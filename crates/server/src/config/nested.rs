@@ -528,6 +528,9 @@ pub(crate) fn resolve(path: &str) -> Nested {
         if let Some((_, renamed)) = REDIS_RENAMES.iter().find(|(from, _)| *from == k) {
             return Nested::Key((*renamed).to_string());
         }
+        if let Some(key) = redis_tls_key(k) {
+            return Nested::Key(key);
+        }
         if !k.is_empty() && !k.contains('.') {
             return Nested::Key(format!("redis_{k}"));
         }
@@ -561,15 +564,34 @@ fn broker_key(path: &str) -> Option<String> {
     match k {
         "enabled" | "type" => Some(format!("presence_manager_{k}")),
         _ => {
-            let r = k
-                .strip_prefix("redis.")
-                .filter(|r| !r.is_empty() && !r.contains('.'))?;
+            let r = k.strip_prefix("redis.").filter(|r| !r.is_empty())?;
+            if let Some(key) = redis_tls_key(r) {
+                return Some(format!("presence_manager_{key}"));
+            }
+            if r.contains('.') {
+                return None;
+            }
             Some(match REDIS_RENAMES.iter().find(|(from, _)| *from == r) {
                 Some((_, renamed)) => format!("presence_manager_{renamed}"),
                 None => format!("presence_manager_redis_{r}"),
             })
         }
     }
+}
+
+/// A field of v6 `engine.redis.tls` (`tls.<field>` from a file, `tls_<field>` from the
+/// environment) onto the Redis engine's key: `enabled` → `redis_tls`, `insecure_skip_verify` →
+/// `redis_tls_skip_verify` (the 2.x names), the others `redis_tls_<field>`.
+fn redis_tls_key(k: &str) -> Option<String> {
+    let field = k.strip_prefix("tls.").or_else(|| k.strip_prefix("tls_"))?;
+    Some(match field {
+        "enabled" => "redis_tls".to_string(),
+        "insecure_skip_verify" => "redis_tls_skip_verify".to_string(),
+        "server_ca_pem" | "cert_pem" | "key_pem" | "server_name" | "client_ca_pem" => {
+            format!("redis_tls_{field}")
+        }
+        _ => return None,
+    })
 }
 
 /// The environment name of a nested path (after the `CENTRIFUGO_`/`ROTOR_` prefix).
@@ -667,6 +689,21 @@ mod tests {
         assert_eq!(key("channel.without_namespace.port"), Nested::Unknown);
         assert_eq!(key("engine.redis.address"), k("redis_address"));
         assert_eq!(key("engine.redis.sentinel_address"), k("redis_sentinels"));
+        assert_eq!(key("engine.redis.tls.enabled"), k("redis_tls"));
+        assert_eq!(key("engine.redis.tls_enabled"), k("redis_tls"));
+        assert_eq!(
+            key("engine.redis.tls.insecure_skip_verify"),
+            k("redis_tls_skip_verify")
+        );
+        assert_eq!(
+            key("engine.redis.tls.server_ca_pem"),
+            k("redis_tls_server_ca_pem")
+        );
+        assert_eq!(
+            key("presence_manager.redis.tls.cert_pem"),
+            k("presence_manager_redis_tls_cert_pem")
+        );
+        assert_eq!(key("engine.redis.tls.nonsense"), Nested::Unknown);
         assert_eq!(
             key("client.proxy.connect.endpoint"),
             k("client.proxy.connect.endpoint")

@@ -108,7 +108,7 @@ impl Shard {
         host: &str,
         port: u16,
     ) -> RedisResult<Client> {
-        let addr = match c.tls {
+        let addr = match &c.tls {
             Some(tls) => ConnectionAddr::TcpTls {
                 host: host.to_string(),
                 port,
@@ -128,7 +128,11 @@ impl Shard {
         if let Some(u) = &c.username {
             redis = redis.set_username(u);
         }
-        Client::open(info.set_redis_settings(redis))
+        let info = info.set_redis_settings(redis);
+        match c.tls.as_ref().and_then(|t| t.certs.as_ref()) {
+            Some(pem) => Client::build_with_tls(info, pem.certificates()),
+            None => Client::open(info),
+        }
     }
 
     /// Nodes to try, the one that answered last first, then the rest of the known ones.
@@ -225,7 +229,7 @@ impl Shard {
 
         // The data connection: every known node is a seed (live ones first). Few, short
         // retries: a command on an unserved slot fails fast and the supervisor takes over.
-        let scheme = match c.tls {
+        let scheme = match &c.tls {
             Some(_) => "rediss",
             None => "redis",
         };
@@ -242,12 +246,15 @@ impl Shard {
         .retries(3)
         .min_retry_wait(20)
         .max_retry_wait(200);
-        if let Some(tls) = c.tls {
+        if let Some(tls) = &c.tls {
             builder = builder.tls(if tls.skip_verify {
                 redis::TlsMode::Insecure
             } else {
                 redis::TlsMode::Secure
             });
+            if let Some(pem) = &tls.certs {
+                builder = builder.certs(pem.certificates());
+            }
         }
         if let Some(p) = &c.password {
             builder = builder.password(p.clone());

@@ -166,6 +166,18 @@ fn warn_history_less(cfg: &LoadedConfig) {
 
 async fn start_redis(keys: &Map<String, Value>, cfg: &LoadedConfig) -> anyhow::Result<RedisEngine> {
     let redis = RedisConfig::from_map(keys)?.with_client_name(&cfg.node.name);
+    // A plain address of a cluster node is that cluster (Centrifugo 6 detects it the same way).
+    let (redis, clusters, unknown) = redis.detect_clusters().await;
+    for c in &clusters {
+        tracing::info!(address = %c, "this address is a Redis Cluster node: used as the cluster's seed");
+    }
+    if !unknown.is_empty() {
+        tracing::warn!(
+            shards = ?unknown,
+            "redis not reachable at start: whether these addresses are cluster nodes could not \
+             be checked; used as standalone Redis"
+        );
+    }
     let engine = RedisEngine::start(redis);
     if !engine.wait_ready(REDIS_START_WAIT).await {
         tracing::warn!(

@@ -99,6 +99,58 @@ async fn redis_cluster_of_three_masters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_address_of_a_cluster_node_is_that_cluster() {
+    // Centrifugo 6: `engine.redis.address` naming one node of a cluster is auto-detected as
+    // the cluster. As a standalone Redis that node would answer MOVED for the channels whose
+    // slots it does not own.
+    if !redis_available() {
+        return;
+    }
+    let cluster = RedisCluster::start();
+    let seed = &cluster.addrs()[0];
+    let a = Server::start(json!({
+        "engine": {"type": "redis", "redis": {"address": format!("redis://{seed}")}},
+        "channel": {"without_namespace": {"history_size": 10, "history_ttl": "60s"}},
+        "health": {"enabled": true}
+    }))
+    .await;
+    assert_eq!(health(&a).await, 200);
+    assert!(
+        a.output().contains("Redis Cluster node"),
+        "detection logged: {}",
+        a.output()
+    );
+    let channels: Vec<String> = (0..9).map(|i| format!("d{i}")).collect();
+    let owners: std::collections::HashSet<u16> = channels
+        .iter()
+        .map(|c| cluster.node_for(&format!("centrifugo.stream.{{{c}}}")).port)
+        .collect();
+    assert_eq!(owners.len(), 3, "test channels cover every master");
+    let (mut x, _) = a.v1_client("x").await;
+    for ch in &channels {
+        let rep = x.subscribe_v1(ch).await;
+        assert!(rep.get("error").is_none(), "{rep}");
+    }
+    for (i, ch) in channels.iter().enumerate() {
+        assert_eq!(api_publish(&a, ch, json!({"i": i})).await, vec![json!({})]);
+        let p = loop {
+            let p = x.push().await;
+            if p["result"].get("type").is_none() {
+                break p;
+            }
+        };
+        assert_eq!(p["result"]["channel"], json!(ch), "{p}");
+        assert_eq!(p["result"]["data"]["data"], json!({"i": i}), "{p}");
+        let h = api_v1(&a, "history", json!({"channel": ch})).await;
+        assert_eq!(
+            h[0]["result"]["publications"].as_array().map(Vec::len),
+            Some(1),
+            "{h:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_keeps_delivery_history_and_presence() {
     if !redis_available() {
         return;

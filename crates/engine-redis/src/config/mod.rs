@@ -129,6 +129,11 @@ pub struct RedisConfig {
     /// `CLIENT SETNAME` of the connections (`<name>` for data, `<name>-pubsub`), so
     /// `CLIENT LIST` shows which node holds which; `None` = unnamed.
     pub client_name: Option<String>,
+    /// The certificates of `engine.redis.tls`, for clusters found by
+    /// [`RedisConfig::detect_clusters`].
+    pub tls_pem: Option<TlsPem>,
+    /// Sharded PUB/SUB partitions a cluster found by [`RedisConfig::detect_clusters`] gets.
+    pub detected_partitions: usize,
 }
 
 impl RedisConfig {
@@ -167,9 +172,15 @@ impl RedisConfig {
         if tls {
             topology = with_tls(topology, tls_skip_verify)?;
         }
-        if let Some(pem) = tls::read(&keys)? {
-            topology = tls::apply(topology, &pem)?;
+        let tls_pem = tls::read(&keys)?;
+        if let Some(pem) = &tls_pem {
+            topology = tls::apply(topology, pem)?;
         }
+        let detected_partitions = match keys.count("redis_sharded_pub_sub_partitions")? {
+            Some(n) => n,
+            None if keys.boolean("redis_cluster_sharded_pubsub")? => DEFAULT_PARTITIONS,
+            None => 0,
+        };
         Ok(Self {
             topology,
             prefix,
@@ -178,6 +189,8 @@ impl RedisConfig {
             read_timeout,
             ping_interval: Duration::from_secs(1),
             client_name: None,
+            tls_pem,
+            detected_partitions,
         })
     }
 
@@ -444,6 +457,7 @@ fn tcp_addr(a: &str, key: &str) -> Result<ConnectionAddr, ConfigError> {
 }
 
 mod cluster;
+mod detect;
 mod keys;
 mod tls;
 #[cfg(test)]

@@ -376,6 +376,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = load()?;
             print_warnings(&cfg);
             check_proxies(&cfg)?;
+            crate::engine::check(&cfg)?;
             let text = serde_json::to_string_pretty(&config::effective(&cfg))?;
             println!("{text}");
             match &cfg.source {

@@ -81,6 +81,22 @@ fn flag(m: &Map<String, Value>, k: &str) -> anyhow::Result<bool> {
     })
 }
 
+/// Reads every broker, presence and Redis setting the node would use, without connecting
+/// (`rotor checkconfig`): what would stop the node at start fails here too.
+pub fn check(cfg: &LoadedConfig) -> anyhow::Result<()> {
+    let split = split(&cfg.server.brokers)?;
+    if split.broker.is_some() {
+        NatsConfig::from_map(&cfg.server.brokers).context("invalid configuration (NATS broker)")?;
+        if split.presence.as_deref() == Some("redis") {
+            RedisConfig::from_map(&presence_redis_keys(&cfg.server.brokers))?;
+        }
+    }
+    if cfg.server.engine == "redis" {
+        RedisConfig::from_map(&cfg.server.redis)?;
+    }
+    Ok(())
+}
+
 /// Reads and checks the broker and presence manager keys.
 pub fn split(keys: &Map<String, Value>) -> anyhow::Result<Split> {
     let legacy = text(keys, "broker");

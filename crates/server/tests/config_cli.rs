@@ -1385,3 +1385,29 @@ async fn a_proxy_config_installs_the_backend_on_both_upgrade_paths() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn checkconfig_refuses_what_the_engine_would_refuse_at_start() {
+    let dir = scratch();
+    for (text, want) in [
+        (
+            r#"{"broker": {"enabled": true, "type": "nats", "nats": {"tls": {"enabled": true, "server_ca_pem": "/nonexistent/ca.pem"}}}}"#,
+            "nats_tls_server_ca_pem",
+        ),
+        (
+            r#"{"broker": {"enabled": true, "type": "nats", "nats": {"allow_wildcards": true}}}"#,
+            "allow_wildcards",
+        ),
+        (
+            r#"{"engine": {"type": "redis", "redis": {"address": "127.0.0.1:6379", "tls": {"enabled": true, "cert_pem": "/nonexistent/c.pem", "key_pem": "/nonexistent/k.pem"}}}}"#,
+            "redis_tls_cert_pem",
+        ),
+        (
+            r#"{"engine": "redis", "redis_sharded_pub_sub_partitions": 8, "redis_cluster_addrs": ["a:1", "b:2"]}"#,
+            "redis_sharded_pub_sub_partitions",
+        ),
+    ] {
+        let file = write(&dir, "bad.json", text);
+        run(&dir, &["checkconfig", "-c", s(&file)], &[]).assert_one_line_error(want);
+    }
+}

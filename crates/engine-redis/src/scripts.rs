@@ -9,7 +9,6 @@ use redis::Script;
 pub struct Scripts {
     pub publish: Script,
     pub history: Script,
-    pub broadcast: Script,
     pub presence_add: Script,
     pub presence_remove: Script,
     pub presence_get: Script,
@@ -22,7 +21,6 @@ pub fn scripts() -> &'static Scripts {
     SCRIPTS.get_or_init(|| Scripts {
         publish: Script::new(include_str!("../lua/publish.lua")),
         history: Script::new(include_str!("../lua/history.lua")),
-        broadcast: Script::new(include_str!("../lua/broadcast.lua")),
         presence_add: Script::new(include_str!("../lua/presence_add.lua")),
         presence_remove: Script::new(include_str!("../lua/presence_remove.lua")),
         presence_get: Script::new(include_str!("../lua/presence_get.lua")),

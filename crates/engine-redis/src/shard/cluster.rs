@@ -275,6 +275,7 @@ impl Shard {
                     .to_string(),
             )));
         }
+        let mut broadcast = None;
         let link = if sharded {
             let dialer = Dialer {
                 template: self
@@ -295,6 +296,13 @@ impl Shard {
                 )
                 .await?;
             set_name(&mut conn, self.client_name.as_deref(), "-pubsub").await;
+            // Broadcasts go to that node too (see `Conn::broadcast`). A broadcast failing on
+            // it makes the shard reconnect like any data command does (`Shard::fail`).
+            let mut publish = client
+                .get_multiplexed_async_connection_with_config(&self.conn_config())
+                .await?;
+            set_name(&mut publish, self.client_name.as_deref(), "-publish").await;
+            broadcast = Some(publish);
             Link::Plain(conn)
         };
         Ok(Session {
@@ -302,6 +310,7 @@ impl Shard {
             link,
             sharded,
             cluster: Some(watch),
+            broadcast,
         })
     }
 }

@@ -159,6 +159,9 @@ struct Session {
     sharded: bool,
     /// A Redis Cluster's masters and state, checked on every ping (cluster.rs).
     cluster: Option<cluster::ClusterWatch>,
+    /// Classic PUB/SUB on a Redis Cluster: a connection to the node the PUB/SUB link is on,
+    /// for broadcasts (see [`Conn::broadcast`]).
+    broadcast: Option<MultiplexedConnection>,
 }
 
 /// A ready shard's data connection, for one operation.
@@ -170,6 +173,12 @@ pub(crate) struct Conn {
     /// A Redis Cluster: the scripts check which master serves a stream (a failover to a
     /// replica that may have lost entries starts a new epoch, see `lua/publish.lua`).
     pub cluster: bool,
+    /// Where a broadcast (a PUBLISH without history) goes instead of `data`: on a Redis
+    /// Cluster with classic PUB/SUB, the node this session's PUB/SUB link is on. A PUBLISH
+    /// reaches every node from any node, so one connection to one node takes them all, in
+    /// deep pipelines, where routing each by its channel's slot spreads them thinly over
+    /// every master (each then reads and answers a few at a time).
+    pub broadcast: Option<MultiplexedConnection>,
     session: u64,
 }
 
@@ -407,6 +416,7 @@ impl Shard {
                 data: session.data.clone(),
                 sharded: session.sharded,
                 cluster: session.cluster.is_some(),
+                broadcast: session.broadcast.clone(),
                 session: id,
             });
             self.ready.store(true, Ordering::Release);
@@ -660,6 +670,7 @@ impl Shard {
                     link: Link::Plain(sub),
                     sharded: false,
                     cluster: None,
+                    broadcast: None,
                 })
             }
             Target::Cluster(c) => self.connect_cluster(c, pushes).await,

@@ -22,7 +22,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FUZZ="$ROOT/fuzz"
-TARGETS=(protocol_json protocol_protobuf api_http jwt jwks proxy_response websocket_upgrade sockjs emulation_body config)
+TARGETS=(protocol_json protocol_protobuf api_http jwt jwks proxy_response websocket_upgrade sockjs emulation_body config
+  grpc_messages websocket_deflate uni_connect redis_reply)
 
 usage() {
   sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'

@@ -11,7 +11,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(ROOT)
 
 
+# `make_seeds.py <target>...` writes only those targets' seeds.
+ONLY = set(sys.argv[1:])
+
+
 def put(target, name, data):
+    if ONLY and target not in ONLY:
+        return
     d = os.path.join(ROOT, "corpus", target)
     os.makedirs(d, exist_ok=True)
     if isinstance(data, str):
@@ -228,3 +234,154 @@ history_ttl = "30s"
 key = "k"
 """)
 print("seeds written")
+
+
+# --- grpc_messages: mode 2*k = gRPC proxy answer of call kind k (connect, refresh, subscribe,
+# publish, sub_refresh, rpc); mode 2*m+1 = gRPC server API request of method m
+# (rotor_server::fuzz::GRPC_API_METHODS). Messages as in proto/proxy.proto, api_v6.proto, api_v1.proto.
+def msg(*fields):
+    return b"".join(field(t, v) for t, v in fields)
+
+
+def bmsg(tag, body):
+    return varint(tag << 3 | 2) + varint(len(body)) + body
+
+
+sub_opts = msg((2, '{"i":1}'), (4, '{"d":2}')) + bmsg(6, bmsg(1, msg((1, 1))))
+connect_result = msg((1, "42"), (2, 1700000000), (3, '{"name":"A"}'), (5, '{"x":1}'),
+                     (7, "news"), (7, "news"), (9, '{"m":1}')) + \
+    bmsg(8, msg((1, "chat")) + bmsg(2, sub_opts))
+proxy = [
+    (0, bmsg(1, connect_result)),
+    (0, bmsg(1, msg((1, "u"), (4, "eyJhIjoxfQ==")))),
+    (0, bmsg(2, msg((1, 1000), (2, "custom"), (3, 1)))),
+    (0, bmsg(3, msg((1, 4501), (2, "go away")))),
+    (1, bmsg(1, msg((1, 0), (2, 1700000000), (3, '{"name":"B"}')))),
+    (2, bmsg(1, msg((1, 5), (2, '{"i":1}'), (4, '{"d":1}')) + bmsg(6, bmsg(2, msg((1, 1)))))),
+    (3, bmsg(1, msg((1, '{"text":"changed"}'), (3, 1)))),
+    (3, bmsg(1, msg((2, "eyJ0ZXh0IjoiYiJ9")))),
+    (4, bmsg(1, msg((1, 1), (2, 1800000000)))),
+    (5, bmsg(1, msg((1, '{"result":[1,2]}')))),
+    (5, bmsg(2, msg((1, 1), (2, "no"))) + bmsg(3, msg((1, 70000)))),
+]
+for i, (kind, body) in enumerate(proxy):
+    put("grpc_messages", "proxy-%d" % i, bytes([2 * kind]) + body)
+    put("grpc_messages", "proxy-bin-%d" % i, bytes([2 * kind]) + body)
+publish = msg((1, "news"), (2, '{"text":"hi"}'), (6, "key-1"), (7, 1), (8, 3), (9, "e1")) + \
+    bmsg(5, msg((1, "tag"), (2, "v")))
+broadcast = msg((1, "a"), (1, "b"), (3, "eyJhIjoxfQ=="), (4, 1))
+subscribe = msg((1, "news"), (2, "42"), (3, 1700000000), (4, '{"i":1}'), (6, "client-1")) + \
+    bmsg(9, msg((1, 10), (2, "ep"))) + bmsg(10, bmsg(1, msg((1, 1))) + bmsg(5, msg((1, 0))))
+disconnect = msg((1, "42")) + bmsg(2, msg((1, 4000), (2, "bye"))) + msg((4, "keep"), (5, "s1"))
+history = msg((1, "news"), (2, 10), (4, 1)) + bmsg(3, msg((1, 5), (2, "ep")))
+api = [
+    (1, publish), (2, broadcast), (3, subscribe), (4, msg((1, "news"), (2, "42"))),
+    (5, disconnect), (6, msg((1, "news"))), (7, msg((1, "news"))), (8, history),
+    (9, msg((1, "news"))), (10, b""), (11, msg((1, "getUser"), (2, '{"id":1}'))),
+    (12, msg((1, "42"), (2, "c1"), (3, 1), (4, 1700000000))), (13, msg((1, "news*"))),
+    (14, msg((1, "news"), (2, '{"a":1}'))), (15, msg((1, "a"), (1, "b"), (2, "{}"))),
+    (16, msg((1, "news"), (2, "42"))), (17, msg((1, "42"))), (18, msg((1, "news"))),
+    (20, msg((1, "news"))), (24, msg((1, "m"), (2, "[1]"))),
+]
+for m, body in api:
+    put("grpc_messages", "api-%d" % m, bytes([2 * m + 1]) + body)
+batch = bmsg(1, bmsg(4, publish)) + bmsg(1, bmsg(11, history)) + bmsg(1, b"") + \
+    bmsg(1, bmsg(13, b"")) + msg((2, 1))
+put("grpc_messages", "api-batch", bytes([1]) + batch)
+
+# --- websocket_deflate: mode & 3 = 0 inflate (limit index mode >> 2 & 7), 1 deflate/inflate
+# round trip (level mode / 4 % 10), 2/3 a client stream through the deflate socket.
+import zlib
+
+
+def raw_deflate(data, level=6):
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    return out[:-4] if out.endswith(b"\x00\x00\xff\xff") else out
+
+
+def client_frame(opcode, payload, rsv1=False, fin=True, mask=b"\x01\x02\x03\x04"):
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        head = bytes([b0, 0x80 | n])
+    elif n < 65536:
+        head = bytes([b0, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+cmd = b'{"id":1,"connect":{"token":"t","name":"js"}}'
+push = b'{"push":{"channel":"news","pub":{"data":{"text":"hello hello hello"}}}}'
+for li in range(8):
+    put("websocket_deflate", "inflate-%d" % li, bytes([li << 2]) + raw_deflate(push))
+put("websocket_deflate", "inflate-bomb", bytes([6 << 2]) + raw_deflate(b"a" * 200000, 9))
+put("websocket_deflate", "inflate-stored", bytes([5 << 2]) + raw_deflate(cmd, 0))
+put("websocket_deflate", "inflate-bad", bytes([4 << 2]) + b"\xff\xff\xff")
+for lvl in [0, 1, 6, 9]:
+    put("websocket_deflate", "roundtrip-%d" % lvl, bytes([lvl << 2 | 1]) + push)
+stream = client_frame(1, raw_deflate(cmd), rsv1=True) + client_frame(9, b"ping") + \
+    client_frame(2, raw_deflate(push)[:10], rsv1=True, fin=False) + \
+    client_frame(0, raw_deflate(push)[10:]) + client_frame(1, b'{"id":2}') + \
+    client_frame(8, b"\x03\xe8bye")
+put("websocket_deflate", "stream", bytes([6 << 2 | 2]) + stream)
+put("websocket_deflate", "stream-small", bytes([2 << 2 | 3]) + stream)
+put("websocket_deflate", "stream-bomb",
+    bytes([5 << 2 | 2]) + client_frame(2, raw_deflate(b"a" * 100000, 9), rsv1=True))
+
+# --- uni_connect: mode 0 JSON body / first message, 1 query string, 2 uni_grpc Protobuf body
+bodies = [
+    '{"token":"t","data":{"a":1},"name":"js","version":"1.0","subs":{"news":{"recover":true,"offset":1,"epoch":"e"}},"headers":{"x-a":"b"}}',
+    '{}', 'null', '{"token":""}', '{"subs":{"a":{}}}',
+]
+for i, b in enumerate(bodies):
+    put("uni_connect", "body-%d" % i, b"\x00" + b.encode())
+import urllib.parse
+for i, b in enumerate(bodies[:3]):
+    put("uni_connect", "query-%d" % i, b"\x01" + ("cf_connect=" + urllib.parse.quote(b)).encode())
+put("uni_connect", "query-none", b"\x01a=1&b=2")
+put("uni_connect", "query-two", b"\x01cf_connect=%7B%7D&cf_connect=bad")
+put("uni_connect", "grpc-0", b"\x02" + msg((1, "t"), (2, '{"a":1}'), (4, "go"), (5, "1.0")) +
+    bmsg(3, msg((1, "news")) + bmsg(2, msg((1, 1), (4, 3), (5, "e")))))
+put("uni_connect", "grpc-empty", b"\x02")
+
+# --- redis_reply: mode % 3 = 0 RESP reply of script mode / 3 % 4 (publish, history, presence,
+# presence_stats); 1 a PUB/SUB payload; 2 a PUB/SUB channel name, 0, a channel.
+def bulk(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return b"$%d\r\n" % len(b) + b + b"\r\n"
+
+
+def arr(*items):
+    return b"*%d\r\n" % len(items) + b"".join(items)
+
+
+def wfield(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return str(len(b)).encode() + b":" + b
+
+
+winfo = wfield("42") + wfield("client-1") + wfield('{"name":"A"}') + b"-"
+body0 = b'0{"text":"a"}'
+body1 = b"1" + winfo + b'{"text":"b"}'
+body3 = b"3" + winfo + b"1:" + wfield("t") + wfield("v") + b'{"text":"c"}'
+put("redis_reply", "publish", b"\x00" + arr(bulk("5"), bulk("AbCd1234"), bulk("ok")))
+put("redis_reply", "publish-int", b"\x00" + b"*3\r\n:5\r\n+AbCd1234\r\n+dup\r\n")
+put("redis_reply", "history", bytes([3]) + arr(bulk("3"), bulk("E"), bulk("1"), bulk(body0),
+                                              bulk("2"), bulk(body1), bulk("3"), bulk(body3)))
+put("redis_reply", "history-empty", bytes([3]) + arr(bulk("0"), bulk("E")))
+put("redis_reply", "presence", bytes([6]) + arr(bulk("client-1"), bulk(winfo), bulk("c2"), bulk(b"x")))
+put("redis_reply", "presence-resp3", bytes([6]) + b"%1\r\n" + bulk("client-1") + bulk(winfo))
+put("redis_reply", "stats", bytes([9]) + b"*2\r\n:3\r\n:2\r\n")
+put("redis_reply", "pub", b"\x01p5:AbCd1234:" + body3)
+put("redis_reply", "pub-nohistory", b"\x01p0::" + body0)
+put("redis_reply", "delta", b"\x01d6:E:" + wfield(body0) + body1)
+put("redis_reply", "join", b"\x01j" + winfo)
+put("redis_reply", "leave", b"\x01l" + winfo)
+put("redis_reply", "control", b"\x01c\x0a\x05hello")
+put("redis_reply", "name", b"\x02P.client.{news}\x00news")
+put("redis_reply", "name-hash", b"\x02P.client.{#0123456789abcdef}.a}b\x00a}b")
+put("redis_reply", "name-part", b"\x05P.client.{17}.news\x00news")

@@ -10,14 +10,21 @@ mod docs;
 mod protocol;
 mod server;
 mod token;
+mod transport;
+mod wire;
 
 pub use docs::{api_http, jwks, proxy_response};
 pub use protocol::{protocol_json, protocol_protobuf};
 pub use server::{config, emulation_body, sockjs, websocket_upgrade};
 pub use token::jwt;
+pub use transport::{uni_connect, websocket_deflate};
+pub use wire::{grpc_messages, redis_reply};
+
+/// A target: its name and its function.
+pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target by name, for the replay and for `scripts/fuzz.sh`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("protocol_json", protocol_json),
     ("protocol_protobuf", protocol_protobuf),
     ("api_http", api_http),
@@ -28,6 +35,10 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("sockjs", sockjs),
     ("emulation_body", emulation_body),
     ("config", config),
+    ("grpc_messages", grpc_messages),
+    ("websocket_deflate", websocket_deflate),
+    ("uni_connect", uni_connect),
+    ("redis_reply", redis_reply),
 ];
 
 /// The first byte as a mode and the rest; `None` for an empty input.

@@ -52,6 +52,44 @@ fn meta_ttl_secs(namespace: Option<Duration>, default_secs: u64) -> u64 {
     }
 }
 
+/// The history script's reply: top offset, epoch, then (offset, body) pairs.
+pub(crate) fn history_page(reply: Vec<Value>) -> Result<HistoryPage, EngineError> {
+    let mut items = reply.into_iter();
+    let top = items
+        .next()
+        .as_ref()
+        .and_then(text)
+        .and_then(|t| t.parse::<u64>().ok())
+        .ok_or_else(|| malformed("history"))?;
+    let epoch = items
+        .next()
+        .as_ref()
+        .and_then(text)
+        .ok_or_else(|| malformed("history"))?;
+    let mut publications = Vec::new();
+    while let (Some(offset), Some(body)) = (items.next(), items.next()) {
+        let offset: u64 = text(&offset)
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| malformed("history"))?;
+        let Value::BulkString(body) = body else {
+            return Err(malformed("history"));
+        };
+        let publication =
+            wire::decode_body(&Bytes::from(body), offset).ok_or_else(|| malformed("history"))?;
+        publications.push(publication);
+    }
+    Ok(HistoryPage {
+        publications,
+        position: StreamPosition { offset: top, epoch },
+    })
+}
+
+/// The publish script's reply (offset text, epoch) as a position.
+pub(crate) fn publish_position(offset: &str, epoch: String) -> Result<StreamPosition, EngineError> {
+    let offset = offset.parse().map_err(|_| malformed("publish"))?;
+    Ok(StreamPosition { offset, epoch })
+}
+
 fn malformed(what: &str) -> EngineError {
     EngineError::Internal(format!("unexpected reply from redis to {what}"))
 }
@@ -211,8 +249,7 @@ impl Broker for RedisBroker {
             .invoke_async(&mut redis_conn)
             .await
             .map_err(|e| shard.fail(&conn, e))?;
-        let offset = offset.parse().map_err(|_| malformed("publish"))?;
-        Ok(StreamPosition { offset, epoch })
+        publish_position(&offset, epoch)
     }
 
     async fn publish_join(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
@@ -245,34 +282,7 @@ impl Broker for RedisBroker {
         let shard = self.core.shard(channel);
         let conn = shard.conn()?;
         let reply = self.run_history(shard, &conn, channel, &filter).await?;
-        let mut items = reply.into_iter();
-        let top = items
-            .next()
-            .as_ref()
-            .and_then(text)
-            .and_then(|t| t.parse::<u64>().ok())
-            .ok_or_else(|| malformed("history"))?;
-        let epoch = items
-            .next()
-            .as_ref()
-            .and_then(text)
-            .ok_or_else(|| malformed("history"))?;
-        let mut publications = Vec::new();
-        while let (Some(offset), Some(body)) = (items.next(), items.next()) {
-            let offset: u64 = text(&offset)
-                .and_then(|t| t.parse().ok())
-                .ok_or_else(|| malformed("history"))?;
-            let Value::BulkString(body) = body else {
-                return Err(malformed("history"));
-            };
-            let publication = wire::decode_body(&Bytes::from(body), offset)
-                .ok_or_else(|| malformed("history"))?;
-            publications.push(publication);
-        }
-        Ok(HistoryPage {
-            publications,
-            position: StreamPosition { offset: top, epoch },
-        })
+        history_page(reply)
     }
 
     /// Deletes the stream, keeping offset and epoch.

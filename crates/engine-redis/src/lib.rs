@@ -29,6 +29,9 @@
 mod broker;
 pub mod config;
 mod droplog;
+/// Fuzz entry points (FUZZING.md, target `redis_reply`); not an API.
+#[doc(hidden)]
+pub mod fuzz;
 mod keys;
 mod presence;
 mod ratelimit;

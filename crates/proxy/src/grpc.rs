@@ -5,6 +5,7 @@
 //! `convert`; TLS (`grpc.tls`) in `tls`.
 
 mod convert;
+pub(crate) mod fuzz;
 mod tls;
 
 use std::collections::HashSet;

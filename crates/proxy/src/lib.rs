@@ -15,6 +15,9 @@ pub mod proto {
     tonic::include_proto!("centrifugal.centrifugo.proxy");
 }
 mod http;
+/// Fuzz entry point of the gRPC proxy answer decoders (FUZZING.md); not an API.
+#[doc(hidden)]
+pub use grpc::fuzz::{fuzz_grpc_answer, KINDS as GRPC_ANSWER_KINDS};
 /// Fuzz entry point of the HTTP proxy answer decoder (FUZZING.md); not an API.
 #[doc(hidden)]
 pub use http::fuzz_answer as fuzz_http_answer;

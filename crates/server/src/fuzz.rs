@@ -118,3 +118,212 @@ pub fn config_text(text: &[u8], ext: &str) -> Result<usize, String> {
     let _ = config::missing_for_clients(&cfg);
     Ok(cfg.warnings.len())
 }
+
+// ---------------------------------------------------------------------------------------------
+// permessage-deflate (target `websocket_deflate`)
+
+/// Inflates `data` as one compressed message (the RFC 7692 trailer appended) with at most
+/// `limit` bytes out: `Ok((message, capacity of its buffer))`, `Err(Some(size reached))` past
+/// the limit, `Err(None)` when it is not deflate data.
+pub fn ws_inflate(data: &[u8], limit: usize) -> Result<(Vec<u8>, usize), Option<usize>> {
+    use websocket::deflate::{inflate, Inflate};
+    match inflate(data, limit) {
+        Ok(out) => {
+            let cap = out.capacity();
+            Ok((out, cap))
+        }
+        Err(Inflate::TooBig(n)) => Err(Some(n)),
+        Err(Inflate::Bad) => Err(None),
+    }
+}
+
+/// `data` deflated as the server sends a message (`level` 0–9).
+pub fn ws_deflate(data: &[u8], level: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    websocket::deflate::deflate(data, level, &mut out);
+    out
+}
+
+/// What a client's bytes read to on a permessage-deflate connection: each item a message
+/// (`Ok((opcode, payload))`: 1 text, 2 binary, 9 ping, 10 pong, 8 close) or the error that
+/// ended reading (its `Display` text), in order.
+pub type WsRead = Vec<Result<(u8, Vec<u8>), String>>;
+
+/// Runs `stream` (everything the client sent after the upgrade) through the server's
+/// permessage-deflate socket with `max_message` wire bytes and `max_inflated` inflated bytes
+/// per message, until the stream ends or fails.
+pub fn ws_deflate_stream(stream: &[u8], max_message: usize, max_inflated: usize) -> WsRead {
+    use futures_util::{FutureExt, StreamExt};
+    use tungstenite::Message;
+    let params = websocket::deflate::Params {
+        level: 1,
+        min_size: 0,
+        max_message,
+        max_inflated,
+    };
+    let io = tokio::io::join(tokio::io::empty(), tokio::io::sink());
+    let mut socket = websocket::deflate::DeflateSocket::new(io, stream.to_vec(), params);
+    let mut out = Vec::new();
+    // Everything is in memory: each poll is ready; a bound guards against a loop.
+    for _ in 0..=stream.len() {
+        let Some(Some(item)) = socket.next().now_or_never() else {
+            break;
+        };
+        match item {
+            Ok(Message::Text(t)) => out.push(Ok((1, t.as_bytes().to_vec()))),
+            Ok(Message::Binary(b)) => out.push(Ok((2, b.to_vec()))),
+            Ok(Message::Ping(b)) => out.push(Ok((9, b.to_vec()))),
+            Ok(Message::Pong(b)) => out.push(Ok((10, b.to_vec()))),
+            Ok(Message::Close(_)) => out.push(Ok((8, Vec::new()))),
+            Ok(Message::Frame(_)) => {}
+            Err(e) => out.push(Err(e.to_string())),
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unidirectional connect requests (target `uni_connect`)
+
+/// The connect request of a uni_http_stream / uni_sse `POST` body or a uni_websocket first
+/// message (all JSON): `None` when the transport answers 400 / closes 3501.
+pub fn uni_json_connect(body: &[u8]) -> Option<rotor_protocol::ConnectRequest> {
+    crate::transport::uni::decode_json(body)
+}
+
+/// The connect request of a uni_sse `GET` / uni_websocket query string: `None` without
+/// `cf_connect`, `Some(None)` when its value is refused.
+pub fn uni_query_connect(query: &str) -> Option<Option<rotor_protocol::ConnectRequest>> {
+    crate::transport::uni::cf_connect(query)
+}
+
+/// The connect request of a uni_grpc `Consume` body (Protobuf).
+pub fn uni_grpc_connect(body: &[u8]) -> Option<rotor_protocol::ConnectRequest> {
+    rotor_protocol::protobuf::decode_connect_request(body).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// gRPC server API requests (target `grpc_messages`)
+
+/// The request messages of the gRPC server API, in mode order: `v6.*` is
+/// `centrifugal.centrifugo.api.CentrifugoApi`, `v1.*` is `api.Centrifugo` (2.x).
+pub const GRPC_API_METHODS: &[&str] = &[
+    "v6.Batch",
+    "v6.Publish",
+    "v6.Broadcast",
+    "v6.Subscribe",
+    "v6.Unsubscribe",
+    "v6.Disconnect",
+    "v6.Presence",
+    "v6.PresenceStats",
+    "v6.History",
+    "v6.HistoryRemove",
+    "v6.Info",
+    "v6.Rpc",
+    "v6.Refresh",
+    "v6.Channels",
+    "v1.Publish",
+    "v1.Broadcast",
+    "v1.Unsubscribe",
+    "v1.Disconnect",
+    "v1.Presence",
+    "v1.PresenceStats",
+    "v1.History",
+    "v1.HistoryRemove",
+    "v1.Channels",
+    "v1.Info",
+    "v1.Rpc",
+];
+
+/// What a gRPC API request converts to.
+#[derive(Debug, PartialEq)]
+pub struct GrpcApiRequest {
+    /// The commands the handler runs (one, or a batch's entries; `None` = an entry without a
+    /// known field, answered 104).
+    pub commands: Vec<Option<rotor_protocol::api::ApiCommand>>,
+    /// A v6 unary request put into a batch `Command` instead: what the batch handler runs.
+    pub via_batch: Option<Option<rotor_protocol::api::ApiCommand>>,
+}
+
+/// `body` decoded as the request of [`GRPC_API_METHODS`]`[method % len]` and converted as the
+/// service does; `None` when prost refuses it (INVALID_ARGUMENT).
+pub fn grpc_api_request(method: usize, body: &[u8]) -> Option<GrpcApiRequest> {
+    use crate::api::grpc::convert as c;
+    use crate::api::grpc::{v1, v6};
+    use prost::Message;
+    use rotor_protocol::api::ApiCommand;
+    let body = bytes::Bytes::copy_from_slice(body);
+    let one = |cmd: ApiCommand, batch: v6::Command| GrpcApiRequest {
+        commands: vec![Some(cmd)],
+        via_batch: Some(c::v6_command(batch)),
+    };
+    let v1 = |cmd: ApiCommand| GrpcApiRequest {
+        commands: vec![Some(cmd)],
+        via_batch: None,
+    };
+    macro_rules! v6 {
+        ($msg:ident, $field:ident, $conv:expr) => {{
+            let r = v6::$msg::decode(body).ok()?;
+            let batch = v6::Command {
+                $field: Some(r.clone()),
+                ..Default::default()
+            };
+            one($conv(r), batch)
+        }};
+    }
+    let presence = |r: v6::PresenceRequest| ApiCommand::Presence(c::channel(r.channel));
+    let stats = |r: v6::PresenceStatsRequest| ApiCommand::PresenceStats(c::channel(r.channel));
+    let remove = |r: v6::HistoryRemoveRequest| ApiCommand::HistoryRemove(c::channel(r.channel));
+    Some(match GRPC_API_METHODS[method % GRPC_API_METHODS.len()] {
+        "v6.Batch" => {
+            let r = v6::BatchRequest::decode(body).ok()?;
+            GrpcApiRequest {
+                commands: r.commands.into_iter().map(c::v6_command).collect(),
+                via_batch: None,
+            }
+        }
+        "v6.Publish" => v6!(PublishRequest, publish, c::v6_publish),
+        "v6.Broadcast" => v6!(BroadcastRequest, broadcast, c::v6_broadcast),
+        "v6.Subscribe" => v6!(SubscribeRequest, subscribe, c::v6_subscribe),
+        "v6.Unsubscribe" => v6!(UnsubscribeRequest, unsubscribe, c::v6_unsubscribe),
+        "v6.Disconnect" => v6!(DisconnectRequest, disconnect, c::v6_disconnect),
+        "v6.Presence" => v6!(PresenceRequest, presence, presence),
+        "v6.PresenceStats" => v6!(PresenceStatsRequest, presence_stats, stats),
+        "v6.History" => v6!(HistoryRequest, history, c::v6_history),
+        "v6.HistoryRemove" => v6!(HistoryRemoveRequest, history_remove, remove),
+        "v6.Info" => v6!(InfoRequest, info, |_| ApiCommand::Info),
+        "v6.Rpc" => v6!(RpcRequest, rpc, c::v6_rpc),
+        "v6.Refresh" => v6!(RefreshRequest, refresh, c::v6_refresh),
+        "v6.Channels" => v6!(ChannelsRequest, channels, c::v6_channels),
+        "v1.Publish" => v1(c::v1_publish(v1::PublishRequest::decode(body).ok()?)),
+        "v1.Broadcast" => v1(c::v1_broadcast(v1::BroadcastRequest::decode(body).ok()?)),
+        "v1.Unsubscribe" => v1(c::v1_unsubscribe(
+            v1::UnsubscribeRequest::decode(body).ok()?,
+        )),
+        "v1.Disconnect" => v1(c::v1_disconnect(v1::DisconnectRequest::decode(body).ok()?)),
+        "v1.Presence" => {
+            let r = v1::PresenceRequest::decode(body).ok()?;
+            v1(ApiCommand::Presence(c::channel(r.channel)))
+        }
+        "v1.PresenceStats" => {
+            let r = v1::PresenceStatsRequest::decode(body).ok()?;
+            v1(ApiCommand::PresenceStats(c::channel(r.channel)))
+        }
+        "v1.History" => v1(c::v1_history(
+            v1::HistoryRequest::decode(body).ok()?.channel,
+        )),
+        "v1.HistoryRemove" => {
+            let r = v1::HistoryRemoveRequest::decode(body).ok()?;
+            v1(ApiCommand::HistoryRemove(c::channel(r.channel)))
+        }
+        "v1.Channels" => {
+            v1::ChannelsRequest::decode(body).ok()?;
+            v1(ApiCommand::Channels(Default::default()))
+        }
+        "v1.Info" => {
+            v1::InfoRequest::decode(body).ok()?;
+            v1(ApiCommand::Info)
+        }
+        _ => v1(c::v1_rpc(v1::RpcRequest::decode(body).ok()?)),
+    })
+}

@@ -168,8 +168,16 @@ fn close_push(encoding: Encoding, frame: &CloseFrame) -> Option<Bytes> {
 }
 
 /// The connect request from a JSON text (`null` = `{}`); `None` when it is not one.
-fn decode_json(bytes: &[u8]) -> Option<ConnectRequest> {
+pub(crate) fn decode_json(bytes: &[u8]) -> Option<ConnectRequest> {
     rotor_protocol::command::decode_json_connect_request(bytes).ok()
+}
+
+/// The connect request of a `?cf_connect=<JSON>` query (uni_sse `GET`, uni_websocket):
+/// `None` without that parameter, `Some(None)` when its value is not a connect request.
+pub(crate) fn cf_connect(query: &str) -> Option<Option<ConnectRequest>> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "cf_connect")
+        .map(|(_, v)| decode_json(v.as_bytes()))
 }
 
 #[cfg(test)]

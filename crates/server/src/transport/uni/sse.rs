@@ -29,16 +29,10 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
         )
     };
     let connect = if parts.method == Method::GET {
-        let query = parts.uri.query().unwrap_or("");
-        let value = form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "cf_connect")
-            .map(|(_, v)| v.into_owned());
-        match value {
+        match super::cf_connect(parts.uri.query().unwrap_or("")) {
             None => ConnectRequest::default(),
-            Some(v) => match decode_json(v.as_bytes()) {
-                Some(r) => r,
-                None => return bad(),
-            },
+            Some(Some(r)) => r,
+            Some(None) => return bad(),
         }
     } else if parts.method == Method::POST {
         match read_body(headers, body, settings.max_request_body_size).await {

@@ -88,16 +88,10 @@ pub(super) async fn handler(State(state): State<SharedState>, req: Request) -> R
     if let Err(r) = state.limits.admit(&state.connections) {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, r.reason());
     }
-    let query = parts.uri.query().unwrap_or("");
-    let connect = form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "cf_connect")
-        .map(|(_, v)| v.into_owned());
-    let connect = match connect {
+    let connect = match super::cf_connect(parts.uri.query().unwrap_or("")) {
         None => None,
-        Some(v) => match decode_json(v.as_bytes()) {
-            Some(r) => Some(r),
-            None => return refuse(StatusCode::BAD_REQUEST, "bad cf_connect"),
-        },
+        Some(Some(r)) => Some(r),
+        Some(None) => return refuse(StatusCode::BAD_REQUEST, "bad cf_connect"),
     };
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes().trim_ascii());
     let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {

@@ -481,7 +481,7 @@ pub(crate) fn deflate(input: &[u8], level: u32, out: &mut Vec<u8>) {
     });
 }
 
-enum Inflate {
+pub(crate) enum Inflate {
     /// Inflated past the limit (the size reached).
     TooBig(usize),
     /// Not a valid deflate stream.
@@ -489,11 +489,13 @@ enum Inflate {
 }
 
 /// Inflates one message (RFC 7692 §7.2.2: the trailer appended), at most `limit` bytes.
-fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, Inflate> {
+pub(crate) fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, Inflate> {
     DECOMPRESSOR.with_borrow_mut(|slot| {
         let d = slot.get_or_insert_with(|| Decompress::new(false));
         d.reset(false);
-        let mut out = Vec::with_capacity((data.len() * 4).max(256).min(limit.saturating_add(1)));
+        // The buffer never holds more than one byte past the limit: enough to tell "too big".
+        let most = limit.saturating_add(1);
+        let mut out = Vec::with_capacity(data.len().saturating_mul(4).max(256).min(most));
         for input in [data, &TRAILER[..]] {
             let start = d.total_in();
             loop {
@@ -501,7 +503,9 @@ fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, Inflate> {
                     return Err(Inflate::TooBig(out.len()));
                 }
                 if out.len() == out.capacity() {
-                    out.reserve(out.len().clamp(4096, 64 * 1024));
+                    // Doubling (amortised), capped at `most`: `reserve` could round up to
+                    // twice the limit (fuzz target websocket_deflate).
+                    out.reserve_exact(out.len().max(4096).min(most - out.len()));
                 }
                 let before = (d.total_in(), d.total_out());
                 let done = (d.total_in() - start) as usize;
@@ -576,5 +580,28 @@ mod tests {
         assert!(bomb.len() < 8192);
         assert!(matches!(inflate(&bomb, 65536), Err(Inflate::TooBig(n)) if n < 200_000));
         assert!(matches!(inflate(b"\xff\xff\xff", 1024), Err(Inflate::Bad)));
+    }
+
+    /// Found by the fuzz target `websocket_deflate` (fuzz/regressions/websocket_deflate/):
+    /// the output buffer grew by `reserve`, which may double it, so a message inflating near
+    /// the limit allocated up to twice the limit, and "too big" was reported at sizes past it.
+    #[test]
+    fn inflating_never_allocates_past_the_limit() {
+        let text = br#"{"push":{"channel":"news","pub":{"data":{"text":"hello hello hello"}}}}"#;
+        let input: Vec<u8> = text.iter().copied().cycle().take(300).collect();
+        let mut small = Vec::new();
+        deflate(&input, 6, &mut small);
+        let out = inflate(&small, 1024).ok().unwrap_or_default();
+        assert_eq!(out, input);
+        assert!(out.capacity() <= 1025, "{}", out.capacity());
+        let mut bomb = Vec::new();
+        deflate(&vec![b'a'; 200_000], 9, &mut bomb);
+        for limit in [0, 16, 4096, 65_536, 199_999] {
+            match inflate(&bomb, limit) {
+                Err(Inflate::TooBig(n)) => assert_eq!(n, limit + 1),
+                _ => panic!("limit {limit}: not refused as too big"),
+            }
+        }
+        assert_eq!(inflate(&bomb, 200_000).ok().map(|o| o.len()), Some(200_000));
     }
 }

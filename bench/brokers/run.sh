@@ -108,8 +108,10 @@ CGROUPS=()
 cap_cpu() { # pid name
   [ -n "$BROKER_CPU_PCT" ] || return 0
   local cg="/sys/fs/cgroup/cpu/rotor-bench-$2"
-  mkdir -p "$cg" && echo 100000 >"$cg/cpu.cfs_period_us" \
-    && echo $((BROKER_CPU_PCT * 1000)) >"$cg/cpu.cfs_quota_us" && echo "$1" >"$cg/cgroup.procs" \
+  # The shortest period for the share (1 ms of CPU per period), so that throttling stalls a
+  # broker for as little as it can: a long stall would make the run latency-bound instead.
+  mkdir -p "$cg" && echo $((100000 / BROKER_CPU_PCT)) >"$cg/cpu.cfs_period_us" \
+    && echo 1000 >"$cg/cpu.cfs_quota_us" && echo "$1" >"$cg/cgroup.procs" \
     || { log "cannot cap $2 at $BROKER_CPU_PCT %"; exit 1; }
   CGROUPS+=("$cg")
 }

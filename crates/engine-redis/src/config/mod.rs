@@ -459,9 +459,9 @@ fn tcp_addr(a: &str, key: &str) -> Result<ConnectionAddr, ConfigError> {
 mod cluster;
 mod detect;
 mod keys;
-mod tls;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use cluster::clusters;
 use keys::Keys;

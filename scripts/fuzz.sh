@@ -4,7 +4,9 @@
 #   scripts/fuzz.sh replay             every file of fuzz/corpus/<target>/ and
 #                                      fuzz/regressions/<target>/ through its target function,
 #                                      without libFuzzer (a cargo test of the fuzz crate, stable
-#                                      toolchain, the main target dir): for CI.
+#                                      toolchain, the main target dir), then a bounded
+#                                      random-mutation run of every target from its corpus
+#                                      (ROTOR_FUZZ_SMOKE_MS each, 1,500 by default): for CI.
 #   scripts/fuzz.sh run <seconds> [target...]
 #                                      each target (default: all) fuzzed with libFuzzer for
 #                                      <seconds>, one after the other, starting from and growing
@@ -33,7 +35,8 @@ usage() {
 replay() {
   # The main workspace's target dir: the dependencies it already built are reused.
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
-    cargo test --manifest-path "$FUZZ/Cargo.toml" --no-default-features --test replay -- --nocapture
+    cargo test --manifest-path "$FUZZ/Cargo.toml" --no-default-features --test replay --test mutate \
+    -- --nocapture
 }
 
 fuzz_one() {

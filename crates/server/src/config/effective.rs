@@ -246,17 +246,8 @@ pub fn effective(cfg: &LoadedConfig) -> Value {
         Value::Object(o)
     });
     m.insert("namespaces".into(), Value::Array(namespaces.collect()));
-    let redis = s.redis.iter().map(|(k, v)| {
-        let masked = k.contains("password") && !v.as_str().is_some_and(str::is_empty);
-        // Env values arrive as strings, file values typed: print scalars one way.
-        let v = match v {
-            _ if masked => json!(MASK),
-            Value::Number(_) | Value::Bool(_) => Value::String(v.to_string()),
-            other => other.clone(),
-        };
-        (k.clone(), v)
-    });
-    m.insert("redis".into(), Value::Object(redis.collect()));
+    m.insert("redis".into(), raw_keys(&s.redis));
+    m.insert("brokers".into(), raw_keys(&s.brokers));
     m.insert("proxy".into(), proxy(&cfg.proxy));
     transports(&s.transports, &mut m);
     grpc_api(&s.grpc_api, &mut m);
@@ -403,6 +394,43 @@ fn transports(t: &super::transports::TransportSettings, m: &mut Map<String, Valu
             json!(c.decompressed_limit),
         );
     }
+}
+
+/// Keys the server passes on as read (the Redis engine's, the NATS broker's and the presence
+/// manager's): passwords, inline private keys and URL passwords masked; scalars printed one way
+/// (env values arrive as strings, file values typed).
+fn raw_keys(keys: &Map<String, Value>) -> Value {
+    let secret_key = |k: &str| k.contains("password") || k.ends_with("key_pem");
+    let url = |v: &str| {
+        v.split(',')
+            .map(|part| redact_url(part.trim()))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let printed = keys.iter().map(|(k, v)| {
+        let empty = v.is_null() || v.as_str().is_some_and(str::is_empty);
+        let inline = v
+            .as_str()
+            .is_some_and(|t| t.contains("-----BEGIN") || t.len() > 256);
+        let v = match v {
+            _ if secret_key(k) && !empty && (k.contains("password") || inline) => json!(MASK),
+            // PEM text of a certificate is not secret, but long: shown as set.
+            Value::String(t) if t.contains("-----BEGIN") => json!("(PEM text)"),
+            Value::String(t) if t.contains("://") => Value::String(url(t)),
+            Value::Array(a) => Value::Array(
+                a.iter()
+                    .map(|e| match e.as_str() {
+                        Some(t) if t.contains("://") => Value::String(url(t)),
+                        _ => e.clone(),
+                    })
+                    .collect(),
+            ),
+            Value::Number(_) | Value::Bool(_) => Value::String(v.to_string()),
+            other => other.clone(),
+        };
+        (k.clone(), v)
+    });
+    Value::Object(printed.collect())
 }
 
 /// `scheme://user:password@host` with the password masked.

@@ -892,3 +892,32 @@ fn history_meta_ttl_defaults_per_generation() {
     let c = run(Some(&file("yaml", text)), &[]).unwrap();
     assert_eq!(meta(&c), (secs(3600), Some(serde_json::json!(3600))));
 }
+
+#[test]
+fn effective_config_shows_engine_and_broker_keys_with_secrets_masked() {
+    let text = r#"{
+      "engine": {"type": "redis", "redis": {"address": "redis://:redispw@10.0.0.1:6379",
+        "tls": {"enabled": true, "key_pem": "-----BEGIN PRIVATE KEY-----\nsecretkey\n-----END PRIVATE KEY-----\n",
+                "cert_pem": "/etc/rotor/client.pem"}}},
+      "broker": {"enabled": true, "type": "nats", "nats": {"url": "nats://u:natspw@n1:4222,nats://n2:4222"}}
+    }"#;
+    let c = load_text("json", text, &[]).unwrap();
+    let out = effective(&c).to_string();
+    for secret in ["redispw", "natspw", "secretkey"] {
+        assert!(!out.contains(secret), "{secret} shown: {out}");
+    }
+    let e = effective(&c);
+    assert_eq!(
+        e["redis"]["redis_address"],
+        json!("redis://:********@10.0.0.1:6379")
+    );
+    assert_eq!(
+        e["redis"]["redis_tls_cert_pem"],
+        json!("/etc/rotor/client.pem")
+    );
+    assert_eq!(e["brokers"]["broker_type"], json!("nats"));
+    assert_eq!(
+        e["brokers"]["nats_url"],
+        json!("nats://u:********@n1:4222,nats://n2:4222")
+    );
+}

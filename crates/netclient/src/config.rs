@@ -226,18 +226,8 @@ mod tests {
 
     /// A CA's PEM, and a server certificate and key it signed for `nats.internal`.
     fn pki() -> (String, CertificateDer<'static>, PrivateKeyDer<'static>) {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca =
-            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
-        let key = KeyPair::generate().expect("key");
-        let leaf = CertificateParams::new(vec!["nats.internal".to_owned()])
-            .expect("params")
-            .signed_by(&key, &ca)
-            .expect("sign");
-        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key");
-        (ca.pem(), leaf.der().clone(), key)
+        let p = crate::test_pki::pki("nats.internal");
+        (p.ca_pem, p.leaf, p.key)
     }
 
     /// A TLS handshake in memory between `client` (dialing `dialed`) and a server with `cert`.

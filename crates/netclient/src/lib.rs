@@ -14,6 +14,8 @@
 
 mod config;
 mod connector;
+#[cfg(test)]
+mod test_pki;
 mod verifier;
 
 pub use config::{

@@ -127,17 +127,8 @@ mod tests {
 
     /// A CA and a leaf certificate it signed for `nats.internal`.
     fn ca_and_leaf() -> (CertificateDer<'static>, CertificateDer<'static>) {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca =
-            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
-        let key = KeyPair::generate().expect("key");
-        let leaf = CertificateParams::new(vec!["nats.internal".to_owned()])
-            .expect("params")
-            .signed_by(&key, &ca)
-            .expect("sign");
-        (ca.der().clone(), leaf.der().clone())
+        let p = crate::test_pki::pki("nats.internal");
+        (p.ca, p.leaf)
     }
 
     fn named(ca: &CertificateDer<'static>, name: &str) -> NamedServerCert {

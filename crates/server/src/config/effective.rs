@@ -400,7 +400,6 @@ fn transports(t: &super::transports::TransportSettings, m: &mut Map<String, Valu
 /// manager's): passwords, inline private keys and URL passwords masked; scalars printed one way
 /// (env values arrive as strings, file values typed).
 fn raw_keys(keys: &Map<String, Value>) -> Value {
-    let secret_key = |k: &str| k.contains("password") || k.ends_with("key_pem");
     let url = |v: &str| {
         v.split(',')
             .map(|part| redact_url(part.trim()))
@@ -413,7 +412,9 @@ fn raw_keys(keys: &Map<String, Value>) -> Value {
             .as_str()
             .is_some_and(|t| t.contains("-----BEGIN") || t.len() > 256);
         let v = match v {
-            _ if secret_key(k) && !empty && (k.contains("password") || inline) => json!(MASK),
+            _ if !empty && (k.contains("password") || (k.ends_with("key_pem") && inline)) => {
+                json!(MASK)
+            }
             // PEM text of a certificate is not secret, but long: shown as set.
             Value::String(t) if t.contains("-----BEGIN") => json!("(PEM text)"),
             Value::String(t) if t.contains("://") => Value::String(url(t)),

@@ -13,6 +13,7 @@
 #   ROUNDS=1 DURATION=3s bash bench/brokers/run.sh  # a quick check of the setup
 #   TOPOS="redis1 shard3" SERVERS=rotor NODES="3" bash bench/brokers/run.sh
 #   BROKER_CPU_PCT=5 TOPOS="redis1 shard3 cluster-sharded" bash bench/brokers/run.sh  # brokers capped
+#   BROKER_CPUS=1 NODE_CPUS=0 bash bench/brokers/run.sh   # brokers on core 1, nodes + load on core 0
 #
 # Binaries (built by the caller; see README.md, "Reproducing"):
 #   ROTOR (default /work/target-bench/release/rotor), RB (rotor-bench, same dir),
@@ -116,10 +117,21 @@ cap_cpu() { # pid name
   CGROUPS+=("$cg")
 }
 
+# BROKER_CPUS / NODE_CPUS (taskset lists, e.g. 1 and 0): the brokers on some cores, the server
+# nodes and the load generator on others, a stand-in for brokers on hosts of their own. Unset:
+# everything shares every core.
+BROKER_CPUS="${BROKER_CPUS:-}"
+NODE_CPUS="${NODE_CPUS:-}"
+# (Command prefixes, not functions, so that $! is the started process itself: taskset execs it.)
+ON_BROKER_CPUS=()
+[ -z "$BROKER_CPUS" ] || ON_BROKER_CPUS=(taskset -c "$BROKER_CPUS")
+ON_NODE_CPUS=()
+[ -z "$NODE_CPUS" ] || ON_NODE_CPUS=(taskset -c "$NODE_CPUS")
+
 redis_start() { # port [extra args...] -> pid in $!
   local port="$1"; shift
   mkdir -p "$RUN/redis-$port"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN/redis-$port" \
+  "${ON_BROKER_CPUS[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN/redis-$port" \
     --logfile "$RUN/redis-$port/log" "$@" </dev/null >/dev/null 2>&1 &
   BROKER_PIDS+=("$!")
   cap_cpu "$!" "redis-$port"
@@ -148,7 +160,7 @@ done
 NATS_PORT=""
 if command -v nats-server >/dev/null; then
   NATS_PORT=$(free_port)
-  nats-server -a 127.0.0.1 -p "$NATS_PORT" </dev/null >"$RUN/nats.log" 2>&1 &
+  "${ON_BROKER_CPUS[@]}" nats-server -a 127.0.0.1 -p "$NATS_PORT" </dev/null >"$RUN/nats.log" 2>&1 &
   NATS_PID=$!
   BROKER_PIDS+=("$NATS_PID")
   cap_cpu "$NATS_PID" nats
@@ -199,13 +211,13 @@ start_node() { # server topo index port logfile -> pid in $!
   if [ "$s" = ref ]; then
     local redis=(-redis_addr "127.0.0.1:$R1")
     [ "$t" = cluster ] && redis=(-redis_cluster_addrs "127.0.0.1:$C1,127.0.0.1:$C2,127.0.0.1:$C3")
-    "$REF" -addr "127.0.0.1:$port" -engine redis "${redis[@]}" -history_size 0 -history_lifetime 0 \
+    "${ON_NODE_CPUS[@]}" "$REF" -addr "127.0.0.1:$port" -engine redis "${redis[@]}" -history_size 0 -history_lifetime 0 \
       -recover=false -presence=false -join_leave=false -log_level error </dev/null >"$lf" 2>&1 &
   else
     local cfg="$RUN/rotor-$t-$i.json"
     printf '{"address":"127.0.0.1","port":%s,%s,"token_hmac_secret_key":"secret","api_key":"api","log_level":"error","name":"node-%s"}\n' \
       "$port" "$(rotor_broker_keys "$t")" "$i" >"$cfg"
-    "$ROTOR" -c "$cfg" </dev/null >"$lf" 2>&1 &
+    "${ON_NODE_CPUS[@]}" "$ROTOR" -c "$cfg" </dev/null >"$lf" 2>&1 &
   fi
 }
 
@@ -235,7 +247,7 @@ measure() { # server topo nodes round
       log "$s $t ${n}n: shard channels per master $(for p in $C1 $C2 $C3; do printf '%s ' "$(redis-cli -p "$p" pubsub shardchannels | grep -c .)"; done)classic channels per master $(for p in $C1 $C2 $C3; do printf '%s ' "$(redis-cli -p "$p" pubsub channels | grep -c .)"; done)"
     ) &
   fi
-  "$RB" nodes --ws "$ws" --api "http://127.0.0.1:${ports[0]}/api" --procs "$n" \
+  "${ON_NODE_CPUS[@]}" "$RB" nodes --ws "$ws" --api "http://127.0.0.1:${ports[0]}/api" --procs "$n" \
     --server-pid "${NODE_PIDS[0]}" --watch "$watch" --label "$s-$t-${n}n-r$r" \
     --channel "bk$r$t$n" --conns "$CONNS" --subs-per-channel "$SUBS" --publishers "$PUBLISHERS" \
     --batch "$BATCH" --payload "$PAYLOAD" --window "$WINDOW" --mode max --duration "$DURATION" \
@@ -243,7 +255,7 @@ measure() { # server topo nodes round
   local res
   res="$(grep '^RESULT ' "$lf" | tail -1 | sed 's/^RESULT //')"
   [ -n "$res" ] || res="error=no_result"
-  echo "server=$s round=$r tag=$t-${n}n topo=$t broker_cpu_pct=${BROKER_CPU_PCT:-none} $res" >>"$RESULTS"
+  echo "server=$s round=$r tag=$t-${n}n topo=$t broker_cpu_pct=${BROKER_CPU_PCT:-none} broker_cpus=${BROKER_CPUS:-all} node_cpus=${NODE_CPUS:-all} $res" >>"$RESULTS"
   log "$s $t ${n}n r$r: $(grep -o 'pub_per_s=[^ ]*\|deliv_per_s=[^ ]*\|lost=[^ ]*\|error=[^ ]*' <<<"$res" | tr '\n' ' ')"
   for ((i = 0; i < n; i++)); do
     kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || log "$s node $i exited early: $(tail -3 "$LOGS/$s-$t-${n}n-r$r-node$i.log")"

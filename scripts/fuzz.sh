@@ -12,7 +12,8 @@
 #                                      <seconds>, one after the other, starting from and growing
 #                                      its corpus; then the corpus is minimised (-merge=1). A
 #                                      crash leaves its input in fuzz/artifacts/<target>/ and
-#                                      makes the script exit non-zero.
+#                                      makes the script exit non-zero. The summary line gives
+#                                      the fuzzer's CPU seconds (also in artifacts/<target>.cpu).
 #   scripts/fuzz.sh list               the target names.
 #
 # `run` needs cargo-fuzz (installed with `cargo install cargo-fuzz --locked` when missing). On
@@ -47,10 +48,14 @@ fuzz_one() {
   mkdir -p "$fresh"
   # Fuzz into a fresh directory with the kept corpus as read-only seeds, then merge both
   # back, minimised, into the kept one.
-  local rc=0
-  (cd "$FUZZ" && nice -n "$nice" cargo fuzz run -O -a -s none --target-dir "$target_dir" "$t" \
+  # `time` reports the user + system CPU seconds of the fuzzer (cargo-fuzz's own start-up is
+  # < 1 s of it): on a shared machine wall time overstates what a target got.
+  local rc=0 TIMEFORMAT='%U %S'
+  { time { (cd "$FUZZ" && nice -n "$nice" cargo fuzz run -O -a -s none --target-dir "$target_dir" "$t" \
     "$fresh" "$corpus" -- -max_total_time="$secs" -print_final_stats=1 \
-    -artifact_prefix="$FUZZ/artifacts/$t/") >"$FUZZ/artifacts/$t.log" 2>&1 || rc=$?
+    -artifact_prefix="$FUZZ/artifacts/$t/") >"$FUZZ/artifacts/$t.log" 2>&1; }; } 2>"$FUZZ/artifacts/$t.cpu" || rc=$?
+  local cpu
+  cpu="$(awk '{printf "%d", $1 + $2}' "$FUZZ/artifacts/$t.cpu")"
   local merged="$FUZZ/corpus-new/$t.merged"
   rm -rf "$merged"
   mkdir -p "$merged"
@@ -65,7 +70,7 @@ fuzz_one() {
   stats="$(grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' "$FUZZ/artifacts/$t.log" | tr '\n' ' ')"
   local cov
   cov="$(grep -E '^#[0-9]+' "$FUZZ/artifacts/$t.log" | tail -1 | grep -oE 'cov: [0-9]+ ft: [0-9]+' || true)"
-  printf '%-18s rc=%s %s %s corpus=%s files\n' "$t" "$rc" "$cov" "$stats" "$(ls "$corpus" | wc -l)"
+  printf '%-18s rc=%s cpu=%ss %s %s corpus=%s files\n' "$t" "$rc" "$cpu" "$cov" "$stats" "$(ls "$corpus" | wc -l)"
   return "$rc"
 }
 

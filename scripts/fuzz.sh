@@ -50,6 +50,7 @@ fuzz_one() {
   # back, minimised, into the kept one.
   # `time` reports the user + system CPU seconds of the fuzzer (cargo-fuzz's own start-up is
   # < 1 s of it): on a shared machine wall time overstates what a target got.
+  # The inner braces keep the fuzzer's redirections off `time`'s own report.
   local rc=0 TIMEFORMAT='%U %S'
   { time { (cd "$FUZZ" && nice -n "$nice" cargo fuzz run -O -a -s none --target-dir "$target_dir" "$t" \
     "$fresh" "$corpus" -- -max_total_time="$secs" -print_final_stats=1 \
